@@ -1,0 +1,323 @@
+"""Pydantic models for the whole of config.yaml.
+
+Every section forbids unknown keys so a typo is an error that names the key,
+never a silently ignored setting. Relative paths are resolved against the
+directory of config.yaml by the loader (see ``loader.resolve_paths``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from ai_agents.domain import Role
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def _blank_secret_to_none(value: object) -> object:
+    # "${OPENAI_API_KEY}" with the variable unset arrives as None or "": both mean "no key".
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return value
+
+
+ProviderName = Literal["openai", "anthropic", "openai_compatible", "scripted"]
+StructuredMode = Literal["auto", "json_schema", "tool", "json_object", "instruction"]
+
+
+class ProviderConfig(Section):
+    """One entry of the provider chain: ``llm`` itself and each ``llm.fallback`` item."""
+
+    provider: ProviderName = "openai"
+    model: str = "gpt-4o-mini"
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
+    requests_per_minute: int = Field(60, gt=0)
+    structured_mode: StructuredMode = "auto"
+    script_path: Path | None = Field(None, description="answers file for provider 'scripted'")
+
+    _blank_key = field_validator("api_key", mode="before")(_blank_secret_to_none)
+
+    @model_validator(mode="after")
+    def _scripted_needs_script(self) -> ProviderConfig:
+        if self.provider == "scripted" and self.script_path is None:
+            raise ValueError("provider 'scripted' needs script_path")
+        return self
+
+
+class ModelPrice(Section):
+    """US dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+def default_prices() -> dict[str, ModelPrice]:
+    table = {
+        "gpt-4o": (2.50, 10.00),
+        "gpt-4o-mini": (0.15, 0.60),
+        "gpt-4.1": (2.00, 8.00),
+        "gpt-4.1-mini": (0.40, 1.60),
+        "gpt-4.1-nano": (0.10, 0.40),
+        "gpt-4": (30.00, 60.00),
+        "gpt-3.5-turbo": (0.50, 1.50),
+        "o3": (2.00, 8.00),
+        "o4-mini": (1.10, 4.40),
+        "claude-opus-4": (15.00, 75.00),
+        "claude-sonnet-4": (3.00, 15.00),
+        "claude-3-7-sonnet": (3.00, 15.00),
+        "claude-3-5-sonnet": (3.00, 15.00),
+        "claude-3-5-haiku": (0.80, 4.00),
+        "claude-haiku-4": (1.00, 5.00),
+    }
+    return {name: ModelPrice(input=i, output=o) for name, (i, o) in table.items()}
+
+
+class CacheConfig(Section):
+    enabled: bool = True
+    ttl_seconds: int = Field(3600, ge=0)
+
+
+class LLMConfig(ProviderConfig):
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(2000, gt=0)
+    fallback: list[ProviderConfig] = Field(default_factory=list)
+    max_retries: int = Field(4, ge=0, description="retries per provider before falling back")
+    retry_max_wait: float = Field(120.0, gt=0, description="cap on any single backoff or Retry-After wait")
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    prices: dict[str, ModelPrice] = Field(default_factory=default_prices)
+
+
+class GitConfig(Section):
+    repository_url: str | None = None
+    branch: str = "main"
+    remote_name: str = "origin"
+    auto_commit: bool = True
+    auto_push: bool = False
+    pull_strategy: Literal["ff", "rebase"] = "ff"
+    push_retries: int = Field(3, ge=0)
+    identity_domain: str = "ai-agents.local"
+    username: str | None = Field(None, description="user for an https remote; the token comes from the env")
+    token: SecretStr | None = None
+
+    _blank_token = field_validator("token", mode="before")(_blank_secret_to_none)
+
+
+class FileSystemConfig(Section):
+    workspace_path: Path = Path("data/workspace")
+    git_repo_path: Path | None = Field(None, description="defaults to workspace_path")
+    backup_dir: Path = Path("data/backups")
+    backup_retention_days: float = Field(7, gt=0)
+    max_file_bytes: int = Field(1_000_000, gt=0)
+    protected_paths: list[str] = Field(
+        default_factory=lambda: [".github/workflows/*", ".env", ".env.*", "config.yaml"]
+    )
+
+
+class OrchestratorConfig(Section):
+    check_interval: float = Field(60.0, gt=0, description="seconds between main-loop cycles")
+    max_task_attempts: int = Field(3, ge=1)
+    task_timeout: float = Field(3600.0, gt=0, description="seconds before an in-progress task is stuck")
+    max_new_tasks: int = Field(5, ge=0, description="tasks the CEO may create per cycle")
+    generate_when_idle: bool = True
+    shutdown_grace: float = Field(30.0, gt=0, description="seconds in-flight tasks get on SIGTERM")
+    heartbeat_interval: float = Field(5.0, gt=0)
+    loop_threshold: int = Field(3, ge=2, description="same failure or same generated task this often = a loop")
+
+
+class AgentConfig(Section):
+    enabled: bool = True
+    workers: int = Field(1, ge=1, le=32)
+    model: str | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, gt=0)
+    system_prompt: str | None = None
+
+
+class AgentsConfig(Section):
+    validation_threshold: float = Field(7.0, ge=0, le=10)
+    max_fix_attempts: int = Field(3, ge=1)
+    max_approaches: int = Field(2, ge=1)
+    v_team: list[Role] = Field(default_factory=lambda: [Role.CFO, Role.RISK, Role.LEGAL, Role.TECH_LEAD])
+    ceo: AgentConfig = Field(default_factory=lambda: AgentConfig(temperature=0.8, max_tokens=3000))
+    cfo: AgentConfig = Field(default_factory=lambda: AgentConfig(temperature=0.5, max_tokens=2500))
+    developer: AgentConfig = Field(default_factory=AgentConfig)
+    qa: AgentConfig = Field(default_factory=AgentConfig)
+    risk: AgentConfig = Field(default_factory=AgentConfig)
+    legal: AgentConfig = Field(default_factory=AgentConfig)
+    security: AgentConfig = Field(default_factory=AgentConfig)
+    tech_lead: AgentConfig = Field(default_factory=AgentConfig)
+
+    def for_role(self, role: Role) -> AgentConfig:
+        return getattr(self, role.value)
+
+    def enabled_roles(self) -> list[Role]:
+        return [r for r in Role if self.for_role(r).enabled]
+
+
+class TestingConfig(Section):
+    __test__ = False
+
+    framework: Literal["auto", "pytest", "jest"] = "auto"
+    auto_run: bool = True
+    timeout: float = Field(300.0, gt=0, description="seconds before the whole test process group is killed")
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    cpu_seconds: int = Field(300, gt=0)
+    memory_mb: int = Field(2048, gt=0)
+    max_processes: int = Field(256, gt=0)
+    max_file_mb: int = Field(64, gt=0)
+    tests_dir: str = "tests"
+
+
+class DirectDeployConfig(Section):
+    host: str = "localhost"
+    port: int = Field(22, gt=0, lt=65536)
+    user: str | None = None
+    key_path: Path | None = None
+    known_hosts: Path | None = None
+    transport: Literal["ssh", "local"] = "ssh"
+    deploy_commands: list[str] = Field(default_factory=lambda: ["git pull --ff-only"])
+    rollback_commands: list[str] = Field(default_factory=list)
+    check_command: str | None = None
+
+
+class DockerDeployConfig(Section):
+    image: str = "ai-agents-app"
+    registry: str | None = None
+    build_context: str = "."
+    run_commands: list[str] = Field(default_factory=list, description="run after push, '{image}' is substituted")
+    check_command: str | None = None
+
+
+class CiCdDeployConfig(Section):
+    status_command: str | None = None
+    status_url: str | None = None
+    poll_interval: float = Field(10.0, gt=0)
+    poll_timeout: float = Field(600.0, gt=0)
+
+
+class DeploymentConfig(Section):
+    enabled: bool = True
+    type: Literal["ci_cd", "direct", "docker"] = "ci_cd"
+    ci_cd_provider: str = "github_actions"
+    command_timeout: float = Field(600.0, gt=0)
+    ci_cd: CiCdDeployConfig = Field(default_factory=CiCdDeployConfig)
+    direct: DirectDeployConfig = Field(default_factory=DirectDeployConfig)
+    docker: DockerDeployConfig = Field(default_factory=DockerDeployConfig)
+
+
+class CompanyConfig(Section):
+    name: str = "Example Co"
+    mission: str = "Build small, well-tested Python utilities."
+    strategy: str = "Ship one small tested feature at a time."
+    goals: list[str] = Field(default_factory=lambda: ["A string utilities module with tests"])
+
+
+class MemoryConfig(Section):
+    database_path: Path = Path("data/ai_agents.db")
+    activity_retention_days: float = Field(30, gt=0)
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "console"] = "json"
+    file: Path | None = Path("data/logs/ai-agents.log")
+    max_bytes: int = Field(100 * 1024 * 1024, gt=0)
+    backup_count: int = Field(7, ge=0)
+    retention_days: float = Field(7, gt=0)
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+
+class BudgetConfig(Section):
+    daily_usd: float | None = Field(None, ge=0)
+    daily_tokens: int | None = Field(None, ge=0)
+
+
+GatedAction = Literal["deploy", "push", "merge"]
+
+
+class ApprovalsConfig(Section):
+    required_for: list[GatedAction] = Field(default_factory=list)
+    timeout_seconds: float = Field(86400.0, gt=0, description="an unanswered approval is rejected after this")
+
+
+class MetricsConfig(Section):
+    listen: str | None = Field(None, description="host:port for Prometheus text, e.g. 127.0.0.1:9464")
+
+
+class AlertsConfig(Section):
+    webhook_url: str | None = None
+    min_interval_seconds: float = Field(300.0, ge=0, description="same alert name at most once per interval")
+    webhook_timeout: float = Field(5.0, gt=0)
+    webhook_retries: int = Field(3, ge=0)
+
+
+class Settings(Section):
+    """The whole of config.yaml."""
+
+    company: CompanyConfig = Field(default_factory=CompanyConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    git: GitConfig = Field(default_factory=GitConfig)
+    file_system: FileSystemConfig = Field(default_factory=FileSystemConfig)
+    orchestrator: OrchestratorConfig = Field(default_factory=OrchestratorConfig)
+    agents: AgentsConfig = Field(default_factory=AgentsConfig)
+    testing: TestingConfig = Field(default_factory=TestingConfig)
+    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    paused: bool = False
+
+    @property
+    def repo_path(self) -> Path:
+        return self.file_system.git_repo_path or self.file_system.workspace_path
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so logs and commits can be scrubbed of them."""
+        secrets = [self.llm.api_key, self.git.token, *(f.api_key for f in self.llm.fallback)]
+        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+
+
+# Keys whose change takes effect without a restart. Everything else is read once at start.
+LIVE_KEYS: tuple[str, ...] = (
+    "paused",
+    "company",
+    "budget",
+    "approvals",
+    "alerts",
+    "llm.temperature",
+    "llm.max_tokens",
+    "llm.cache",
+    "llm.prices",
+    "agents.validation_threshold",
+    "agents.max_fix_attempts",
+    "agents.max_approaches",
+    "agents.v_team",
+    "agents.*.model",
+    "agents.*.temperature",
+    "agents.*.max_tokens",
+    "agents.*.system_prompt",
+    "orchestrator.check_interval",
+    "orchestrator.max_task_attempts",
+    "orchestrator.task_timeout",
+    "orchestrator.max_new_tasks",
+    "orchestrator.generate_when_idle",
+    "orchestrator.loop_threshold",
+    "testing.timeout",
+    "testing.auto_run",
+    "logging.level",
+    "deployment",
+)

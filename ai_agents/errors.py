@@ -1,0 +1,116 @@
+"""One exception root for the whole daemon, grouped by what the caller should do.
+
+Callers never inspect vendor exceptions: adapters wrap them (``raise ... from e``)
+into one of the groups below, and :func:`action_for` maps a group to the one
+action the orchestrator takes. Keep that mapping here, in one place.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class AgentsError(Exception):
+    """Root of every error the daemon raises on purpose."""
+
+
+# --- transient: try again later -------------------------------------------------
+class TransientError(AgentsError):
+    """Something outside us hiccupped (network, rate limit, lock). Retry."""
+
+
+class LLMUnavailableError(TransientError):
+    """Every provider in the LLM chain failed with retryable errors."""
+
+
+class GitRemoteError(TransientError):
+    """The git remote could not be reached or refused a push."""
+
+
+# --- the task failed: record it, maybe escalate -----------------------------------
+class TaskFailedError(AgentsError):
+    """The task cannot be completed as asked; the reason is in the message."""
+
+
+class LLMOutputError(TaskFailedError):
+    """The model's answer was not valid JSON or did not match the schema."""
+
+
+class LLMRequestError(TaskFailedError):
+    """The provider rejected the request itself (HTTP 400, unknown model...)."""
+
+
+class WorkspaceError(TaskFailedError):
+    """A file operation was refused (path escape, protected file, bad syntax...)."""
+
+
+class GitOperationError(TaskFailedError):
+    """A git operation failed; the repository was left as it was before."""
+
+
+class MergeConflictError(GitOperationError):
+    """A merge was aborted because of conflicts."""
+
+    def __init__(self, message: str, conflicts: list[str]):
+        super().__init__(message)
+        self.conflicts = conflicts
+
+
+class SecretDetectedError(GitOperationError):
+    """A commit was refused because the staged change holds a secret."""
+
+
+class TestRunError(TaskFailedError):
+    """The test framework could not be run at all (not a failing test)."""
+
+    __test__ = False  # not a pytest test class
+
+
+class DeploymentError(TaskFailedError):
+    """A deployment step failed."""
+
+
+class ApprovalRejectedError(TaskFailedError):
+    """A human (or the approval timeout) rejected a gated action."""
+
+
+# --- budget: stop starting LLM work until the budget allows it -----------------
+class BudgetExceeded(AgentsError):
+    """The daily token or cost budget is used up."""
+
+
+# --- fatal: a human must fix configuration; do not retry --------------------------
+class FatalError(AgentsError):
+    """Retrying cannot help: configuration or credentials must be fixed."""
+
+
+class ConfigError(FatalError):
+    """config.yaml is invalid. ``problems`` holds one line per problem."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+class LLMAuthError(FatalError):
+    """The provider rejected the API key (HTTP 401/403)."""
+
+
+class ErrorAction(str, Enum):
+    """What the orchestrator does with a failed unit of work."""
+
+    RETRY = "retry"
+    FAIL_TASK = "fail_task"
+    WAIT_FOR_BUDGET = "wait_for_budget"
+    FAIL_AND_ALERT = "fail_and_alert"
+
+
+def action_for(exc: BaseException) -> ErrorAction:
+    """Map an exception to the orchestrator's action. Unknown errors fail the task."""
+    if isinstance(exc, TransientError):
+        return ErrorAction.RETRY
+    if isinstance(exc, BudgetExceeded):
+        return ErrorAction.WAIT_FOR_BUDGET
+    if isinstance(exc, FatalError):
+        return ErrorAction.FAIL_AND_ALERT
+    return ErrorAction.FAIL_TASK

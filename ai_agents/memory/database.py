@@ -1,0 +1,224 @@
+"""SQLite access shared by every thread, and the schema with forward migrations.
+
+How it is safe from many threads at once: every thread gets its own
+``sqlite3`` connection (``threading.local``); the database runs in WAL mode,
+so readers never block the writer; each write is one short ``BEGIN IMMEDIATE``
+transaction, so writers queue on SQLite's lock (``busy_timeout``) instead of
+failing or interleaving; and nothing keeps a transaction open across a
+network or LLM call.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+BUSY_TIMEOUT_MS = 30_000
+
+# Each entry moves the schema from version i to i + 1. Never edit an entry that
+# has shipped: append a new one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE agent_memory (
+        id INTEGER PRIMARY KEY,
+        agent_name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        created_at TIMESTAMP,
+        updated_at TIMESTAMP,
+        UNIQUE(agent_name, key)
+    );
+    CREATE TABLE activity_logs (
+        id INTEGER PRIMARY KEY,
+        agent_name TEXT NOT NULL,
+        activity TEXT NOT NULL,
+        details TEXT,
+        timestamp TIMESTAMP,
+        task_id TEXT
+    );
+    CREATE INDEX idx_activity_task ON activity_logs(task_id);
+    CREATE INDEX idx_activity_time ON activity_logs(timestamp);
+    CREATE TABLE decision_history (
+        id INTEGER PRIMARY KEY,
+        agent_name TEXT NOT NULL,
+        decision_type TEXT NOT NULL,
+        decision_data TEXT NOT NULL,
+        timestamp TIMESTAMP,
+        task_id TEXT
+    );
+    CREATE INDEX idx_decision_task ON decision_history(task_id);
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        payload TEXT NOT NULL DEFAULT '{}',
+        priority INTEGER NOT NULL DEFAULT 5,
+        deadline TIMESTAMP,
+        status TEXT NOT NULL,
+        assigned_agent TEXT,
+        parent_id TEXT REFERENCES tasks(id),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        error TEXT,
+        created_at TIMESTAMP NOT NULL,
+        updated_at TIMESTAMP NOT NULL,
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP,
+        lease_owner TEXT,
+        lease_expires_at TIMESTAMP,
+        fingerprint TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX idx_tasks_status ON tasks(status, priority, created_at);
+    CREATE INDEX idx_tasks_fingerprint ON tasks(fingerprint);
+    CREATE TABLE llm_calls (
+        id INTEGER PRIMARY KEY,
+        timestamp TIMESTAMP NOT NULL,
+        agent TEXT,
+        task_id TEXT,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        tokens_in INTEGER NOT NULL DEFAULT 0,
+        tokens_out INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        price_known INTEGER NOT NULL DEFAULT 1,
+        latency_ms REAL NOT NULL DEFAULT 0,
+        cached INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    );
+    CREATE INDEX idx_llm_calls_time ON llm_calls(timestamp);
+    CREATE TABLE llm_cache (
+        key TEXT PRIMARY KEY,
+        response TEXT NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        expires_at TIMESTAMP NOT NULL,
+        hits INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE daemon_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TIMESTAMP NOT NULL
+    );
+    CREATE TABLE approvals (
+        id INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL REFERENCES tasks(id),
+        action TEXT NOT NULL,
+        status TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}',
+        requested_at TIMESTAMP NOT NULL,
+        decided_at TIMESTAMP,
+        decided_by TEXT,
+        UNIQUE(task_id, action)
+    );
+    """,
+]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str, sort_keys=True)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class Database:
+    """A SQLite file shared by threads: one connection per thread, WAL, short write transactions."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self.migrate()
+
+    def connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    def utils(self) -> sqlite_utils.Database:
+        """A sqlite-utils view over this thread's connection (reads and introspection)."""
+        db = getattr(self._local, "utils", None)
+        if db is None:
+            db = self._local.utils = sqlite_utils.Database(self.connection())
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."""
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.connection().execute(sql, params).fetchall()]
+
+    def query_one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
+        row = self.connection().execute(sql, params).fetchone()
+        return dict(row) if row else None
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> int:
+        """Run one write statement in its own transaction; return rows changed."""
+        with self.transaction() as conn:
+            return conn.execute(sql, params).rowcount
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.connection().execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        """Bring the schema forward to the newest version, one transaction per step."""
+        conn = self.connection()
+        for version in range(self.schema_version, len(MIGRATIONS)):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-check under the lock: another process may have migrated meanwhile.
+                if int(conn.execute("PRAGMA user_version").fetchone()[0]) > version:
+                    conn.execute("ROLLBACK")
+                    continue
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def integrity_ok(self) -> bool:
+        return self.connection().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def close(self) -> None:
+        with self._all_lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass  # closing a connection of a finished thread; nothing to save
+            self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,245 @@
+"""TaskStore: the ``tasks`` table is the source of truth; every state change is one transaction.
+
+Leases: a worker claims a task with ``claim`` (queued -> in_progress, attempt
+counted, lease owner and expiry set in one UPDATE guarded by the status), so two
+workers can never both run it. A lease that outlives its process is reclaimed
+by ``recover_orphans`` (start-up) or ``expired_leases`` (stuck-task sweep).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from ai_agents.domain import (
+    FINAL_STATUSES,
+    Priority,
+    Task,
+    TaskStatus,
+    TaskType,
+    iso,
+    normalize_text,
+    parse_iso,
+    utcnow,
+)
+from ai_agents.memory.database import Database, dumps, loads
+
+
+def fingerprint(title: str, description: str = "") -> str:
+    """Hash of the normalised title: two tasks with the same one are the same task."""
+    return hashlib.sha256(normalize_text(title).encode()).hexdigest()[:16]
+
+
+def new_task_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _row_to_task(row: dict[str, Any]) -> Task:
+    return Task(
+        id=row["id"], type=TaskType(row["type"]), title=row["title"], description=row["description"],
+        payload=loads(row["payload"]) or {}, priority=Priority.parse(int(row["priority"])),
+        deadline=parse_iso(row["deadline"]), status=TaskStatus(row["status"]),
+        assigned_agent=row["assigned_agent"], parent_id=row["parent_id"], attempts=row["attempts"],
+        result=loads(row["result"]), error=row["error"], created_at=parse_iso(row["created_at"]),
+        updated_at=parse_iso(row["updated_at"]), started_at=parse_iso(row["started_at"]),
+        finished_at=parse_iso(row["finished_at"]), lease_owner=row["lease_owner"],
+        lease_expires_at=parse_iso(row["lease_expires_at"]), fingerprint=row["fingerprint"],
+    )
+
+
+class TaskStore:
+    """Create, claim and finish tasks atomically."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def create(self, type: TaskType | str, title: str, description: str = "", *,
+               priority: Priority | str | int = Priority.MEDIUM, payload: dict[str, Any] | None = None,
+               deadline: datetime | None = None, assigned_agent: str | None = None,
+               parent_id: str | None = None, task_id: str | None = None) -> Task:
+        now = utcnow()
+        task = Task(id=task_id or new_task_id(), type=TaskType(type), title=title.strip(),
+                    description=description.strip(), payload=payload or {}, priority=Priority.parse(priority),
+                    deadline=deadline, assigned_agent=assigned_agent, parent_id=parent_id,
+                    created_at=now, updated_at=now, fingerprint=fingerprint(title, description))
+        self.db.execute(
+            "INSERT INTO tasks (id, type, title, description, payload, priority, deadline, status, assigned_agent, "
+            "parent_id, attempts, created_at, updated_at, fingerprint) VALUES (?,?,?,?,?,?,?,?,?,?,0,?,?,?)",
+            (task.id, task.type.value, task.title, task.description, dumps(task.payload), task.priority.value,
+             iso(deadline), task.status.value, assigned_agent, parent_id, iso(now), iso(now), task.fingerprint),
+        )
+        return task
+
+    def get(self, task_id: str) -> Task | None:
+        row = self.db.query_one("SELECT * FROM tasks WHERE id = ?", (task_id,))
+        return _row_to_task(row) if row else None
+
+    def list(self, status: TaskStatus | str | None = None, limit: int = 1000) -> list[Task]:
+        if status is None:
+            rows = self.db.query(f"SELECT * FROM tasks ORDER BY created_at LIMIT {int(limit)}")
+        else:
+            rows = self.db.query(f"SELECT * FROM tasks WHERE status = ? ORDER BY created_at LIMIT {int(limit)}",
+                                 (TaskStatus(status).value,))
+        return [_row_to_task(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
+        return {r["status"]: r["n"] for r in rows}
+
+    def counts_by_agent(self) -> dict[str, dict[str, int]]:
+        rows = self.db.query("SELECT COALESCE(assigned_agent, '-') AS agent, status, COUNT(*) AS n "
+                             "FROM tasks GROUP BY agent, status")
+        out: dict[str, dict[str, int]] = {}
+        for r in rows:
+            out.setdefault(r["agent"], {})[r["status"]] = r["n"]
+        return out
+
+    def open_fingerprints(self) -> set[str]:
+        """Fingerprints of tasks that are queued, running, waiting or done: never generate these again."""
+        rows = self.db.query("SELECT DISTINCT fingerprint FROM tasks WHERE status != ?",
+                             (TaskStatus.CANCELLED.value,))
+        return {r["fingerprint"] for r in rows}
+
+    def fingerprint_count(self, fp: str) -> int:
+        row = self.db.query_one("SELECT COUNT(*) AS n FROM tasks WHERE fingerprint = ?", (fp,))
+        return int(row["n"]) if row else 0
+
+    # --- state changes: one transaction each, guarded by the expected status ---------
+    def claim(self, task_id: str, owner: str, lease_seconds: float) -> Task | None:
+        """queued -> in_progress for ``owner``; None when someone else has it or it is not queued."""
+        now = utcnow()
+        with self.db.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE tasks SET status = ?, attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?, "
+                "started_at = ?, updated_at = ? WHERE id = ? AND status = ?",
+                (TaskStatus.IN_PROGRESS.value, owner, iso(now + timedelta(seconds=lease_seconds)), iso(now),
+                 iso(now), task_id, TaskStatus.QUEUED.value),
+            ).rowcount
+        return self.get(task_id) if changed else None
+
+    def renew_lease(self, task_id: str, owner: str, lease_seconds: float) -> bool:
+        return self.db.execute(
+            "UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = ?",
+            (iso(utcnow() + timedelta(seconds=lease_seconds)), task_id, owner, TaskStatus.IN_PROGRESS.value),
+        ) == 1
+
+    def update_payload(self, task_id: str, updates: dict[str, Any]) -> None:
+        """Merge ``updates`` into the payload (progress markers a restart resumes from)."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT payload FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            if row is None:
+                return
+            payload = loads(row["payload"]) or {}
+            payload.update(updates)
+            conn.execute("UPDATE tasks SET payload = ?, updated_at = ? WHERE id = ?",
+                         (dumps(payload), iso(utcnow()), task_id))
+
+    def transition(self, task_id: str, new: TaskStatus, *, expected: TaskStatus | tuple[TaskStatus, ...] | None = None,
+                   owner: str | None = None, result: dict[str, Any] | None = None, error: str | None = None) -> bool:
+        """Move a task to ``new`` if it is in ``expected`` (and leased by ``owner`` when given)."""
+        now = iso(utcnow())
+        sets = ["status = ?", "updated_at = ?"]
+        params: list[Any] = [new.value, now]
+        if result is not None:
+            sets.append("result = ?")
+            params.append(dumps(result))
+        if error is not None:
+            sets.append("error = ?")
+            params.append(error)
+        if new != TaskStatus.IN_PROGRESS:
+            sets += ["lease_owner = NULL", "lease_expires_at = NULL"]
+        if new in FINAL_STATUSES or new == TaskStatus.ESCALATED:
+            sets.append("finished_at = ?")
+            params.append(now)
+        where = ["id = ?"]
+        params.append(task_id)
+        if expected is not None:
+            expected_t = (expected,) if isinstance(expected, TaskStatus) else expected
+            where.append(f"status IN ({','.join('?' * len(expected_t))})")
+            params += [s.value for s in expected_t]
+        if owner is not None:
+            where.append("lease_owner = ?")
+            params.append(owner)
+        return self.db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE {' AND '.join(where)}", tuple(params)) == 1
+
+    def recover_orphans(self, max_attempts: int) -> tuple[list[str], list[str]]:
+        """At start-up: every in_progress task belonged to a dead process.
+
+        Requeue it (its attempt was counted when it was claimed), or escalate it when
+        it has used all its attempts. Returns (requeued ids, escalated ids).
+        """
+        return self._reclaim("status = ?", (TaskStatus.IN_PROGRESS.value,), max_attempts,
+                             "the daemon stopped while this task was running")
+
+    def expired_leases(self, max_attempts: int) -> tuple[list[str], list[str]]:
+        """In-progress tasks whose lease ran out (task_timeout): requeue or escalate."""
+        return self._reclaim("status = ? AND lease_expires_at < ?", (TaskStatus.IN_PROGRESS.value, iso(utcnow())),
+                             max_attempts, "the task timed out (its lease expired)")
+
+    def _reclaim(self, where: str, params: tuple, max_attempts: int, reason: str) -> tuple[list[str], list[str]]:
+        now = iso(utcnow())
+        with self.db.transaction() as conn:
+            rows = conn.execute(f"SELECT id, attempts FROM tasks WHERE {where}", params).fetchall()
+            requeued = [r["id"] for r in rows if r["attempts"] < max_attempts]
+            escalated = [r["id"] for r in rows if r["attempts"] >= max_attempts]
+            for ids, status in ((requeued, TaskStatus.QUEUED), (escalated, TaskStatus.ESCALATED)):
+                for tid in ids:
+                    conn.execute(
+                        "UPDATE tasks SET status = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL, "
+                        "updated_at = ? WHERE id = ?", (status.value, reason, now, tid))
+        return requeued, escalated
+
+    def queued_ids_in_order(self) -> list[Task]:
+        return self.list(TaskStatus.QUEUED, limit=100_000)
+
+    # --- approvals ----------------------------------------------------------------
+    def request_approval(self, task_id: str, action: str, details: dict[str, Any]) -> None:
+        """Park the task in awaiting_approval with a pending approval row, atomically."""
+        now = iso(utcnow())
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO approvals (task_id, action, status, details, requested_at) VALUES (?, ?, 'pending', ?, ?) "
+                "ON CONFLICT(task_id, action) DO UPDATE SET status = 'pending', details = excluded.details, "
+                "requested_at = excluded.requested_at, decided_at = NULL, decided_by = NULL",
+                (task_id, action, dumps(details), now))
+            conn.execute("UPDATE tasks SET status = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
+                         "WHERE id = ?", (TaskStatus.AWAITING_APPROVAL.value, now, task_id))
+
+    def decide_approval(self, task_id: str, approved: bool, decided_by: str) -> dict[str, Any] | None:
+        """Approve or reject the pending approval of a task; requeue it either way so it can go on."""
+        now = iso(utcnow())
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT * FROM approvals WHERE task_id = ? AND status = 'pending'",
+                               (task_id,)).fetchone()
+            if row is None:
+                return None
+            status = "approved" if approved else "rejected"
+            conn.execute("UPDATE approvals SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",
+                         (status, now, decided_by, row["id"]))
+            conn.execute("UPDATE tasks SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
+                         (TaskStatus.QUEUED.value, now, task_id, TaskStatus.AWAITING_APPROVAL.value))
+        return {**dict(row), "status": status}
+
+    def approvals(self, status: str | None = "pending") -> list[dict[str, Any]]:
+        if status:
+            rows = self.db.query("SELECT * FROM approvals WHERE status = ? ORDER BY id", (status,))
+        else:
+            rows = self.db.query("SELECT * FROM approvals ORDER BY id")
+        for r in rows:
+            r["details"] = loads(r["details"])
+        return rows
+
+    def approval_status(self, task_id: str, action: str) -> str | None:
+        row = self.db.query_one("SELECT status FROM approvals WHERE task_id = ? AND action = ?", (task_id, action))
+        return row["status"] if row else None
+
+    def expire_approvals(self, timeout_seconds: float) -> list[str]:
+        cutoff = iso(utcnow() - timedelta(seconds=timeout_seconds))
+        rows = self.db.query("SELECT task_id FROM approvals WHERE status = 'pending' AND requested_at < ?", (cutoff,))
+        expired = []
+        for r in rows:
+            if self.decide_approval(r["task_id"], approved=False, decided_by="timeout"):
+                expired.append(r["task_id"])
+        return expired
