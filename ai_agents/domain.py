@@ -135,3 +135,13 @@ class Task:
             # Linear pull towards 0 over the last day.
             return base * hours_left / 24
         return base
+
+
+@dataclass
+class CheckResult:
+    """One line of ``doctor``: what was checked, whether it is fine, and one sentence why."""
+
+    name: str
+    ok: bool
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
