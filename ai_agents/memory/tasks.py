@@ -164,6 +164,79 @@ class TaskStore:
             params.append(owner)
         return self.db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE {' AND '.join(where)}", tuple(params)) == 1
 
+    def complete(self, task_id: str, owner: str, result: dict[str, Any],
+                 children: list[dict[str, Any]] = ()) -> list[Task] | None:
+        """in_progress -> completed and create follow-up tasks, in one transaction.
+
+        Returns the children, or None when ``owner`` no longer holds the lease (the
+        task was reclaimed meanwhile, so this late result must not count).
+        """
+        now = utcnow()
+        created: list[Task] = []
+        with self.db.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE tasks SET status = ?, result = ?, error = NULL, lease_owner = NULL, lease_expires_at = NULL, "
+                "finished_at = ?, updated_at = ? WHERE id = ? AND status = ? AND lease_owner = ?",
+                (TaskStatus.COMPLETED.value, dumps(result), iso(now), iso(now), task_id,
+                 TaskStatus.IN_PROGRESS.value, owner)).rowcount
+            if not changed:
+                return None
+            for spec in children:
+                child = Task(id=new_task_id(), type=TaskType(spec["type"]), title=spec["title"].strip(),
+                             description=spec.get("description", "").strip(), payload=spec.get("payload") or {},
+                             priority=Priority.parse(spec.get("priority", Priority.MEDIUM)),
+                             deadline=spec.get("deadline"), assigned_agent=spec.get("assigned_agent"),
+                             parent_id=task_id, created_at=now, updated_at=now,
+                             fingerprint=fingerprint(spec["title"]))
+                conn.execute(
+                    "INSERT INTO tasks (id, type, title, description, payload, priority, deadline, status, "
+                    "assigned_agent, parent_id, attempts, created_at, updated_at, fingerprint) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,0,?,?,?)",
+                    (child.id, child.type.value, child.title, child.description, dumps(child.payload),
+                     child.priority.value, iso(child.deadline), child.status.value, child.assigned_agent, task_id,
+                     iso(now), iso(now), child.fingerprint))
+                created.append(child)
+        return created
+
+    def handoff(self, task_id: str, owner: str, stage: str, assigned_agent: str,
+                payload_updates: dict[str, Any] | None = None) -> bool:
+        """in_progress -> queued for the next stage's role; each stage gets its own attempts."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT payload FROM tasks WHERE id = ? AND status = ? AND lease_owner = ?",
+                               (task_id, TaskStatus.IN_PROGRESS.value, owner)).fetchone()
+            if row is None:
+                return False
+            payload = loads(row["payload"]) or {}
+            payload.update(payload_updates or {})
+            payload["stage"] = stage
+            conn.execute(
+                "UPDATE tasks SET status = ?, payload = ?, assigned_agent = ?, attempts = 0, lease_owner = NULL, "
+                "lease_expires_at = NULL, updated_at = ? WHERE id = ?",
+                (TaskStatus.QUEUED.value, dumps(payload), assigned_agent, iso(utcnow()), task_id))
+        return True
+
+    def release(self, task_id: str, owner: str, reason: str) -> bool:
+        """in_progress -> queued without counting the attempt (shutdown, budget wait)."""
+        return self.db.execute(
+            "UPDATE tasks SET status = ?, attempts = MAX(attempts - 1, 0), lease_owner = NULL, "
+            "lease_expires_at = NULL, error = ?, updated_at = ? WHERE id = ? AND status = ? AND lease_owner = ?",
+            (TaskStatus.QUEUED.value, reason, iso(utcnow()), task_id, TaskStatus.IN_PROGRESS.value, owner)) == 1
+
+    def retry_escalated(self, task_id: str, description: str | None, payload_updates: dict[str, Any]) -> bool:
+        """escalated -> queued with fresh attempts (the CEO chose to retry differently)."""
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT payload, description FROM tasks WHERE id = ? AND status = ?",
+                               (task_id, TaskStatus.ESCALATED.value)).fetchone()
+            if row is None:
+                return False
+            payload = loads(row["payload"]) or {}
+            payload.update(payload_updates)
+            conn.execute(
+                "UPDATE tasks SET status = ?, description = ?, payload = ?, attempts = 0, finished_at = NULL, "
+                "updated_at = ? WHERE id = ?",
+                (TaskStatus.QUEUED.value, description or row["description"], dumps(payload), iso(utcnow()), task_id))
+        return True
+
     def recover_orphans(self, max_attempts: int) -> tuple[list[str], list[str]]:
         """At start-up: every in_progress task belonged to a dead process.
 
@@ -195,10 +268,15 @@ class TaskStore:
         return self.list(TaskStatus.QUEUED, limit=100_000)
 
     # --- approvals ----------------------------------------------------------------
-    def request_approval(self, task_id: str, action: str, details: dict[str, Any]) -> None:
-        """Park the task in awaiting_approval with a pending approval row, atomically."""
+    def request_approval(self, task_id: str, action: str, details: dict[str, Any],
+                         payload_updates: dict[str, Any] | None = None) -> None:
+        """Park the task in awaiting_approval with a pending approval row (and its progress), atomically."""
         now = iso(utcnow())
         with self.db.transaction() as conn:
+            if payload_updates:
+                row = conn.execute("SELECT payload FROM tasks WHERE id = ?", (task_id,)).fetchone()
+                payload = {**(loads(row["payload"]) or {}), **payload_updates}
+                conn.execute("UPDATE tasks SET payload = ? WHERE id = ?", (dumps(payload), task_id))
             conn.execute(
                 "INSERT INTO approvals (task_id, action, status, details, requested_at) VALUES (?, ?, 'pending', ?, ?) "
                 "ON CONFLICT(task_id, action) DO UPDATE SET status = 'pending', details = excluded.details, "

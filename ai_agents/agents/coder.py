@@ -1,0 +1,77 @@
+"""QA and Developer: the two halves of test-first code writing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ai_agents.agents.base import BaseAgent, task_brief
+from ai_agents.agents.models import CodeChange, CommitMessage, TestSuite
+from ai_agents.domain import Role, Task
+
+MAX_DIFF_CHARS = 12_000
+
+
+def _failures_text(failures: list[dict[str, Any]], limit: int = 8) -> str:
+    lines = []
+    for f in failures[:limit]:
+        lines.append(f"- {f.get('test_name')}: {str(f.get('error_message', ''))[:500]}\n"
+                     f"  {str(f.get('traceback', ''))[-1500:]}")
+    return "\n".join(lines) or "(no failure details)"
+
+
+class QAAgent(BaseAgent):
+    """States constraints and requirements, then writes the tests first."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(Role.QA, *args, **kwargs)
+
+    def write_tests(self, task: Task, workspace: str, feedback: list[str]) -> TestSuite:
+        prompt = (f"Task (data):\n{task_brief(task)}\n\nWorkspace:\n{workspace[:6000]}\n\n"
+                  "With a product view of the task, state its constraints and requirements, choose the module"
+                  " path the Developer must write (a new or existing .py file outside tests/) and write pytest"
+                  " tests FIRST in tests/test_<name>.py: unit tests, edge cases and input validation. Import the"
+                  " module by its dotted path from the workspace root. The tests must fail before the code exists.")
+        if feedback:
+            prompt += "\nYour previous tests were sent back:\n- " + "\n- ".join(feedback[-5:])
+        return self.ask(prompt, TestSuite, task)
+
+    def commit_message(self, task: Task, diff: str) -> CommitMessage:
+        return self.ask(_commit_prompt(task, diff, "the tests you wrote (type 'test')"), CommitMessage, task)
+
+
+class DeveloperAgent(BaseAgent):
+    """Reads the tests and the code, writes code until they pass; 3 fixes, then a different approach."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(Role.DEVELOPER, *args, **kwargs)
+
+    def write_code(self, task: Task, suite: dict[str, Any], tests: str, context: str, *,
+                   approach: int, rejected: list[str]) -> CodeChange:
+        prompt = (f"Task (data):\n{task_brief(task)}\n\nRequirements: {json.dumps(suite.get('requirements', []))}\n"
+                  f"Constraints: {json.dumps(suite.get('constraints', []))}\n"
+                  f"Write the module {suite['module_path']} so that these tests ({suite['test_path']}) pass. "
+                  "You may not change the tests.\n"
+                  f"--- {suite['test_path']} ---\n{tests[:30000]}\n--- end ---\n\nRelevant code:\n{context[:12000]}")
+        if approach:
+            prompt += ("\n\nYour earlier approach failed. Use a COMPLETELY DIFFERENT approach. It failed because:\n- "
+                       + "\n- ".join(rejected[-6:]))
+        return self.ask(prompt, CodeChange, task)
+
+    def fix_code(self, task: Task, suite: dict[str, Any], tests: str, change: CodeChange, *,
+                 failures: list[dict[str, Any]], review: list[str]) -> CodeChange:
+        code = "\n".join(f"--- {f.path} ---\n{f.content[:20000]}" for f in change.files)
+        problem = (f"The tests fail:\n{_failures_text(failures)}" if failures
+                   else "The tests pass, but the Tech Lead rejected the code:\n- " + "\n- ".join(review))
+        prompt = (f"Task (data):\n{task_brief(task)}\n\nTests ({suite['test_path']}, you may not change them):\n"
+                  f"{tests[:30000]}\n\nYour code:\n{code}\n\n{problem}\n\nReturn the corrected files.")
+        return self.ask(prompt, CodeChange, task)
+
+    def commit_message(self, task: Task, diff: str) -> CommitMessage:
+        return self.ask(_commit_prompt(task, diff, "the code you wrote (type feat or fix)"), CommitMessage, task)
+
+
+def _commit_prompt(task: Task, diff: str, what: str) -> str:
+    return (f"Task (data):\n{task_brief(task)}\n\nWrite a Conventional Commits message for {what}, from this"
+            f" diff. Subject in the imperative, at most 72 characters; a short body saying why. No secrets.\n"
+            f"{diff[:MAX_DIFF_CHARS]}")

@@ -1,0 +1,185 @@
+"""The composition root: the only module that imports every part and wires them together."""
+
+from __future__ import annotations
+
+import fcntl
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ai_agents.agents import CEOAgent, ReviewerAgent
+from ai_agents.agents.coder import DeveloperAgent, QAAgent
+from ai_agents.config import ConfigWatcher, LiveConfig, load_config
+from ai_agents.config.models import Settings
+from ai_agents.deployment import DeploymentManager
+from ai_agents.domain import Role, TaskType
+from ai_agents.errors import FatalError
+from ai_agents.file_system import FileSystemManager
+from ai_agents.git import GitManager
+from ai_agents.llm import LLMClient
+from ai_agents.logging_setup import Redactor, configure_logging, set_level
+from ai_agents.memory import ContextManager, Database, MemoryStore, TaskStore
+from ai_agents.ops.alerts import Alerter
+from ai_agents.ops.metrics import MetricsServer, collect_metrics, render_prometheus
+from ai_agents.ops.systemd import SystemdNotifier
+from ai_agents.orchestrator import AnalysisFlow, DecisionFlow, TaskOrchestrator
+from ai_agents.orchestrator.pipeline import CodeFlow, Workspace
+from ai_agents.testing import TestRunner
+
+log = structlog.get_logger("ai_agents.app")
+
+
+@dataclass
+class App:
+    live: LiveConfig
+    db: Database
+    memory: MemoryStore
+    tasks: TaskStore
+    llm: LLMClient
+    workspace: Workspace
+    orchestrator: TaskOrchestrator
+    alerter: Alerter
+    redactor: Redactor
+    metrics_server: MetricsServer | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.start()
+        self.orchestrator.start()
+
+    def stop(self) -> None:
+        self.orchestrator.shutdown()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        self.alerter.close(2.0)
+        self.llm.close()
+        self.db.close()
+
+
+def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, *,
+              notifier: SystemdNotifier | None = None, watch: bool = True) -> App:
+    live = LiveConfig(settings, config_path)
+    live.subscribe(lambda old, new, keys: redactor.update(new.secret_values()))
+    live.subscribe(lambda old, new, keys: set_level(new.logging.level) if "logging.level" in keys else None)
+    db = Database(settings.memory.database_path)
+    memory, tasks = MemoryStore(db), TaskStore(db)
+    context = ContextManager(live, memory, tasks)
+    alerter = Alerter(live, redactor=redactor)
+    llm = LLMClient.from_config(live, memory)
+
+    fs = FileSystemManager.from_config(settings.file_system)
+    git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values())
+    git.ensure_repository(settings.git.repository_url)
+    git.recover()
+    runner = TestRunner.from_config(settings.testing, settings.repo_path)
+    deployer = DeploymentManager.from_config(settings.deployment, settings.repo_path, memory)
+    workspace = Workspace(live=live, fs=fs, git=git, runner=runner, deployer=deployer, memory=memory)
+
+    agent_args = (llm, context, memory, live)
+    ceo = CEOAgent(*agent_args)
+
+    def spend_facts() -> dict[str, Any]:
+        return {"llm_budget": llm.budget_status()}
+
+    reviewers = {role: ReviewerAgent(role, *agent_args, facts=spend_facts if role == Role.CFO else None)
+                 for role in (Role.CFO, Role.RISK, Role.LEGAL, Role.SECURITY, Role.TECH_LEAD)}
+    enabled = set(settings.agents.enabled_roles())
+    doers = {role: agent for role, agent in {Role.CEO: ceo, **reviewers}.items() if role in enabled}
+    executor = ThreadPoolExecutor(max_workers=max(2, len(reviewers)), thread_name_prefix="vteam")
+    flows = {
+        TaskType.ANALYSIS: AnalysisFlow(doers, workspace.write_document),
+        TaskType.DECISION: DecisionFlow(ceo, reviewers, lambda: live.current.agents.v_team, executor),
+        TaskType.CODE: CodeFlow(workspace, qa=QAAgent(*agent_args), developer=DeveloperAgent(*agent_args),
+                                tech_lead=reviewers[Role.TECH_LEAD], approval_status=tasks.approval_status),
+    }
+    orchestrator = TaskOrchestrator(
+        live=live, tasks=tasks, memory=memory, ceo=ceo, flows=flows, alerts=alerter,
+        notifier=notifier or SystemdNotifier({}), budget_check=llm.check_budget,
+        workspace_summary=workspace.summary, executor=executor,
+        watcher=ConfigWatcher(live, config_path) if (watch and config_path) else None)
+    metrics_server = None
+    if settings.metrics.listen:
+        def render() -> str:
+            return render_prometheus(collect_metrics(db, memory, tasks, orchestrator.queues.depths()))
+        metrics_server = MetricsServer(settings.metrics.listen, render)
+    return App(live=live, db=db, memory=memory, tasks=tasks, llm=llm, workspace=workspace,
+               orchestrator=orchestrator, alerter=alerter, redactor=redactor, metrics_server=metrics_server)
+
+
+class InstanceLock:
+    """One daemon per database: a second ``run`` on the same data would double every task."""
+
+    def __init__(self, db_path: Path):
+        self.path = db_path.with_name(db_path.name + ".lock")
+        self._fh: Any = None
+
+    def __enter__(self) -> InstanceLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "w")  # noqa: SIM115 - held for the process lifetime
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise FatalError(f"another daemon is already running on {self.path.with_suffix('')}") from e
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fh, fcntl.LOCK_UN)
+        self._fh.close()
+
+
+def run_daemon(config_path: Path) -> int:
+    """``run``: start, serve until SIGTERM/SIGINT, stop within the grace period, exit 0."""
+    settings = load_config(config_path)
+    redactor = Redactor(settings.secret_values())
+    configure_logging(settings.logging, redactor)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()  # only a flag: the main thread does the work
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    notifier = SystemdNotifier()
+    with InstanceLock(settings.memory.database_path):
+        app = build_app(settings, config_path.resolve(), redactor, notifier=notifier)
+        log.info("daemon_started", config=str(config_path), database=str(settings.memory.database_path),
+                 workspace=str(settings.file_system.workspace_path), provider=settings.llm.provider,
+                 model=settings.llm.model)
+        app.start()
+        while not stop.wait(0.5):
+            pass
+        log.info("daemon_stopping", reason="signal")
+        app.stop()
+    log.info("daemon_stopped", exit_code=0)
+    return 0
+
+
+def run_doctor(config_path: Path) -> int:
+    """``doctor``: config, the LLM chain, the workspace, git and the test framework."""
+    from ai_agents.file_system.doctor import check_workspace
+    from ai_agents.git.doctor import check_git
+    from ai_agents.llm.doctor import check_llm_chain
+
+    settings = load_config(config_path)
+    print(f"config      ok  {config_path}")
+    configure_logging(settings.logging.model_copy(update={"file": None, "level": "ERROR"}),
+                      Redactor(settings.secret_values()))
+    db = Database(settings.memory.database_path)
+    llm = LLMClient.from_config(LiveConfig(settings, config_path), MemoryStore(db))
+    checks = list(check_llm_chain(llm))
+    fs = FileSystemManager.from_config(settings.file_system)
+    checks.append(check_workspace(fs))
+    git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values())
+    checks += check_git(git)
+    checks.append(TestRunner.from_config(settings.testing, settings.repo_path).check())
+    for c in checks:
+        print(f"{c.name:<11} {'ok ' if c.ok else 'FAIL'} {c.detail}")
+    llm_ok = any(c.ok for c in checks if c.name.startswith("llm"))
+    others_ok = all(c.ok for c in checks if not c.name.startswith("llm"))
+    return 0 if llm_ok and others_ok else 1

@@ -1,0 +1,73 @@
+"""The command line: parse, load config, hand over. Errors are one sentence on stderr, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ai_agents import __version__
+from ai_agents.errors import AgentsError, ConfigError
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ai-agents", description="Always-on autonomous AI agent daemon.")
+    p.add_argument("--version", action="version", version=f"ai-agents {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(name: str, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=help)
+        c.add_argument("--config", type=Path, default=Path("config.yaml"), help="path to config.yaml")
+        return c
+
+    cmd("run", "start the daemon (stops cleanly on SIGTERM or SIGINT)")
+    cmd("check-config", "validate config.yaml and report every problem")
+    s = cmd("submit", "add a queued task for the daemon")
+    s.add_argument("text", help="the task: a title, optionally followed by a blank line and a description")
+    s.add_argument("--type", choices=["code", "analysis", "decision"], default="code")
+    s.add_argument("--priority", choices=["high", "medium", "low"], default="medium")
+    s.add_argument("--description", default="", help="longer description")
+    t = cmd("tasks", "list tasks by status and agent")
+    t.add_argument("--status", choices=["queued", "in_progress", "completed", "failed", "cancelled", "escalated",
+                                        "awaiting_approval"])
+    t.add_argument("--json", action="store_true")
+    st = cmd("status", "daemon heartbeat, queues, tasks, LLM spend and budget")
+    st.add_argument("--json", action="store_true")
+    cmd("health", "exit 0 when the daemon is alive and its loop is not stuck, 1 otherwise")
+    cmd("doctor", "check config, LLM providers, workspace, git and test framework")
+    d = cmd("demo", "run the whole daemon end to end on the built-in scripted model (no API key)")
+    d.add_argument("--workspace", type=Path, default=None, help="where to keep the demo workspace")
+    for name, verb in (("approve", "approve"), ("reject", "reject")):
+        a = cmd(name, f"{verb} a task waiting for approval")
+        a.add_argument("task_id")
+    ap = cmd("approvals", "list pending approvals")
+    ap.add_argument("--all", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from ai_agents import commands  # imported late: --help stays fast
+
+    handler = getattr(commands, "cmd_" + args.command.replace("-", "_"))
+    try:
+        return int(handler(args) or 0)
+    except ConfigError as e:
+        print(f"ai-agents: {e}", file=sys.stderr)
+        if len(e.problems) > 1:
+            for problem in e.problems:
+                print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except AgentsError as e:
+        print(f"ai-agents: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))

@@ -1,0 +1,202 @@
+"""The CLI's commands. Each takes the parsed arguments and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from ai_agents.cli import print_json
+from ai_agents.config import load_config
+from ai_agents.config.models import Settings
+from ai_agents.domain import TaskStatus, utcnow
+from ai_agents.memory import Database, MemoryStore, TaskStore
+
+
+def _stores(settings: Settings) -> tuple[Database, MemoryStore, TaskStore]:
+    db = Database(settings.memory.database_path)
+    return db, MemoryStore(db), TaskStore(db)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = load_config(args.config)
+    roles = ", ".join(r.value for r in settings.agents.enabled_roles())
+    print(f"{args.config}: ok (provider {settings.llm.provider}/{settings.llm.model}, roles: {roles})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ai_agents.app import run_daemon
+
+    return run_daemon(args.config)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ai_agents.demo import run_demo
+
+    return run_demo(args.workspace)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ai_agents.app import run_doctor
+
+    return run_doctor(args.config)
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    settings = load_config(args.config)
+    title, _, rest = args.text.strip().partition("\n\n")
+    if not title.strip():
+        print("ai-agents: the task text is empty", file=sys.stderr)
+        return 2
+    _, _, tasks = _stores(settings)
+    task = tasks.create(args.type, title.strip(), (args.description or rest).strip(), priority=args.priority)
+    print(f"queued task {task.id}: {task.title} ({task.type.value}, {args.priority})")
+    return 0
+
+
+def _task_row(t: Any) -> dict[str, Any]:
+    return {"id": t.id, "status": t.status.value, "type": t.type.value, "priority": t.priority.name.lower(),
+            "agent": t.assigned_agent, "attempts": t.attempts, "title": t.title, "parent_id": t.parent_id,
+            "stage": t.payload.get("stage"), "error": t.error, "created_at": t.created_at,
+            "updated_at": t.updated_at}
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    settings = load_config(args.config)
+    _, _, tasks = _stores(settings)
+    rows = [_task_row(t) for t in tasks.list(args.status)]
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("no tasks" + (f" with status {args.status}" if args.status else ""))
+        return 0
+    for status in TaskStatus:
+        group = [r for r in rows if r["status"] == status.value]
+        if not group:
+            continue
+        print(f"{status.value} ({len(group)})")
+        for r in group:
+            stage = f" [{r['stage']}]" if r["stage"] else ""
+            print(f"  {r['id']}  {r['priority']:<6} {r['type']:<8} {(r['agent'] or '-'):<10} {r['title']}{stage}")
+            if r["error"] and status != TaskStatus.COMPLETED:
+                print(f"      error: {r['error'][:160]}")
+    return 0
+
+
+def _heartbeat_age(memory: MemoryStore) -> tuple[dict[str, Any] | None, float | None]:
+    state, at = memory.get_state("heartbeat")
+    if at is None:
+        return None, None
+    return state, (datetime.now(timezone.utc) - at).total_seconds()
+
+
+def status_report(settings: Settings, config_path: str) -> dict[str, Any]:
+    from ai_agents.ops.metrics import collect_metrics
+
+    db, memory, tasks = _stores(settings)
+    state, age = _heartbeat_age(memory)
+    today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+    usage = memory.usage_since(today)
+    budget = settings.budget
+    remaining = {
+        "usd": None if budget.daily_usd is None else round(max(budget.daily_usd - usage["cost_usd"], 0.0), 6),
+        "tokens": None if budget.daily_tokens is None else max(budget.daily_tokens - usage["tokens"], 0),
+    }
+    deployment, _ = memory.get_state("deployment")
+    return {
+        "config": str(config_path), "database": str(settings.memory.database_path),
+        "workspace": str(settings.file_system.workspace_path), "log_file": str(settings.logging.file),
+        "daemon": {"heartbeat_age_seconds": None if age is None else round(age, 1), **(state or {})},
+        "paused": settings.paused,
+        "tasks_by_status": tasks.counts(), "tasks_by_agent": tasks.counts_by_agent(),
+        "llm_today": usage, "budget": {"daily_usd": budget.daily_usd, "daily_tokens": budget.daily_tokens,
+                                       "remaining": remaining},
+        "pending_approvals": len(tasks.approvals("pending")),
+        "metrics": collect_metrics(db, memory, tasks),
+        "last_deployment": (deployment or {}).get("history", [None])[-1] if isinstance(deployment, dict) else None,
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = load_config(args.config)
+    report = status_report(settings, str(args.config))
+    if args.json:
+        print_json(report)
+        return 0
+    d = report["daemon"]
+    age = d.get("heartbeat_age_seconds")
+    alive = "never ran" if age is None else ("stopped" if d.get("stopped_at") else f"heartbeat {age:.0f}s ago")
+    print(f"daemon:    {alive} (pid {d.get('pid', '-')}){'  PAUSED' if report['paused'] else ''}")
+    print(f"config:    {report['config']}\ndatabase:  {report['database']}\nworkspace: {report['workspace']}")
+    print(f"log file:  {report['log_file']}")
+    print("tasks:     " + (", ".join(f"{k} {v}" for k, v in sorted(report["tasks_by_status"].items())) or "none"))
+    for agent, counts in sorted(report["tasks_by_agent"].items()):
+        print(f"  {agent:<10} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    queues = d.get("queues") or {}
+    if queues:
+        print("queues:    " + ", ".join(f"{k} {v}" for k, v in queues.items()))
+    if d.get("current_tasks"):
+        print("running:   " + ", ".join(f"{w}: {t}" for w, t in d["current_tasks"].items()))
+    if d.get("unhealthy_roles"):
+        print("UNHEALTHY: " + ", ".join(d["unhealthy_roles"]))
+    u, b = report["llm_today"], report["budget"]
+    print(f"LLM today: {u['calls']} calls, {u['tokens']} tokens, ${u['cost_usd']:.4f}")
+    for agent, a in sorted(u["per_agent"].items()):
+        print(f"  {agent:<10} {a['calls']} calls ({a['cached']} cached), {a['tokens']} tokens, ${a['cost_usd']:.4f}")
+    print(f"budget:    daily ${b['daily_usd'] if b['daily_usd'] is not None else 'unlimited'}, "
+          f"{b['daily_tokens'] if b['daily_tokens'] is not None else 'unlimited'} tokens; remaining "
+          f"${b['remaining']['usd'] if b['remaining']['usd'] is not None else '-'}, "
+          f"{b['remaining']['tokens'] if b['remaining']['tokens'] is not None else '-'} tokens")
+    m = report["metrics"]
+    print(f"metrics:   success rate {m.get('success_rate')}, errors {m.get('error_count')}")
+    if report["pending_approvals"]:
+        print(f"approvals: {report['pending_approvals']} pending (see 'approvals')")
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from ai_agents.ops.health import check_health
+
+    settings = load_config(args.config)
+    if not settings.memory.database_path.exists():
+        print(f"unhealthy: no database at {settings.memory.database_path}: the daemon has never run")
+        return 1
+    _, memory, _ = _stores(settings)
+    report = check_health(memory)
+    print(("healthy: " if report.ok else "unhealthy: ") + report.reason)
+    return 0 if report.ok else 1
+
+
+def _decide(args: argparse.Namespace, approved: bool) -> int:
+    settings = load_config(args.config)
+    _, memory, tasks = _stores(settings)
+    row = tasks.decide_approval(args.task_id, approved=approved, decided_by="cli")
+    if row is None:
+        print(f"ai-agents: task {args.task_id} has no pending approval (see 'approvals')", file=sys.stderr)
+        return 1
+    memory.log_activity("human", "approval_" + row["status"], {"action": row["action"]}, task_id=args.task_id)
+    print(f"{row['status']} {row['action']} for task {args.task_id}; the daemon will continue it")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    return _decide(args, True)
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    return _decide(args, False)
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    settings = load_config(args.config)
+    _, _, tasks = _stores(settings)
+    rows = tasks.approvals(None if args.all else "pending")
+    if not rows:
+        print("no pending approvals" if not args.all else "no approvals")
+    for r in rows:
+        print(f"{r['task_id']}  {r['action']:<7} {r['status']:<9} requested {r['requested_at']}"
+              + (f"  decided by {r['decided_by']}" if r["decided_by"] else ""))
+    return 0

@@ -1,0 +1,229 @@
+"""CodeFlow: the specification's write_code_tdd, in three stages a restart can resume.
+
+tests   (QA)        tests written first on the task branch; they must fail; committed as QA.
+code    (Developer) code written until the tests pass (3 attempts, then a different approach),
+                    reviewed by the Tech Lead, committed as Developer, merged --no-ff.
+release (Developer) push and deploy, each behind an approval when config.yaml asks for one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from ai_agents.agents.coder import DeveloperAgent, QAAgent
+from ai_agents.agents.models import CodeChange, Review, TestSuite
+from ai_agents.agents.reviewer import ReviewerAgent
+from ai_agents.domain import Role, Task, slugify
+from ai_agents.errors import TaskFailedError, TestRunError, WorkspaceError
+from ai_agents.orchestrator.flows import FlowResult
+from ai_agents.orchestrator.quality import quality_report
+from ai_agents.orchestrator.workspace import Workspace
+
+log = structlog.get_logger("ai_agents.pipeline")
+
+STAGE_ROLES = {"tests": Role.QA, "code": Role.DEVELOPER, "release": Role.DEVELOPER}
+
+
+def suite_problems(suite: TestSuite, tests_dir: str) -> list[str]:
+    problems = []
+    name = suite.test_path.rsplit("/", 1)[-1]
+    if not suite.test_path.startswith(f"{tests_dir}/") or not (name.startswith("test_") and name.endswith(".py")):
+        problems.append(f"test_path must be {tests_dir}/test_<name>.py, not {suite.test_path!r}")
+    if not suite.module_path.endswith(".py") or suite.module_path.startswith(f"{tests_dir}/"):
+        problems.append(f"module_path must be a .py file outside {tests_dir}/, not {suite.module_path!r}")
+    return problems
+
+
+class CodeFlow:
+    def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, tech_lead: ReviewerAgent,
+                 approval_status: Callable[[str, str], str | None]):
+        self.ws = ws
+        self.qa = qa
+        self.dev = developer
+        self.tech_lead = tech_lead
+        self.approval_status = approval_status
+
+    def role_for(self, task: Task) -> Role:
+        return STAGE_ROLES.get(task.payload.get("stage", "tests"), Role.QA)
+
+    def run(self, task: Task) -> FlowResult:
+        stage = task.payload.get("stage", "tests")
+        branch = task.payload.get("branch") or f"agents/{task.id}-{slugify(task.title)}"
+        if stage == "tests":
+            return self.write_tests(task, branch)
+        if stage == "code":
+            return self.write_code(task, branch)
+        return self.release(task, branch)
+
+    # --- stage 1: QA writes failing tests --------------------------------------------
+    def write_tests(self, task: Task, branch: str) -> FlowResult:
+        done = self.ws.task_commits(branch, task.id)
+        if "QA" in done and task.payload.get("test_path"):
+            return FlowResult(next_stage="code", result={"branch": branch})  # resumed after a crash
+        cfg = self.ws.live.current
+        feedback: list[str] = []
+        for attempt in range(1, cfg.agents.max_fix_attempts + 1):
+            suite = self.qa.write_tests(task, self.ws.summary(), feedback)
+            problems = suite_problems(suite, cfg.testing.tests_dir)
+            if problems:
+                feedback += problems
+                self.qa.record("tests_sent_back", task, attempt=attempt, reasons=problems)
+                continue
+            with self.ws.on_branch(branch, create=True):
+                try:
+                    self.ws.fs.write_file(suite.test_path, suite.test_code)
+                except WorkspaceError as e:
+                    feedback.append(str(e))
+                    self.qa.record("tests_sent_back", task, attempt=attempt, reasons=[str(e)])
+                    continue
+                result = self.ws.runner.run_specific_test(suite.test_path)
+                self.qa.record("tests_run_before_code", task, outcome=result.outcome, failed=result.failed_count,
+                               errors=result.errors, passed=result.passed_count)
+                if result.outcome == "could_not_run":
+                    raise TestRunError(f"the test framework could not run: {result.output_tail[-500:]}")
+                if result.outcome != "failed":
+                    why = {"passed": "the tests pass on empty code: they test nothing the task asks for",
+                           "no_tests": "no tests were collected from the file",
+                           "timeout": "the tests hang"}.get(result.outcome, f"outcome {result.outcome}")
+                    feedback.append(why)
+                    self.qa.record("tests_sent_back", task, attempt=attempt, reasons=[why])
+                    continue
+                self.ws.git.add([suite.test_path])
+                message = self.qa.commit_message(task, self.ws.git.diff(staged=True)).render(
+                    {"Task-Id": task.id, "Agent": "QA", "Tests": f"{result.test_count} written, failing before code"})
+                sha = self.ws.git.commit(message, agent=Role.QA, files=[suite.test_path])
+            self.qa.record("tests_committed", task, branch=branch, commit=sha, test_path=suite.test_path)
+            return FlowResult(next_stage="code", result={
+                "branch": branch, "test_path": suite.test_path, "module_path": suite.module_path,
+                "requirements": suite.requirements, "constraints": suite.constraints, "tests_commit": sha})
+        raise TaskFailedError("QA could not write tests that fail before the code exists: " + "; ".join(feedback[-5:]))
+
+    # --- stage 2: the Developer makes them pass ------------------------------------------
+    def write_code(self, task: Task, branch: str) -> FlowResult:
+        suite = task.payload
+        done = self.ws.task_commits(branch, task.id)
+        if "Developer" in done:
+            return self._merge(task, branch, done["Developer"], tests_passed=suite.get("tests_passed"))
+        with self.ws.on_branch(branch):
+            tests = self.ws.fs.read_file(suite["test_path"])
+            context = self._code_context(suite["module_path"])
+        cfg = self.ws.live.current.agents
+        rejected: list[str] = []
+        for approach in range(cfg.max_approaches):
+            if approach:
+                self.dev.record("approach_changed", task, approach=approach + 1, reasons=rejected[-3:])
+            change = self.dev.write_code(task, suite, tests, context, approach=approach, rejected=rejected)
+            for attempt in range(1, cfg.max_fix_attempts + 1):
+                failures, review = self._attempt(task, branch, change, suite, approach + 1, attempt)
+                if failures is None and review is not None and review.approve:
+                    return self._commit_and_merge(task, branch, change, suite)
+                reasons = ([f"{f.get('test_name')}: {str(f.get('error_message'))[:200]}" for f in failures or []]
+                           or (review.issues + review.reasons if review else []))
+                rejected += reasons[:3] or ["the attempt failed"]
+                if attempt < cfg.max_fix_attempts:
+                    change = self.dev.fix_code(task, suite, tests, change, failures=failures or [],
+                                               review=(review.issues or review.reasons) if review else [])
+        raise TaskFailedError(f"tests still failing after {cfg.max_approaches} approaches of "
+                              f"{cfg.max_fix_attempts} attempts; branch {branch} kept unmerged. Last problems: "
+                              + "; ".join(rejected[-5:]))
+
+    def _attempt(self, task: Task, branch: str, change: CodeChange, suite: dict[str, Any], approach: int,
+                 attempt: int) -> tuple[list[dict[str, Any]] | None, Review | None]:
+        """Apply, test and (when green) review one attempt. (failures or None, review or None)."""
+        with self.ws.on_branch(branch):
+            written, refused = self.ws.apply(change, {suite["test_path"]})
+            result = self.ws.runner.run_tests()
+            files = {p: self.ws.fs.read_file(p) for p in written}
+            quality = quality_report(self.ws.fs.workspace_path, files, result) if result.passed else None
+        self.dev.record("code_tested", task, approach=approach, attempt=attempt, outcome=result.outcome,
+                        passed=result.passed_count, failed=result.failed_count, refused=refused)
+        if not result.passed:
+            failures = [f.model_dump() if hasattr(f, "model_dump") else dict(f) for f in result.failures]
+            if not failures:
+                failures = [{"test_name": result.outcome, "error_message": result.output_tail[-1500:]}]
+            return failures + [{"test_name": "write refused", "error_message": r} for r in refused], None
+        review = self._review(task, files, suite, quality or {})
+        return None, review
+
+    def _review(self, task: Task, files: dict[str, str], suite: dict[str, Any], quality: dict[str, Any]) -> Review:
+        code = "\n".join(f"--- {p} ---\n{c[:15000]}" for p, c in files.items())
+        prompt = (f"Review this code; its tests ({suite['test_path']}) pass.\nTask: {task.title}\n"
+                  f"Measured quality: {json.dumps(quality, default=str)[:4000]}\n\n{code}\n\n"
+                  "Approve only correct, simple, readable code without obvious style problems. Give reasons;"
+                  " list concrete issues if you reject it.")
+        review = self.tech_lead.ask(prompt, Review, task)
+        self.tech_lead.record("code_reviewed", task, approve=review.approve, score=review.score,
+                              reasons=review.reasons[:5], style_issues=len(quality.get("style_issues", [])),
+                              max_complexity=quality.get("max_complexity"))
+        return review
+
+    def _commit_and_merge(self, task: Task, branch: str, change: CodeChange, suite: dict[str, Any]) -> FlowResult:
+        with self.ws.on_branch(branch):
+            written, _ = self.ws.apply(change, {suite["test_path"]})
+            result = self.ws.runner.run_tests()
+            if not result.passed:
+                raise TaskFailedError(f"tests no longer pass at commit time: {result.outcome}")
+            self.ws.git.add(written)
+            diff = self.ws.git.diff(staged=True)
+            message = self.dev.commit_message(task, diff).render(
+                {"Task-Id": task.id, "Agent": "Developer", "Tests": f"{result.passed_count} passed"})
+            sha = self.ws.git.commit(message, agent=Role.DEVELOPER, files=written)
+        self.dev.record("code_committed", task, branch=branch, commit=sha, tests_passed=result.passed_count)
+        return self._merge(task, branch, sha, tests_passed=result.passed_count)
+
+    def _merge(self, task: Task, branch: str, code_sha: str, tests_passed: int | None) -> FlowResult:
+        with self.ws.lock:
+            self.ws.git.checkout(self.ws.main_branch)
+            merged = self.ws.git.is_merged(branch, self.ws.main_branch)
+            merge_sha = self.ws.git.head_sha() if merged else self.ws.git.merge_branch(
+                branch, into=self.ws.main_branch, agent=Role.TECH_LEAD,
+                message=f"Merge {branch}\n\nTask-Id: {task.id}\nAgent: Tech Lead\n")
+        self.tech_lead.record("branch_merged", task, branch=branch, into=self.ws.main_branch, commit=merge_sha)
+        return FlowResult(next_stage="release", result={"code_commit": code_sha, "merge_commit": merge_sha,
+                                                         "tests_passed": tests_passed})
+
+    def _code_context(self, module_path: str) -> str:
+        parts = []
+        if self.ws.fs.exists(module_path):
+            parts.append(f"--- {module_path} (current) ---\n{self.ws.fs.read_file(module_path)[:12000]}")
+        parts.append(self.ws.summary()[:6000])
+        return "\n".join(parts)
+
+    # --- stage 3: push and deploy, behind approvals ----------------------------------------
+    def release(self, task: Task, branch: str) -> FlowResult:
+        cfg = self.ws.live.current
+        payload = task.payload
+        merge_sha = payload["merge_commit"]
+        result = {k: payload.get(k) for k in ("branch", "test_path", "module_path", "tests_commit", "code_commit",
+                                              "merge_commit", "tests_passed")}
+        steps: list[tuple[str, bool]] = [("push", cfg.git.auto_push), ("deploy", cfg.deployment.enabled)]
+        done_now: dict[str, Any] = {}
+        for action, wanted in steps:
+            if not wanted or payload.get(f"{action}_done"):
+                continue
+            if action in cfg.approvals.required_for:
+                status = self.approval_status(task.id, action)
+                if status is None or status == "pending":
+                    return FlowResult(next_stage="release", awaiting_approval=action,
+                                      result={**done_now, "action": action, "merge_commit": merge_sha})
+                if status != "approved":
+                    self.dev.record(f"{action}_rejected", task, decided=status)
+                    result[action] = f"not done: {status}"
+                    continue
+            if action == "push":
+                with self.ws.lock:
+                    self.ws.git.push(self.ws.main_branch)
+                result["push"] = "pushed"
+                done_now["push_done"] = True
+                self.dev.record("pushed", task, branch=self.ws.main_branch)
+            else:
+                record = self.ws.deployer.deploy(merge_sha, task_id=task.id)
+                result["deploy"] = record.model_dump(mode="json") if hasattr(record, "model_dump") else str(record)
+                self.dev.record("deployed", task, status=getattr(record, "status", None), commit=merge_sha)
+                if getattr(record, "status", "succeeded") not in ("succeeded", "success", "triggered"):
+                    raise TaskFailedError(f"deployment failed: {getattr(record, 'error', None) or record}")
+        return FlowResult(result=result)

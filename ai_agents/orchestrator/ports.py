@@ -1,0 +1,19 @@
+"""What the orchestrator needs from the outside, as protocols (the ops package provides them)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Alerts(Protocol):
+    def alert(self, name: str, message: str, **fields: Any) -> bool: ...
+
+
+class Notifier(Protocol):
+    def ready(self, status: str = "") -> None: ...
+
+    def status(self, text: str) -> None: ...
+
+    def watchdog(self) -> None: ...
+
+    def stopping(self) -> None: ...

@@ -1,0 +1,61 @@
+"""A worker thread of one role: take a task id, claim it, run its flow, persist the outcome.
+
+The worker never decides what an error means: :func:`ai_agents.errors.action_for` does,
+and :meth:`TaskOrchestrator.handle_failure` acts on it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ai_agents.domain import Role
+
+if TYPE_CHECKING:
+    from ai_agents.orchestrator.orchestrator import TaskOrchestrator
+
+log = structlog.get_logger("ai_agents.orchestrator")
+
+
+class Worker:
+    def __init__(self, orchestrator: TaskOrchestrator, role: Role, index: int, generation: int = 0):
+        self.orch = orchestrator
+        self.role = role
+        self.name = f"{role.value}-{index}" + (f"-r{generation}" if generation else "")
+        self.index = index
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.name}"
+        self.current_task: str | None = None
+        self.retired = threading.Event()  # set when replaced (its task hung) or at shutdown
+        self.thread = threading.Thread(target=self._run, name=f"worker-{self.name}", daemon=True)
+        self.last_beat = time.monotonic()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def is_alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def _run(self) -> None:
+        log.info("worker_started", worker=self.name, role=self.role.value)
+        while not self.orch.accepting_stopped() and not self.retired.is_set():
+            self.last_beat = time.monotonic()
+            if not self.orch.may_take_work():
+                self.orch.stop_event.wait(0.5)
+                continue
+            task_id = self.orch.queues.get(self.role, timeout=0.5)
+            if task_id is None:
+                continue
+            if self.orch.accepting_stopped():
+                # Taken off the queue just as we stop: it is still queued in the database.
+                break
+            self.current_task = task_id
+            try:
+                self.orch.execute(self, task_id)
+            finally:
+                self.current_task = None
+        log.info("worker_stopped", worker=self.name, role=self.role.value)

@@ -1,0 +1,105 @@
+"""Workspace: the file-system manager, git manager, test runner and deployer behind one lock.
+
+Several workers share one working tree, so every step that checks out a branch,
+writes files or runs tests holds ``lock`` and leaves the tree clean on the
+configured branch when it lets go. LLM calls happen outside the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import structlog
+
+from ai_agents.agents.models import CodeChange
+from ai_agents.config.live import LiveConfig
+from ai_agents.domain import Role
+from ai_agents.errors import WorkspaceError
+from ai_agents.memory.store import MemoryStore
+
+log = structlog.get_logger("ai_agents.workspace")
+
+MAX_SUMMARY_FILES = 30
+
+
+class Workspace:
+    def __init__(self, *, live: LiveConfig, fs: Any, git: Any, runner: Any, deployer: Any, memory: MemoryStore):
+        self.live = live
+        self.fs = fs
+        self.git = git
+        self.runner = runner
+        self.deployer = deployer
+        self.memory = memory
+        self.lock = threading.RLock()
+
+    @property
+    def main_branch(self) -> str:
+        return self.live.current.git.branch
+
+    @contextmanager
+    def on_branch(self, branch: str, *, create: bool = False) -> Iterator[None]:
+        """Hold the lock with ``branch`` checked out; always end clean on the main branch."""
+        with self.lock:
+            self.git.checkout(self.main_branch)
+            if create and not self.git.branch_exists(branch):
+                self.git.create_branch(branch, from_ref=self.main_branch)
+            self.git.checkout(branch)
+            try:
+                yield
+            finally:
+                self.git.discard_changes()
+                self.git.checkout(self.main_branch)
+
+    def summary(self) -> str:
+        """What the CEO and QA see of the workspace: files and the structure of Python modules."""
+        with self.lock:
+            files = sorted(str(p) for p in self.fs.find_files("**/*"))
+            lines = [f"{len(files)} files: " + ", ".join(files[:80])]
+            for path in [f for f in files if f.endswith(".py")][:MAX_SUMMARY_FILES]:
+                try:
+                    lines.append(self.fs.parse_code(path).summary())
+                except WorkspaceError as e:
+                    lines.append(f"{path}: not parsed ({e})")
+        return "\n".join(lines)
+
+    def write_document(self, path: str, content: str, agent: Role, message: str) -> str | None:
+        """Write an analysis result on the main branch and commit it as ``agent``."""
+        with self.lock:
+            self.git.checkout(self.main_branch)
+            self.fs.write_file(path, content)
+            if not self.live.current.git.auto_commit:
+                return None
+            return self.git.commit(message, agent=agent, files=[path])
+
+    def apply(self, change: CodeChange, forbidden: set[str]) -> tuple[list[str], list[str]]:
+        """Write the Developer's files (lock held by the caller); returns (written, refused reasons)."""
+        written, refused = [], []
+        for f in change.files:
+            path = f.path.strip().lstrip("./") if f.path.startswith("./") else f.path.strip()
+            if path in forbidden or path.startswith(f"{self.live.current.testing.tests_dir}/"):
+                refused.append(f"{path}: the Developer may not change QA's tests")
+                log.warning("write_refused", path=path, reason="tests belong to QA", agent="developer")
+                continue
+            try:
+                self.fs.write_file(path, f.content)
+                written.append(path)
+            except WorkspaceError as e:
+                refused.append(f"{path}: {e}")
+                log.warning("write_refused", path=path, reason=str(e), agent="developer")
+        return written, refused
+
+    def task_commits(self, branch: str, task_id: str) -> dict[str, str]:
+        """Agent name -> sha of this task's commits on ``branch`` (what a restart resumes from)."""
+        if not self.git.branch_exists(branch):
+            return {}
+        found: dict[str, str] = {}
+        for entry in self.git.log(50, branch=branch):
+            message = entry["message"]
+            if f"Task-Id: {task_id}" in message:
+                for line in message.splitlines():
+                    if line.startswith("Agent: "):
+                        found.setdefault(line.removeprefix("Agent: ").strip(), entry["sha"])
+        return found
