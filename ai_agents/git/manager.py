@@ -1,0 +1,301 @@
+"""GitManager: the agents' repository — commits per agent, branches, merges, remote sync.
+
+Every operation either completes or leaves the repository as it found it: commits
+are built in a temporary index and published with one compare-and-swap ref
+update, merges and rebases are aborted on failure, and the index is never left
+half-staged. One lock serialises this instance's operations (threads share it).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import git
+import structlog
+from pydantic import SecretStr
+
+from ai_agents.config.models import GitConfig
+from ai_agents.domain import Role
+from ai_agents.errors import GitOperationError, MergeConflictError, SecretDetectedError, WorkspaceError
+from ai_agents.file_system.paths import normalize
+from ai_agents.git.cmd import GitCmd
+from ai_agents.git.credentials import Credentials, redact_url, split_credentials
+from ai_agents.git.identity import SYSTEM_AGENT, actor_env, identity_for
+from ai_agents.git.remote import RemoteOps
+from ai_agents.git.repo_state import EMPTY_TREE
+from ai_agents.git.secrets_scan import SecretFinding, path_kind, scan_added_lines, scan_message
+from ai_agents.git.sync import SyncMixin
+
+log = structlog.get_logger("ai_agents.git")
+
+DEFAULT_GITIGNORE = """__pycache__/
+*.py[cod]
+.pytest_cache/
+.mypy_cache/
+.ruff_cache/
+.venv/
+venv/
+node_modules/
+build/
+dist/
+*.egg-info/
+.env
+.env.*
+!.env.example
+"""
+DEFAULT_README = "# Workspace\n\nCode written test-first by the AI agents. Every commit names the agent that made it.\n"
+
+
+class GitManager(SyncMixin):
+    """One git repository worked on by the agents (see module docstring for the guarantees)."""
+
+    def __init__(
+        self,
+        repo_path: Path | str,
+        *,
+        branch: str = "main",
+        remote_name: str = "origin",
+        pull_strategy: str = "ff",
+        push_retries: int = 3,
+        identity_domain: str = "ai-agents.local",
+        secret_values: Iterable[str] = (),
+        username: str | None = None,
+        token: str | SecretStr | None = None,
+        credentials_env: str | None = None,
+        retry_base_delay: float = 1.0,
+        network_timeout: float = 120.0,
+    ):
+        if pull_strategy not in ("ff", "rebase"):
+            raise ValueError(f"pull_strategy must be 'ff' or 'rebase', not {pull_strategy!r}")
+        self.repo_path = Path(repo_path)
+        self.branch = branch
+        self.remote_name = remote_name
+        self.pull_strategy = pull_strategy
+        self.identity_domain = identity_domain
+        self.secret_values = tuple(s for s in secret_values if s)
+        self._credentials = Credentials(username, token, credentials_env)
+        self._cmd = GitCmd(self.repo_path)
+        self._remote = RemoteOps(self._cmd, self._credentials, retries=push_retries, base_delay=retry_base_delay,
+                                 timeout=network_timeout)
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_config(cls, cfg: GitConfig, repo_path: Path | str, secret_values: Iterable[str] = ()) -> GitManager:
+        return cls(repo_path, branch=cfg.branch, remote_name=cfg.remote_name, pull_strategy=cfg.pull_strategy,
+                   push_retries=cfg.push_retries, identity_domain=cfg.identity_domain,
+                   secret_values=secret_values, username=cfg.username, token=cfg.token)
+
+    # --- setup -----------------------------------------------------------------------
+    def clone(self, url: str, path: Path | str) -> git.Repo:
+        """Clone ``url`` into ``path`` (credentials stripped from the URL that is stored)."""
+        clean, user, password = split_credentials(url)
+        self._credentials = self._credentials.with_url_credentials(user, password)
+        self._remote.credentials = self._credentials
+        repo = self._remote.clone(clean, Path(path))
+        log.info("git_cloned", url=redact_url(clean), path=str(path))
+        return repo
+
+    def ensure_repository(self, repository_url: str | None = None) -> None:
+        """Make ``repo_path`` a usable repository on ``branch``: open, clone, or init with a first commit."""
+        with self._lock:
+            if (self.repo_path / ".git").exists():
+                if repository_url:
+                    self._ensure_remote(repository_url)
+            elif repository_url:
+                if self.repo_path.exists() and any(self.repo_path.iterdir()):
+                    raise GitOperationError(f"cannot clone into {self.repo_path}: it is not empty and not a repository")
+                self.clone(repository_url, self.repo_path)
+            else:
+                self.repo_path.mkdir(parents=True, exist_ok=True)
+                self._cmd.run("init", "-q", "-b", self.branch)
+                log.info("git_initialised", path=str(self.repo_path), branch=self.branch)
+            if not self._has_head():
+                self._first_commit()
+            elif self.current_branch() != self.branch and not self.branch_exists(self.branch):
+                self._cmd.run("branch", self.branch, "HEAD")
+
+    def _ensure_remote(self, url: str) -> None:
+        clean, user, password = split_credentials(url)
+        self._credentials = self._credentials.with_url_credentials(user, password)
+        self._remote.credentials = self._credentials
+        current = self._cmd.run("remote", "get-url", self.remote_name, check=False)
+        if not current.ok:
+            self._cmd.run("remote", "add", self.remote_name, clean)
+            log.info("git_remote_added", remote=self.remote_name, url=redact_url(clean))
+        elif current.stdout.strip() != clean:
+            log.warning("git_remote_differs", remote=self.remote_name, configured=redact_url(clean),
+                        actual=redact_url(current.stdout.strip()))
+
+    def _first_commit(self) -> None:
+        if self.current_branch() != self.branch:
+            self._cmd.run("symbolic-ref", "HEAD", f"refs/heads/{self.branch}")
+        for name, content in ((".gitignore", DEFAULT_GITIGNORE), ("README.md", DEFAULT_README)):
+            if not (self.repo_path / name).exists():
+                (self.repo_path / name).write_text(content, encoding="utf-8")
+        # Everything already there goes in, so nothing is left untracked (discard_changes would delete it).
+        self.commit("Initialise the workspace repository", agent=SYSTEM_AGENT)
+
+    # --- staging and committing ---------------------------------------------------------
+    def _paths(self, files: Iterable[str | os.PathLike[str]]) -> list[str]:
+        try:
+            return [normalize(f).as_posix() for f in files]
+        except WorkspaceError as e:
+            raise GitOperationError(f"refused path: {e}") from e
+
+    def add(self, files: Iterable[str | os.PathLike[str]]) -> None:
+        """Stage ``files`` (new, changed or deleted) in the index."""
+        with self._lock:
+            paths = self._paths(files)
+            present = [p for p in paths if (self.repo_path / p).exists() or (self.repo_path / p).is_symlink()]
+            missing = [p for p in paths if p not in present]
+            if present:
+                self._cmd.run("add", "-A", "--", *present)
+            if missing:
+                self._cmd.run("rm", "-q", "--cached", "--ignore-unmatch", "--", *missing)
+
+    def commit(self, message: str, *, agent: Role | str, files: Sequence[str | os.PathLike[str]] | None = None) -> str:
+        """Commit ``files`` (default: every change in the working tree) as ``agent``; return the sha.
+
+        The commit is built in a temporary index, scanned for secrets, and published with
+        a compare-and-swap on the branch: a refusal or failure changes nothing. If there
+        is nothing to commit, the current HEAD sha is returned.
+        """
+        if not message or not message.strip():
+            raise GitOperationError("commit message is empty")
+        actor = identity_for(agent, self.identity_domain)  # explicit: never the machine's identity
+        with self._lock:
+            self._require_no_operation_in_progress()
+            paths = self._paths(files) if files is not None else ["."]
+            old = self._head_or_none()
+            with tempfile.TemporaryDirectory(prefix="ai-agents-commit-") as tmp:
+                index_env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+                if old:
+                    self._cmd.run("read-tree", old, env=index_env)
+                existing = [p for p in paths if p == "." or (self.repo_path / p).exists()
+                            or (self.repo_path / p).is_symlink()]
+                if existing:
+                    self._cmd.run("add", "-A", "--", *existing, env=index_env)
+                gone = [p for p in paths if p not in existing]
+                if gone:
+                    self._cmd.run("rm", "-q", "--cached", "--ignore-unmatch", "--", *gone, env=index_env)
+                tree = self._cmd.run("write-tree", env=index_env).stdout.strip()
+                if not old and tree == EMPTY_TREE:
+                    raise GitOperationError("nothing to commit")
+                if old and tree == self._cmd.run("rev-parse", f"{old}^{{tree}}").stdout.strip():
+                    log.info("git_nothing_to_commit", agent=actor.name, branch=self.current_branch())
+                    return old
+                try:
+                    self._scan_for_secrets(message, index_env, old)
+                except SecretDetectedError:
+                    # Unstage what the caller may have staged with add(): nothing half-done remains.
+                    self._unstage(paths)
+                    raise
+                msg_file = os.path.join(tmp, "message")
+                Path(msg_file).write_text(message if message.endswith("\n") else message + "\n", encoding="utf-8")
+                args = ["commit-tree", tree, "-F", msg_file] + (["-p", old] if old else [])
+                sha = self._cmd.run(*args, env=actor_env(actor)).stdout.strip()
+            subject = message.strip().splitlines()[0][:100]
+            # Compare-and-swap: if HEAD moved meanwhile (another process), refuse rather than lose its commit.
+            self._cmd.run("update-ref", "-m", f"commit: {subject}", "HEAD", sha, old or "0" * 40)
+            # The real index now matches the new commit for these paths; other staged work stays staged.
+            reset = self._cmd.run("reset", "-q", "--", *paths, check=False)
+            if not reset.ok:
+                log.warning("git_index_sync_failed", error=self._cmd.explain(reset))
+            log.info("git_commit", sha=sha, branch=self.current_branch(), agent=actor.name, files=len(paths),
+                     subject=subject)
+            return sha
+
+    def _unstage(self, paths: Sequence[str]) -> None:
+        """Make the real index match HEAD again for ``paths``."""
+        if self._has_head():
+            result = self._cmd.run("reset", "-q", "--", *paths, check=False)
+        else:
+            result = self._cmd.run("rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", *paths, check=False)
+        if not result.ok:
+            log.warning("git_unstage_failed", error=self._cmd.explain(result))
+
+    def _scan_for_secrets(self, message: str, index_env: dict[str, str], base: str | None) -> None:
+        findings: list[SecretFinding] = list(scan_message(message, self.secret_values))
+        against = [base] if base else []
+        names = self._cmd.run("diff", "--cached", "--name-only", "-z", "--no-renames", "--diff-filter=d",
+                              *against, env=index_env).stdout.split("\0")
+        for path in filter(None, names):
+            kind = path_kind(path)
+            if kind:
+                findings.append(SecretFinding(path, None, kind))
+                continue
+            diff = self._cmd.run("diff", "--cached", "--no-ext-diff", "--no-textconv", "--no-color", "--text",
+                                 "-U0", "--no-renames", *against, "--", path, env=index_env).stdout
+            findings.extend(scan_added_lines(path, diff, self.secret_values))
+        if findings:
+            where = "; ".join(f.describe() for f in findings[:5])
+            more = f" and {len(findings) - 5} more" if len(findings) > 5 else ""
+            log.warning("git_commit_refused_secret", findings=[f.describe() for f in findings[:20]])
+            raise SecretDetectedError(f"commit refused, possible secret in {where}{more}; nothing was committed "
+                                      "or left staged. Read secrets from the environment instead.")
+
+    # --- branches and merges -----------------------------------------------------------
+    def create_branch(self, name: str, from_ref: str | None = None) -> None:
+        with self._lock:
+            self._check_branch_name(name)
+            if self.branch_exists(name):
+                raise GitOperationError(f"branch {name} already exists")
+            self._cmd.run("branch", "--no-track", name, from_ref or "HEAD")
+            log.info("git_branch_created", branch=name, from_ref=from_ref or "HEAD")
+
+    def checkout(self, name: str) -> None:
+        with self._lock:
+            if self.current_branch() == name:
+                return
+            self._cmd.run("switch", "-q", name)
+            log.info("git_checkout", branch=name)
+
+    def merge_branch(self, branch: str, into: str | None = None, message: str | None = None,
+                     agent: Role | str = Role.TECH_LEAD) -> str:
+        """Merge ``branch`` into ``into`` (checked out first, and left checked out) with --no-ff.
+
+        On a conflict the merge is aborted, the original branch checked out again, and
+        MergeConflictError lists the conflicting files: the repository is as before.
+        """
+        actor = identity_for(agent, self.identity_domain)
+        with self._lock:
+            if not self.branch_exists(branch):
+                raise GitOperationError(f"cannot merge {branch}: no such branch")
+            self._require_no_operation_in_progress()
+            if self._cmd.run("status", "--porcelain", "--untracked-files=no").stdout.strip():
+                raise GitOperationError("cannot merge with uncommitted changes; commit or discard them first")
+            original = self.current_branch()
+            target = into or original
+            if target is None:
+                raise GitOperationError("cannot merge: HEAD is detached and no target branch was given")
+            message = message or f"Merge branch '{branch}' into {target}"
+            if found := scan_message(message, self.secret_values):
+                raise SecretDetectedError(f"merge refused, possible secret in {found[0].describe()}")
+            self.checkout(target)
+            before = self.head_sha()
+            result = self._cmd.run("merge", "--no-ff", "--no-edit", "-m", message, branch, env=actor_env(actor),
+                                   check=False)
+            if result.ok:
+                sha = self.head_sha()
+                log.info("git_merge", branch=branch, into=target, sha=sha, agent=actor.name)
+                return sha
+            conflicts = [p for p in self._cmd.run("diff", "--name-only", "-z", "--diff-filter=U",
+                                                  check=False).stdout.split("\0") if p]
+            self._abort_merge(before)
+            if original and original != target:
+                self.checkout(original)
+            if conflicts:
+                log.warning("git_merge_conflict", branch=branch, into=target, conflicts=conflicts)
+                raise MergeConflictError(f"merging {branch} into {target} conflicts in {', '.join(conflicts)}; "
+                                         "the merge was aborted", conflicts)
+            raise GitOperationError(f"merging {branch} into {target} failed: {self._cmd.explain(result)}")
+
+    def _abort_merge(self, before: str) -> None:
+        if self._git_path_exists("MERGE_HEAD"):
+            self._cmd.run("merge", "--abort")
+        if self.head_sha() != before:  # pragma: no cover - git merge never moves HEAD on failure
+            self._cmd.run("reset", "-q", "--hard", before)

@@ -1,0 +1,115 @@
+"""Network operations: clone, fetch, push and ls-remote with bounded, exponential retries.
+
+A remote that cannot be reached ends in :class:`GitRemoteError` (transient: the
+orchestrator retries later). A push the remote *rejects* (non-fast-forward) is
+not transient and ends in :class:`GitOperationError` at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import git
+import structlog
+
+from ai_agents.errors import GitOperationError, GitRemoteError
+from ai_agents.git.cmd import GitCmd
+from ai_agents.git.credentials import Credentials, redact_url
+
+log = structlog.get_logger("ai_agents.git")
+T = TypeVar("T")
+
+_REJECTED_WORDS = ("non-fast-forward", "fetch first", "[rejected]", "stale info", "protected branch")
+_BAD_PUSH_FLAGS = (git.PushInfo.ERROR | git.PushInfo.REJECTED | git.PushInfo.REMOTE_REJECTED
+                   | git.PushInfo.REMOTE_FAILURE)
+
+
+class _RejectedError(Exception):
+    """A definitive refusal by the remote: retrying cannot help."""
+
+
+class RemoteOps:
+    def __init__(self, cmd: GitCmd, credentials: Credentials, *, retries: int, base_delay: float,
+                 timeout: float, sleep: Callable[[float], None] = time.sleep):
+        self.cmd = cmd
+        self.credentials = credentials
+        self.retries = retries
+        self.base_delay = base_delay
+        self.timeout = timeout
+        self._sleep = sleep
+
+    def _retry(self, what: str, fn: Callable[[dict[str, str]], T]) -> T:
+        """Call ``fn(env)`` up to 1 + retries times, waiting base_delay * 2^n between tries."""
+        last: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                delay = min(self.base_delay * 2 ** (attempt - 1), 60.0)
+                log.warning("git_remote_retry", operation=what, attempt=attempt + 1, wait_seconds=delay,
+                            error=redact_url(str(last))[:300])
+                self._sleep(delay)
+            with self.credentials.for_call() as (env, config):
+                try:
+                    return fn(self.cmd.env(config=config, extra=env))
+                except _RejectedError as e:
+                    raise GitOperationError(f"{what} was rejected by the remote: {e}") from e
+                except (git.GitCommandError, GitOperationError, OSError) as e:
+                    last = e
+        raise GitRemoteError(f"{what} failed after {self.retries + 1} attempts: "
+                             f"{redact_url(_short(last))}") from last
+
+    def clone(self, url: str, path: Path) -> git.Repo:
+        def attempt(env: dict[str, str]) -> git.Repo:
+            if path.exists() and any(path.iterdir()):
+                # A half-finished clone from a failed attempt: start again from nothing.
+                raise GitOperationError(f"{path} is not empty")
+            return git.Repo.clone_from(url, str(path), env=env, kill_after_timeout=self.timeout)
+        return self._retry(f"clone of {redact_url(url)}", attempt)
+
+    def fetch(self, remote: str) -> None:
+        def attempt(env: dict[str, str]) -> None:
+            result = self.cmd.run("fetch", "--prune", remote, env=env, timeout=self.timeout, check=False)
+            if not result.ok:
+                raise GitOperationError(self.cmd.explain(result))
+        self._retry(f"fetch from {remote}", attempt)
+
+    def push(self, repo: git.Repo, remote_name: str, branch: str) -> None:
+        refspec = f"refs/heads/{branch}:refs/heads/{branch}"
+
+        def attempt(env: dict[str, str]) -> None:
+            try:
+                infos = repo.remote(remote_name).push(refspec, env=env, kill_after_timeout=self.timeout)
+            except git.GitCommandError as e:
+                if any(w in str(e.stderr) for w in _REJECTED_WORDS):
+                    raise _RejectedError(_short(e)) from e
+                raise
+            # Per-ref verdicts first: a rejection is definitive, whatever the exit status says.
+            for info in infos:
+                if info.flags & (git.PushInfo.REJECTED | git.PushInfo.REMOTE_REJECTED):
+                    raise _RejectedError(f"{branch}: {info.summary.strip()} (pull first)")
+                if info.flags & _BAD_PUSH_FLAGS:
+                    raise GitOperationError(f"{branch}: {info.summary.strip()}")
+            # GitPython does not raise on a failed push by itself.
+            infos.raise_if_error()
+            if not infos:
+                raise GitOperationError("git push reported no result")
+        self._retry(f"push of {branch} to {remote_name}", attempt)
+
+    def ls_remote(self, remote: str, timeout: float) -> str:
+        """One quick reachability probe, no retries (used by doctor)."""
+        with self.credentials.for_call() as (env, config):
+            result = self.cmd.run("ls-remote", "--heads", remote, env=env, config=config, timeout=timeout,
+                                  check=False)
+        if not result.ok:
+            raise GitRemoteError(f"remote {remote} is not reachable: {self.cmd.explain(result)}")
+        return result.stdout
+
+
+def _short(e: BaseException | None) -> str:
+    if e is None:
+        return "unknown error"
+    text = getattr(e, "stderr", None) or str(e)
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return " / ".join(lines[-3:])[:500] or type(e).__name__

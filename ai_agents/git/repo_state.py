@@ -1,0 +1,169 @@
+"""Read-only queries on the repository, and the start-up recovery of a stuck one."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from ai_agents.errors import GitOperationError
+from ai_agents.git.cmd import GitCmd
+
+log = structlog.get_logger("ai_agents.git")
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+# Without /proc we cannot see who holds a lock; a lock this old is abandoned.
+_STALE_LOCK_SECONDS = 600.0
+_LOG_FORMAT = "%H%x00%an%x00%ae%x00%aI%x00%B%x1e"
+
+
+def lock_holders(lock: Path) -> list[int] | None:
+    """Pids that have ``lock`` open or run git in its repository; None if /proc is unavailable."""
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        return None
+    lock = Path(os.path.realpath(lock))
+    repo = lock.parent.parent if lock.parent.name == ".git" else lock.parent
+    holders = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            fds = [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+            is_git = (entry / "comm").read_text().strip().startswith("git")
+            cwd = os.readlink(entry / "cwd") if is_git else ""
+        except OSError:
+            continue  # exited meanwhile, or not ours to look at
+        if str(lock) in fds or (cwd and Path(os.path.realpath(cwd)).is_relative_to(repo)):
+            holders.append(int(entry.name))
+    return holders
+
+
+class RepoStateMixin:
+    """Queries shared by GitManager; expects ``_cmd``, ``_lock`` and ``repo_path``."""
+
+    _cmd: GitCmd
+    repo_path: Path
+    _lock: Any
+
+    def _git_path(self, name: str) -> Path:
+        rel = self._cmd.run("rev-parse", "--git-path", name).stdout.strip()
+        return Path(rel) if os.path.isabs(rel) else self.repo_path / rel
+
+    def _git_path_exists(self, name: str) -> bool:
+        return self._git_path(name).exists()
+
+    def _in_rebase(self) -> bool:
+        return self._git_path_exists("rebase-merge") or self._git_path_exists("rebase-apply")
+
+    def _require_no_operation_in_progress(self) -> None:
+        for marker, what in (("MERGE_HEAD", "a merge"), ("CHERRY_PICK_HEAD", "a cherry-pick"),
+                             ("REVERT_HEAD", "a revert")):
+            if self._git_path_exists(marker):
+                raise GitOperationError(f"{what} is in progress; run recover() first")
+        if self._in_rebase():
+            raise GitOperationError("a rebase is in progress; run recover() first")
+
+    def _check_branch_name(self, name: str) -> None:
+        if not self._cmd.run("check-ref-format", "--branch", name, check=False).ok or name.startswith("-"):
+            raise GitOperationError(f"{name!r} is not a valid branch name")
+
+    def is_repository(self) -> bool:
+        """True when ``repo_path`` itself is the top of a git working tree."""
+        if not self.repo_path.is_dir():
+            return False
+        result = self._cmd.run("rev-parse", "--show-toplevel", check=False)
+        return result.ok and Path(result.stdout.strip()).resolve() == self.repo_path.resolve()
+
+    def _head_or_none(self) -> str | None:
+        result = self._cmd.run("rev-parse", "--verify", "-q", "HEAD^{commit}", check=False)
+        return result.stdout.strip() if result.ok else None
+
+    def _has_head(self) -> bool:
+        return self._head_or_none() is not None
+
+    def head_sha(self) -> str:
+        sha = self._head_or_none()
+        if sha is None:
+            raise GitOperationError("the repository has no commits yet")
+        return sha
+
+    def current_branch(self) -> str | None:
+        """The checked-out branch, or None when HEAD is detached."""
+        result = self._cmd.run("symbolic-ref", "--short", "-q", "HEAD", check=False)
+        return result.stdout.strip() if result.ok else None
+
+    def branch_exists(self, name: str) -> bool:
+        return self._cmd.run("rev-parse", "--verify", "-q", f"refs/heads/{name}", check=False).ok
+
+    def is_merged(self, branch: str, into: str) -> bool:
+        """True when every commit of ``branch`` is already in ``into``."""
+        return self._cmd.run("merge-base", "--is-ancestor", f"refs/heads/{branch}", f"refs/heads/{into}",
+                             check=False).ok
+
+    def is_clean(self) -> bool:
+        """No staged, unstaged or untracked (non-ignored) changes."""
+        return not self._cmd.run("status", "--porcelain").stdout.strip()
+
+    def diff(self, ref_a: str | None = None, ref_b: str | None = None, staged: bool = False) -> str:
+        args = ["diff", "--no-ext-diff", "--no-textconv", "--no-color"]
+        if staged:
+            args.append("--cached")
+        args += [r for r in (ref_a, ref_b) if r]
+        return self._cmd.run(*args, "--").stdout
+
+    def log(self, n: int = 20, branch: str | None = None) -> list[dict[str, str]]:
+        """The last ``n`` commits: sha, author_name, author_email, date (ISO 8601), message."""
+        if branch is None and not self._has_head():
+            return []
+        ref = f"refs/heads/{branch}" if branch else "HEAD"
+        out = self._cmd.run("log", f"--max-count={int(n)}", f"--format={_LOG_FORMAT}", ref, "--").stdout
+        entries = []
+        for record in filter(None, (r.strip("\n") for r in out.split("\x1e"))):
+            sha, name, email, date, message = record.split("\x00", 4)
+            entries.append({"sha": sha, "author_name": name, "author_email": email, "date": date,
+                            "message": message.strip()})
+        return entries
+
+    def discard_changes(self) -> None:
+        """Drop staged and unstaged changes and untracked files (ignored files are kept)."""
+        with self._lock:
+            if self._has_head():
+                self._cmd.run("reset", "-q", "--hard", "HEAD")
+            self._cmd.run("clean", "-q", "-fd")
+            log.info("git_changes_discarded", branch=self.current_branch())
+
+    def recover(self) -> list[str]:
+        """Undo what a crash left behind: stale index.lock, stuck merge/rebase/cherry-pick/revert.
+
+        Called at daemon start. Returns what was done, one phrase per action.
+        """
+        done: list[str] = []
+        with self._lock:
+            lock = self._git_path("index.lock")
+            if lock.exists():
+                holders = lock_holders(lock)
+                stale = (not holders) if holders is not None else (
+                    time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS)
+                if stale:
+                    lock.unlink()
+                    done.append("removed stale index.lock")
+                else:
+                    log.warning("git_index_lock_held", pids=holders)
+            steps = (("MERGE_HEAD", ("merge", "--abort"), "aborted merge"),
+                     ("CHERRY_PICK_HEAD", ("cherry-pick", "--abort"), "aborted cherry-pick"),
+                     ("REVERT_HEAD", ("revert", "--abort"), "aborted revert"))
+            for marker, args, phrase in steps:
+                if self._git_path_exists(marker):
+                    self._cmd.run(*args)
+                    done.append(phrase)
+            if self._git_path_exists("rebase-merge") or self._git_path_exists("rebase-apply"):
+                am = self._git_path_exists("rebase-apply/applying")
+                self._cmd.run(*(("am", "--abort") if am else ("rebase", "--abort")))
+                done.append("aborted am" if am else "aborted rebase")
+        if done:
+            log.warning("git_recovered", actions=done)
+        return done

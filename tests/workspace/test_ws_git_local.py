@@ -1,0 +1,231 @@
+"""GitManager on real repositories: init, per-agent commits, secret scan, merges, recovery."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ai_agents.domain import Role
+from ai_agents.errors import GitOperationError, MergeConflictError, SecretDetectedError
+from ai_agents.git import GitManager
+
+FAKE_KEY = "sk-test" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5"  # fake, 30 characters after the prefix
+
+
+def write(gm: GitManager, rel: str, text: str) -> None:
+    path = gm.repo_path / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_init_makes_first_commit_on_branch(git_cli, tmp_path: Path) -> None:
+    gm = GitManager(tmp_path / "new", branch="trunk")
+    gm.ensure_repository(None)
+    assert gm.current_branch() == "trunk" and gm.is_clean()
+    (entry,) = gm.log(5)
+    assert entry["author_name"] == "System Agent" and entry["author_email"] == "system@ai-agents.local"
+    assert set(git_cli(gm.repo_path, "ls-files").split()) == {".gitignore", "README.md"}
+    gm.ensure_repository(None)  # idempotent on an existing repository
+    assert len(gm.log(5)) == 1
+
+
+def test_init_commits_files_already_there(git_cli, tmp_path: Path) -> None:
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "existing.py").write_text("X = 1\n")
+    gm = GitManager(tmp_path / "ws")
+    gm.ensure_repository(None)
+    assert "existing.py" in git_cli(gm.repo_path, "ls-files") and gm.is_clean()
+
+
+@pytest.mark.parametrize(("agent", "name", "email"), [
+    (Role.DEVELOPER, "Developer Agent", "developer@ai-agents.local"),
+    (Role.QA, "QA Agent", "qa@ai-agents.local"),
+    ("tech_lead", "Tech Lead Agent", "tech_lead@ai-agents.local"),
+    ("Tech Lead", "Tech Lead Agent", "tech_lead@ai-agents.local"),
+    ("release bot", "Release Bot Agent", "release-bot@ai-agents.local"),
+])
+def test_commit_author_and_committer_per_agent(git_cli, repo: GitManager, agent: Role | str, name: str,
+                                               email: str) -> None:
+    write(repo, "a.txt", f"by {name}\n")
+    sha = repo.commit("Add a", agent=agent, files=["a.txt"])
+    # The machine's global identity (user.name in ~/.gitconfig) must not appear.
+    assert git_cli(repo.repo_path, "log", "-1", "--format=%an <%ae>|%cn <%ce>", sha).strip() == (
+        f"{name} <{email}>|{name} <{email}>")
+
+
+def test_commit_only_named_files_and_deletions(git_cli, repo: GitManager) -> None:
+    write(repo, "keep.txt", "1\n")
+    write(repo, "gone.txt", "1\n")
+    repo.commit("two files", agent=Role.DEVELOPER)
+    write(repo, "keep.txt", "2\n")
+    write(repo, "other.txt", "unrelated\n")
+    (repo.repo_path / "gone.txt").unlink()
+    repo.add(["gone.txt"])  # already staged as deleted: commit must still work
+    sha = repo.commit("update keep, delete gone", agent=Role.DEVELOPER, files=["keep.txt", "gone.txt"])
+    assert sorted(git_cli(repo.repo_path, "show", "--name-status", "--format=", sha).split()) == [
+        "D", "M", "gone.txt", "keep.txt"]
+    assert git_cli(repo.repo_path, "status", "--porcelain").strip() == "?? other.txt"
+    assert repo.commit("again", agent=Role.DEVELOPER, files=["keep.txt"]) == sha  # nothing new: HEAD
+
+
+def test_add_then_diff_staged(repo: GitManager) -> None:
+    write(repo, "mod.py", "def f():\n    return 1\n")
+    repo.add(["mod.py"])
+    assert "+def f():" in repo.diff(staged=True)
+    repo.commit("mod", agent=Role.DEVELOPER, files=["mod.py"])
+    assert repo.diff(staged=True) == "" and repo.is_clean()
+
+
+def test_git_paths_refused(repo: GitManager) -> None:
+    for bad in [".git/config", "/etc/passwd", "../x"]:
+        with pytest.raises(GitOperationError, match="refused path"):
+            repo.add([bad])
+
+
+def test_commit_with_fake_key_refused_naming_file_and_line(git_cli, repo: GitManager) -> None:
+    head = repo.head_sha()
+    write(repo, "src/settings.py", f'DEBUG = True\nTIMEOUT = 3\nOPENAI_KEY = "{FAKE_KEY}"\n')
+    repo.add(["src/settings.py"])
+    with pytest.raises(SecretDetectedError) as info:
+        repo.commit("Add settings", agent=Role.DEVELOPER, files=["src/settings.py"])
+    message = str(info.value)
+    assert "src/settings.py line 3" in message and FAKE_KEY not in message and "sk-test" not in message
+    assert repo.head_sha() == head
+    assert git_cli(repo.repo_path, "diff", "--cached", "--name-only") == ""  # unstaged again
+
+
+@pytest.mark.parametrize(("rel", "text", "where"), [
+    ("conf.py", "X = 1\nPASSWORD = 'configured-secret-value-123'\n", "conf.py line 2 (configured secret value)"),
+    (".env", "A=1\n", ".env (.env file)"),
+    ("deploy/id_rsa", "k\n", "deploy/id_rsa (private key file)"),
+    ("k.pem", "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n", "k.pem line 1"),
+    ("app.json", '{"name": "x",\n "api_key": "abcdef0123456789"}\n', "app.json line 2"),
+])
+def test_secret_shapes_refused(repo: GitManager, rel: str, text: str, where: str) -> None:
+    write(repo, ".gitignore", "")  # the default one ignores .env: test the scan itself
+    write(repo, rel, text)
+    with pytest.raises(SecretDetectedError, match=where.replace("(", r"\(").replace(")", r"\)")):
+        repo.commit("add", agent=Role.DEVELOPER, files=[rel])
+    assert len(repo.log(10)) == 1
+
+
+def test_secret_in_message_refused_and_code_reading_secrets_allowed(git_cli, repo: GitManager) -> None:
+    write(repo, "client.py",
+          'import os\nTOKEN = os.environ["API_TOKEN"]\nheaders = {"Authorization": f"Bearer {TOKEN}"}\n')
+    write(repo, ".env.example", "API_TOKEN=\n")
+    with pytest.raises(SecretDetectedError, match="commit message line 3"):
+        repo.commit(f"Add client\n\nused key {FAKE_KEY}", agent=Role.DEVELOPER)
+    sha = repo.commit("Add client for task-implement-the-string-utilities-module", agent=Role.DEVELOPER)
+    assert "client.py" in git_cli(repo.repo_path, "show", "--name-only", "--format=", sha)
+
+
+def test_hooks_in_repository_never_run(repo: GitManager) -> None:
+    hooks = repo.repo_path / ".git" / "hooks"
+    marker = repo.repo_path.parent / "hook-ran"
+    for name in ("pre-commit", "post-commit", "commit-msg", "pre-merge-commit", "post-merge", "post-checkout"):
+        (hooks / name).write_text(f"#!/bin/sh\necho {name} >> {marker}\n")
+        (hooks / name).chmod(0o755)
+    write(repo, "a.txt", "a\n")
+    repo.commit("a", agent=Role.DEVELOPER)
+    repo.create_branch("b")
+    repo.checkout("b")
+    write(repo, "b.txt", "b\n")
+    repo.commit("b", agent=Role.DEVELOPER)
+    repo.checkout("main")
+    repo.merge_branch("b")
+    assert not marker.exists()
+
+
+def _diverge(repo: GitManager, text_main: str, text_feature: str) -> None:
+    write(repo, "shared.txt", "base\n")
+    repo.commit("base", agent=Role.DEVELOPER)
+    repo.create_branch("feature")
+    repo.checkout("feature")
+    write(repo, "shared.txt", text_feature)
+    repo.commit("feature change", agent=Role.DEVELOPER)
+    repo.checkout("main")
+    write(repo, "shared.txt", text_main)
+    repo.commit("main change", agent=Role.QA)
+
+
+def test_merge_conflict_aborted_and_repository_clean(git_cli, repo: GitManager) -> None:
+    _diverge(repo, "main\n", "feature\n")
+    repo.checkout("feature")
+    head = repo.head_sha()
+    with pytest.raises(MergeConflictError) as info:
+        repo.merge_branch("feature", into="main", agent=Role.TECH_LEAD)
+    assert info.value.conflicts == ["shared.txt"] and "shared.txt" in str(info.value)
+    assert git_cli(repo.repo_path, "status", "--porcelain") == ""
+    assert not (repo.repo_path / ".git" / "MERGE_HEAD").exists()
+    assert repo.current_branch() == "feature" and repo.head_sha() == head  # back where it started
+
+
+def test_clean_merge_is_no_ff(git_cli, repo: GitManager) -> None:
+    repo.create_branch("topic")
+    repo.checkout("topic")
+    write(repo, "t.txt", "t\n")
+    topic_sha = repo.commit("topic work", agent=Role.DEVELOPER)
+    repo.checkout("main")
+    sha = repo.merge_branch("topic", message="Merge topic\n\nTask-Id: 7", agent=Role.TECH_LEAD)
+    parents = git_cli(repo.repo_path, "log", "-1", "--format=%P", sha).split()
+    assert len(parents) == 2 and parents[1] == topic_sha  # a fast-forward was possible, yet a merge commit
+    assert repo.log(1)[0]["author_name"] == "Tech Lead Agent" and "Task-Id: 7" in repo.log(1)[0]["message"]
+    assert repo.is_merged("topic", "main") and repo.current_branch() == "main"
+
+
+def test_merge_refused_with_uncommitted_changes(repo: GitManager) -> None:
+    repo.create_branch("x")
+    write(repo, "README.md", "changed\n")
+    with pytest.raises(GitOperationError, match="uncommitted"):
+        repo.merge_branch("x")
+    repo.discard_changes()
+    assert repo.is_clean()
+
+
+def test_branch_queries(repo: GitManager) -> None:
+    with pytest.raises(GitOperationError, match="not a valid branch name"):
+        repo.create_branch("bad..name")
+    repo.create_branch("feat", from_ref="main")
+    assert repo.branch_exists("feat") and not repo.branch_exists("nope")
+    with pytest.raises(GitOperationError, match="already exists"):
+        repo.create_branch("feat")
+    assert [e["message"] for e in repo.log(5, branch="feat")] == ["Initialise the workspace repository"]
+
+
+def test_recover_stale_lock_and_stuck_merge(repo: GitManager) -> None:
+    _diverge(repo, "main\n", "feature\n")
+    subprocess.run(["git", "-C", str(repo.repo_path), "merge", "feature"], capture_output=True)  # a crash mid-merge
+    assert (repo.repo_path / ".git" / "MERGE_HEAD").exists()
+    with pytest.raises(GitOperationError, match="merge is in progress"):
+        repo.commit("x", agent=Role.DEVELOPER)
+    (repo.repo_path / ".git" / "index.lock").write_text("")
+    assert repo.recover() == ["removed stale index.lock", "aborted merge"]
+    assert repo.is_clean() and not (repo.repo_path / ".git" / "MERGE_HEAD").exists()
+    assert repo.recover() == []
+
+
+def test_recover_keeps_lock_held_by_a_running_process(repo: GitManager) -> None:
+    lock = repo.repo_path / ".git" / "index.lock"
+    lock.write_text("")
+    with open(lock) as held:  # like a git process in the middle of writing the index
+        holder = subprocess.Popen(["sleep", "30"], stdin=held)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not _has_open(holder.pid, lock):
+            time.sleep(0.01)
+        assert repo.recover() == [] and lock.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert repo.recover() == ["removed stale index.lock"]
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/fd/0") == str(path.resolve())
+    except OSError:
+        return False
