@@ -1,0 +1,59 @@
+"""``doctor`` for the LLM chain: is each provider reachable, and does structured output work?"""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import BaseModel
+
+from ai_agents.domain import CheckResult
+from ai_agents.errors import AgentsError
+from ai_agents.llm.client import LLMClient
+
+
+class DoctorPing(BaseModel):
+    """The tiny schema of the structured check (scripts can answer it with ``schema: DoctorPing``)."""
+
+    ok: bool
+
+
+PLAIN_PROMPT = "Health check: reply with the single word ok."
+STRUCTURED_PROMPT = "Health check: reply with a JSON object whose field ok is true."
+
+
+def _problem(exc: BaseException) -> str:
+    """One sentence: the error messages of our providers already say what to fix."""
+    text = str(exc).strip() or type(exc).__name__
+    return text if text.endswith(".") else text + "."
+
+
+def check_llm_chain(client: LLMClient) -> list[CheckResult]:
+    """One result per provider of the chain: a plain call and a structured call, each made
+    to that provider alone, bypassing the cache and the budget, without retries.
+
+    A missing API key for openai/anthropic is reported without any call.
+    """
+    results = []
+    for i, provider in enumerate(client.providers):
+        name = f"llm provider {i} ({provider.config_path}: {provider.label})"
+        data: dict[str, object] = {"provider": provider.kind, "model": provider.config.model,
+                                   "base_url": provider.config.base_url, "reachable": False}
+        missing = provider.missing_key()
+        if missing:
+            results.append(CheckResult(name, False, missing, data))
+            continue
+        started = time.perf_counter()
+        try:
+            client.probe(i, PLAIN_PROMPT)
+            data["reachable"] = True
+            data["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            client.probe(i, STRUCTURED_PROMPT, schema=DoctorPing)
+        except AgentsError as e:
+            stage = "structured output failed: " if data["reachable"] else ""
+            data["error_type"] = type(e).__name__
+            results.append(CheckResult(name, False, stage + _problem(e), data))
+            continue
+        results.append(CheckResult(
+            name, True, f"reachable, model {provider.config.model}, {data['latency_ms']} ms, structured output works",
+            data))
+    return results
