@@ -1,0 +1,246 @@
+"""TestRunner: run the workspace's tests as untrusted code, and report what happened.
+
+The run is contained by (see sandbox.py for bubblewrap): a timeout that kills the
+whole process group, resource limits set by a tiny launcher before exec, a pids
+cgroup when the machine allows one (the only process limit that binds root), a
+minimal environment, and bubblewrap when installed. Results come from the
+framework's machine-readable report, written outside the workspace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from ai_agents.config.models import TestingConfig
+from ai_agents.domain import CheckResult
+from ai_agents.errors import TestRunError, WorkspaceError
+from ai_agents.file_system.paths import normalize
+from ai_agents.testing import launcher
+from ai_agents.testing.cgroup import PidsCgroup
+from ai_agents.testing.detect import detect_framework
+from ai_agents.testing.outcome import decide, failure_result
+from ai_agents.testing.parsers import parse_test_results
+from ai_agents.testing.result import TestResult, tail
+from ai_agents.testing.sandbox import Limits, bwrap_args, find_bwrap, minimal_env, probe_bwrap
+
+log = structlog.get_logger("ai_agents.testing")
+
+
+class TestRunner:
+    """Runs pytest or jest in ``project_path`` under a sandbox; see the module docstring."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, project_path: Path | str, framework: str | None = None, timeout: float = 300, *,
+                 sandbox: str = "auto", cpu_seconds: int = 300, memory_mb: int = 2048, max_processes: int = 256,
+                 max_file_mb: int = 64, tests_dir: str = "tests", hidden_paths: Sequence[Path | str] = ()):
+        if sandbox not in ("auto", "bwrap", "none"):
+            raise ValueError(f"sandbox must be auto, bwrap or none, not {sandbox!r}")
+        self.project_path = Path(os.path.realpath(project_path))
+        self.framework = None if framework in (None, "auto") else framework
+        self.timeout = timeout
+        self.sandbox = sandbox
+        self.limits = Limits(cpu_seconds, memory_mb, max_processes, max_file_mb)
+        self.tests_dir = tests_dir
+        # The daemon's home (ssh keys, git credentials) and the workspace's parent (by default
+        # data/: database, logs, backups) are hidden; callers add the config directory.
+        self.hidden_paths = [Path.home(), Path("/root"), self.project_path.parent, *map(Path, hidden_paths)]
+        self._bwrap_lock = threading.Lock()
+        self._bwrap: tuple[str | None, str | None] | None = None  # (path, why unusable)
+
+    @classmethod
+    def from_config(cls, cfg: TestingConfig, project_path: Path | str,
+                    hidden_paths: Sequence[Path | str] = ()) -> TestRunner:
+        return cls(project_path, cfg.framework, cfg.timeout, sandbox=cfg.sandbox, cpu_seconds=cfg.cpu_seconds,
+                   memory_mb=cfg.memory_mb, max_processes=cfg.max_processes, max_file_mb=cfg.max_file_mb,
+                   tests_dir=cfg.tests_dir, hidden_paths=hidden_paths)
+
+    # --- public API -----------------------------------------------------------------
+    def detect_framework(self) -> str:
+        return self.framework or detect_framework(self.project_path, self.tests_dir)
+
+    def run_tests(self, paths: Sequence[str] | None = None) -> TestResult:
+        """Run the whole suite (or ``paths``, relative to the project)."""
+        return self._run([self._test_arg(p) for p in paths or []])
+
+    def run_specific_test(self, test_path: str) -> TestResult:
+        """Run one file or node id (``tests/test_x.py::test_y``)."""
+        return self._run([self._test_arg(test_path)])
+
+    def parse_test_results(self, report: str | Path, framework: str | None = None) -> TestResult:
+        return parse_test_results(report, framework or self.detect_framework(), self.project_path)
+
+    def check(self) -> CheckResult:
+        """doctor: the framework is installed and the sandbox usable (or why not)."""
+        framework = self.detect_framework()
+        data: dict[str, object] = {"framework": framework, "sandbox_mode": self.sandbox}
+        try:
+            self._framework_command(framework, Path(tempfile.gettempdir()), [])
+            use_bwrap, why = self._use_bwrap()
+        except TestRunError as e:
+            return CheckResult("tests", False, str(e), data)
+        data["sandbox"] = "bwrap" if use_bwrap else "none"
+        detail = f"{framework} runnable; sandbox: " + ("bubblewrap" if use_bwrap else f"none ({why})")
+        probe = PidsCgroup.create(1)
+        if probe is not None:
+            probe.remove()
+        elif os.geteuid() == 0:
+            detail += "; WARNING: running as root without a pids cgroup, the process limit is not enforced"
+        data["pids_cgroup"] = probe is not None
+        return CheckResult("tests", True, detail, data)
+
+    # --- the run ----------------------------------------------------------------------
+    def _test_arg(self, path: str) -> str:
+        file_part, sep, rest = str(path).partition("::")
+        try:
+            rel = normalize(file_part).as_posix()
+        except WorkspaceError as e:
+            raise TestRunError(f"test path refused: {e}") from e
+        if any(part.startswith("-") for part in rel.split("/")):
+            raise TestRunError(f"test path {path!r} looks like an option")
+        return rel + sep + rest
+
+    def _use_bwrap(self) -> tuple[bool, str | None]:
+        """(use bubblewrap?, why not). Probed once; ``sandbox: bwrap`` makes it mandatory."""
+        if self.sandbox == "none":
+            return False, "disabled by configuration"
+        with self._bwrap_lock:
+            if self._bwrap is None:
+                path = find_bwrap()
+                self._bwrap = (path, probe_bwrap(path) if path else "bubblewrap (bwrap) is not installed")
+        path, why = self._bwrap
+        if why is None:
+            return True, None
+        if self.sandbox == "bwrap":
+            raise TestRunError(f"testing.sandbox is 'bwrap' but {why}")
+        return False, why
+
+    def _framework_command(self, framework: str, report: Path, args: list[str]) -> tuple[list[str], Path, bool]:
+        """(command, report file, limit address space?) for ``framework``."""
+        if framework == "pytest":
+            try:
+                import pytest  # noqa: F401 - the daemon's interpreter runs the tests
+            except ImportError as e:
+                raise TestRunError("pytest is not installed in the daemon's Python environment") from e
+            junit = report / "junit.xml"
+            return ([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no", "--tb=short",
+                     "-o", "junit_family=xunit1", f"--junitxml={junit}", *args], junit, True)
+        if framework == "jest":
+            local = self.project_path / "node_modules" / ".bin" / "jest"
+            if not shutil.which("node"):
+                raise TestRunError("jest needs node, which is not on PATH")
+            jest = str(local) if local.exists() else shutil.which("jest")
+            if not jest:
+                raise TestRunError("jest is not installed (no node_modules/.bin/jest and no jest on PATH; "
+                                   "run npm install in the workspace)")
+            base = [jest]
+            out = report / "jest.json"
+            # RLIMIT_DATA instead of RLIMIT_AS: V8 reserves far more address space than it uses.
+            return ([*base, "--ci", "--json", f"--outputFile={out}", *(["--runTestsByPath", *args] if args else [])],
+                    out, False)
+        raise TestRunError(f"unknown test framework {framework!r}")
+
+    def _run(self, args: list[str]) -> TestResult:
+        if not self.project_path.is_dir():
+            raise TestRunError(f"project path {self.project_path} does not exist")
+        framework = self.detect_framework()
+        use_bwrap, why_not = self._use_bwrap()
+        with tempfile.TemporaryDirectory(prefix="ai-agents-tests-", ignore_cleanup_errors=True) as tmp:
+            report_dir = Path(tmp)
+            for sub in ("home", "tmp"):
+                (report_dir / sub).mkdir()
+            try:
+                command, report, limit_as = self._framework_command(framework, report_dir, args)
+            except TestRunError as e:
+                return failure_result("could_not_run", framework, str(e), use_bwrap)
+            node = shutil.which("node")
+            extra_path = [os.path.dirname(os.path.realpath(node))] if node and framework == "jest" else []
+            if use_bwrap:
+                keep = [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent,
+                        *(Path(p).parent for p in extra_path)]
+                command = [*bwrap_args(str(self._bwrap[0] if self._bwrap else "bwrap"), self.project_path,
+                                       [report_dir], self.hidden_paths, keep), *command]
+            cgroup = PidsCgroup.create(self.limits.max_processes)
+            protections = self._protections(use_bwrap, why_not, cgroup is not None)
+            spec = {"rlimits": self.limits.rlimits(address_space=limit_as),
+                    "cgroup_procs": str(cgroup.procs_file) if cgroup else None}
+            argv = [sys.executable, "-I", "-S", launcher.__file__, json.dumps(spec), "--", *command]
+            env = minimal_env(report_dir / "home", report_dir / "tmp", extra_path)
+            rc, timed_out, duration, output = self._execute(argv, env, report_dir / "output.txt", cgroup)
+            result = decide(framework, rc, timed_out, report if report.exists() else None, output,
+                            self.timeout, self.project_path)
+        result.duration = round(duration, 3)
+        result.sandbox = "bwrap" if use_bwrap else "none"
+        result.protections = protections
+        log.info("tests_run", framework=framework, outcome=result.outcome, passed=result.passed_count,
+                 failed=result.failed_count, errors=result.errors, duration=result.duration, sandbox=result.sandbox)
+        return result
+
+    def _execute(self, argv: list[str], env: dict[str, str], output_file: Path,
+                 cgroup: PidsCgroup | None) -> tuple[int, bool, float, str]:
+        """Run ``argv`` in a new session; on timeout kill the whole group. (exit code, timed out, secs, output)."""
+        start = time.monotonic()
+        timed_out = False
+        # Output goes to a file, not a pipe: a leftover background process holding a pipe
+        # open would otherwise keep us waiting after the tests are done.
+        with open(output_file, "wb") as out:
+            try:
+                proc = subprocess.Popen(argv, cwd=self.project_path, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+            except OSError as e:
+                if cgroup:
+                    cgroup.remove()
+                raise TestRunError(f"could not start the test process: {e}") from e
+            try:
+                rc = proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                log.warning("tests_timed_out", timeout=self.timeout, pid=proc.pid)
+                rc = self._kill(proc)
+            finally:
+                # Always: also reaps what the tests left running in the background.
+                self._kill(proc)
+                if cgroup:
+                    cgroup.kill_all()
+                    cgroup.remove()
+        duration = time.monotonic() - start
+        with open(output_file, "rb") as fh:
+            fh.seek(max(0, output_file.stat().st_size - 16_000))
+            output = fh.read().decode("utf-8", errors="replace")
+        return rc, timed_out, duration, tail(output)
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen[bytes]) -> int:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait()
+
+    def _protections(self, use_bwrap: bool, why_not: str | None, cgroup: bool) -> list[str]:
+        lim = self.limits
+        lines = [f"timeout {self.timeout:g}s kills the whole process group",
+                 f"rlimits: CPU {lim.cpu_seconds}s, memory {lim.memory_mb} MB, {lim.max_processes} processes, "
+                 f"files up to {lim.max_file_mb} MB",
+                 "environment: PATH, HOME, TMPDIR, LANG only; nothing inherited from the daemon"]
+        if use_bwrap:
+            lines.append("bubblewrap: no network; own pid/ipc/uts namespaces; read-only system and .git; "
+                         "private /tmp; home and data directories hidden")
+        else:
+            lines.append(f"no sandbox: {why_not}")
+        if cgroup:
+            lines.append(f"pids cgroup: at most {lim.max_processes} processes, all killed at the end")
+        elif os.geteuid() == 0:
+            lines.append("WARNING: root without a pids cgroup: the process limit is not enforced")
+        return lines
