@@ -233,7 +233,7 @@ class TestRunner:
         lines = [f"timeout {self.timeout:g}s kills the whole process group",
                  f"rlimits: CPU {lim.cpu_seconds}s, memory {lim.memory_mb} MB, {lim.max_processes} processes, "
                  f"files up to {lim.max_file_mb} MB",
-                 "environment: PATH, HOME, TMPDIR, LANG only; nothing inherited from the daemon"]
+                 "environment: PATH, HOME, TMPDIR, LANG and no-colour flags only; nothing inherited from the daemon"]
         if use_bwrap:
             lines.append("bubblewrap: no network; own pid/ipc/uts namespaces; read-only system and .git; "
                          "private /tmp; home and data directories hidden")

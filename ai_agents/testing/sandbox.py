@@ -58,6 +58,8 @@ def minimal_env(home: Path, tmp: Path, extra_path: Sequence[str] = ()) -> dict[s
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "CI": "true",  # jest: no watch mode, no interactive output
+        "NO_COLOR": "1",  # plain text in output_tail, which ends up in prompts
+        "FORCE_COLOR": "0",
     }
 
 

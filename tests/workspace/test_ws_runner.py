@@ -205,7 +205,7 @@ def test_daemon_environment_invisible(workspace: Path, sandbox: str) -> None:
             assert not any("{fake_key}" in v for v in os.environ.values())
             names = {{k for k in os.environ if not k.startswith("PYTEST_")}} - {{"PWD"}}  # pytest, bwrap add these
             assert names == {{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "PYTHONDONTWRITEBYTECODE",
-                              "PYTHONUNBUFFERED", "CI"}}
+                              "PYTHONUNBUFFERED", "CI", "NO_COLOR", "FORCE_COLOR"}}
             if Path("/proc/1/cmdline").read_bytes().startswith(b"bwrap"):
                 # The daemon's processes are in another pid namespace: nothing to read.
                 for environ in Path("/proc").glob("[0-9]*/environ"):
