@@ -9,6 +9,8 @@ from pydantic import BaseModel
 from ai_agents.domain import CheckResult
 from ai_agents.errors import AgentsError
 from ai_agents.llm.client import LLMClient
+from ai_agents.llm.providers.scripted import ScriptedProvider
+from ai_agents.llm.script import ScriptNoMatchError
 
 
 class DoctorPing(BaseModel):
@@ -31,7 +33,9 @@ def check_llm_chain(client: LLMClient) -> list[CheckResult]:
     """One result per provider of the chain: a plain call and a structured call, each made
     to that provider alone, bypassing the cache and the budget, without retries.
 
-    A missing API key for openai/anthropic is reported without any call.
+    A missing API key for openai/anthropic is reported without any call. A ``scripted``
+    provider whose script has no rule for the ping is fine: the script loaded, and
+    scripts answer the daemon's questions, not the doctor's.
     """
     results = []
     for i, provider in enumerate(client.providers):
@@ -48,6 +52,12 @@ def check_llm_chain(client: LLMClient) -> list[CheckResult]:
             data["reachable"] = True
             data["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
             client.probe(i, STRUCTURED_PROMPT, schema=DoctorPing)
+        except ScriptNoMatchError:
+            script = provider.script if isinstance(provider, ScriptedProvider) else None
+            rules = len(script.rules) if script else 0
+            results.append(CheckResult(name, True, f"scripted model, {rules} rules loaded, no network "
+                                       "(the script has no rule for the doctor's ping)", data))
+            continue
         except AgentsError as e:
             stage = "structured output failed: " if data["reachable"] else ""
             data["error_type"] = type(e).__name__

@@ -37,6 +37,10 @@ ANY = "*"
 TEXT = "text"
 
 
+class ScriptNoMatchError(LLMRequestError):
+    """No rule of the script answers the request."""
+
+
 def _strings(value: Any, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -142,10 +146,10 @@ class Script:
         return False, None
 
     def answer(self, *, schema: str | None, texts: Sequence[str], agent: str | None = None) -> Any:
-        """The reply for a request, or :class:`LLMRequestError` when no rule matches."""
+        """The reply for a request, or :class:`ScriptNoMatchError` when no rule matches."""
         found, reply = self.match(schema=schema, texts=texts, agent=agent)
         if not found:
-            raise LLMRequestError(f"no scripted rule matched in {self.source} "
+            raise ScriptNoMatchError(f"no scripted rule matched in {self.source} "
                                   f"(schema={schema or TEXT}, agent={agent or '-'}): add a rule for it")
         return reply
 
