@@ -70,6 +70,9 @@ def test_commit_only_named_files_and_deletions(git_cli, repo: GitManager) -> Non
         "D", "M", "gone.txt", "keep.txt"]
     assert git_cli(repo.repo_path, "status", "--porcelain").strip() == "?? other.txt"
     assert repo.commit("again", agent=Role.DEVELOPER, files=["keep.txt"]) == sha  # nothing new: HEAD
+    repo.add(["other.txt"])
+    assert repo.commit("no files", agent=Role.DEVELOPER, files=[]) == sha
+    assert git_cli(repo.repo_path, "status", "--porcelain").strip() == "A  other.txt"  # still staged
 
 
 def test_add_then_diff_staged(repo: GitManager) -> None:
