@@ -116,7 +116,7 @@ class FileSystemManager:
             return self._policy.resolve(path, read_only=self.read_only_patterns, for_write=write)
         except WorkspaceError as e:
             if write:
-                log.warning("write_refused", path=repr(path), reason=str(e))
+                log.warning("write_refused", path=path if isinstance(path, str) else repr(path), reason=str(e))
             raise
 
     # --- queries ------------------------------------------------------------------

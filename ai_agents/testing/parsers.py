@@ -47,6 +47,10 @@ def parse_junit(text: str) -> TestResult:
                 result.errors += 1
             message = (problem.get("message") or "").strip()
             trace = (problem.text or "").strip()
+            # "collection failure" says nothing; the exception line (pytest's "E   ...") does.
+            raised = [ln[1:].strip() for ln in trace.splitlines() if ln.startswith("E ")]
+            if kind == "error" and raised and raised[-1] not in message:
+                message = f"{message}: {raised[-1]}" if message else raised[-1]
             result.failures.append(TestFailure(
                 test_name=_node_name(case),
                 error_message=message or (trace.splitlines()[-1] if trace else kind),

@@ -89,6 +89,7 @@ def test_import_error_is_a_failure_with_traceback(workspace: Path) -> None:
     result = TestRunner(workspace, timeout=60).run_tests()
     assert result.outcome == "failed" and result.errors == 1
     assert "ModuleNotFoundError: No module named 'strutil'" in result.failures[0].traceback
+    assert "No module named 'strutil'" in result.failures[0].error_message
 
 
 @pytest.mark.parametrize(("files", "outcome"), [
