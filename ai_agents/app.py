@@ -77,7 +77,12 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values())
     git.ensure_repository(settings.git.repository_url)
     git.recover()
-    runner = TestRunner.from_config(settings.testing, settings.repo_path)
+    # Tests are untrusted code: hide the config, the database, the logs and the backups from them.
+    hidden = [p for p in (config_path.parent if config_path else None, settings.memory.database_path.parent,
+                          settings.logging.file.parent if settings.logging.file else None,
+                          settings.file_system.backup_dir)
+              if p is not None and not settings.repo_path.is_relative_to(p)]
+    runner = TestRunner.from_config(settings.testing, settings.repo_path, hidden_paths=hidden)
     deployer = DeploymentManager.from_config(settings.deployment, settings.repo_path, memory)
     workspace = Workspace(live=live, fs=fs, git=git, runner=runner, deployer=deployer, memory=memory)
 

@@ -100,7 +100,8 @@ class TaskOrchestrator:
         self.stop_event.set()
         self.notifier.stopping()
         log.info("shutdown_started", grace_seconds=grace, in_flight=self.supervisor.current_tasks())
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         unfinished = self.supervisor.join(grace)
         for worker in unfinished:
             if worker.current_task and self.tasks.release(worker.current_task, worker.owner,

@@ -50,9 +50,10 @@ class Worker:
             task_id = self.orch.queues.get(self.role, timeout=0.5)
             if task_id is None:
                 continue
-            if self.orch.accepting_stopped():
-                # Taken off the queue just as we stop: it is still queued in the database.
-                break
+            if self.orch.accepting_stopped() or not self.orch.may_take_work():
+                # Taken off the queue just as we stop or pause: it is still queued in the
+                # database, and the dispatcher puts it back on the queue.
+                continue
             self.current_task = task_id
             try:
                 self.orch.execute(self, task_id)

@@ -23,6 +23,10 @@ from ai_agents.memory.store import MemoryStore
 log = structlog.get_logger("ai_agents.workspace")
 
 MAX_SUMMARY_FILES = 30
+# Files that change how tests are collected or run: a Developer editing them could skip or
+# rewrite QA's tests, so they are QA's as much as the tests are.
+TEST_HARNESS_FILES = frozenset({"conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini",
+                                "package.json", "jest.config.js"})
 
 
 class Workspace:
@@ -79,7 +83,9 @@ class Workspace:
         written, refused = [], []
         for f in change.files:
             path = f.path.strip().lstrip("./") if f.path.startswith("./") else f.path.strip()
-            if path in forbidden or path.startswith(f"{self.live.current.testing.tests_dir}/"):
+            name = path.rsplit("/", 1)[-1]
+            if (path in forbidden or path.startswith(f"{self.live.current.testing.tests_dir}/")
+                    or name in TEST_HARNESS_FILES):
                 refused.append(f"{path}: the Developer may not change QA's tests")
                 log.warning("write_refused", path=path, reason="tests belong to QA", agent="developer")
                 continue

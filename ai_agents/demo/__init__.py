@@ -1,0 +1,97 @@
+"""``python main.py demo``: the real daemon end to end on the built-in scripted model, no key, no network."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ai_agents.domain import FINAL_STATUSES, TaskStatus, TaskType
+
+HERE = Path(__file__).resolve().parent
+DEMO_TIMEOUT = 60.0
+
+
+def write_demo_config(root: Path) -> Path:
+    text = (HERE / "config.yaml").read_text().replace("SCRIPT_PATH", str(HERE / "script.yaml"))
+    path = root / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def run_demo(workspace: Path | None) -> int:
+    """Run the story; print the git log and the test summary; keep the workspace."""
+    from ai_agents.app import build_app
+    from ai_agents.config import load_config
+    from ai_agents.logging_setup import Redactor, configure_logging
+
+    if workspace is not None:
+        root = workspace.resolve().parent / f".{workspace.name}-demo"
+        if workspace.exists() and any(workspace.iterdir()):
+            print(f"ai-agents: {workspace} is not empty; the demo needs a fresh workspace", file=sys.stderr)
+            return 2
+    else:
+        root = Path(tempfile.mkdtemp(prefix="ai-agents-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    config_path = write_demo_config(root)
+    settings = load_config(config_path)
+    if workspace is not None:
+        settings.file_system.workspace_path = workspace.resolve()
+    print("ai-agents demo: the real daemon on the built-in SCRIPTED model (answers from "
+          f"{HERE / 'script.yaml'}); no API key, no network.")
+    print(f"workspace: {settings.file_system.workspace_path}\nlogs:      {settings.logging.file}\n")
+    log_stream = io.StringIO()  # JSON logs go to the log file; keep the terminal readable
+    configure_logging(settings.logging, Redactor(()), stream=log_stream)
+    started = time.monotonic()
+    app = build_app(settings, config_path, Redactor(()), watch=False)
+    app.start()
+    try:
+        task = _wait_for_code_task(app, started)
+    finally:
+        app.stop()
+    elapsed = time.monotonic() - started
+    return _report(app, settings, task, elapsed)
+
+
+def _wait_for_code_task(app, started: float):  # type: ignore[no-untyped-def]
+    while time.monotonic() - started < DEMO_TIMEOUT:
+        code = [t for t in app.tasks.list() if t.type == TaskType.CODE]
+        if code and (code[0].status in FINAL_STATUSES or code[0].status == TaskStatus.ESCALATED):
+            return code[0]
+        for t in code:
+            stage = t.payload.get("stage", "tests")
+            print(f"  [{time.monotonic() - started:5.1f}s] {t.title}: {t.status.value} ({stage})", flush=True)
+        time.sleep(1.0)
+    return next((t for t in app.tasks.list() if t.type == TaskType.CODE), None)
+
+
+def _report(app, settings, task, elapsed: float) -> int:  # type: ignore[no-untyped-def]
+    from ai_agents.git import GitManager
+    from ai_agents.testing import TestRunner
+
+    ws = settings.file_system.workspace_path
+    git = GitManager.from_config(settings.git, ws, ())
+    print("\n$ git log --graph (newest first)")
+    for entry in git.log(12):
+        print(f"  {entry['sha'][:8]}  {entry['author_name']:<18} {entry['message'].splitlines()[0]}")
+    result = TestRunner.from_config(settings.testing, ws).run_tests()
+    print(f"\ntests: {result.passed_count} passed, {result.failed_count} failed ({result.outcome})")
+    print("\nactivity of the task:")
+    from ai_agents.memory import Database, MemoryStore
+
+    memory = MemoryStore(Database(settings.memory.database_path))
+    if task is not None:
+        for row in memory.activities(task.id):
+            print(f"  {row['agent_name']:<10} {row['activity']}")
+    deployment, _ = memory.get_state("deployment")
+    if deployment:
+        print(f"\ndeployment: {str(deployment)[:300]}")
+    ok = task is not None and task.status == TaskStatus.COMPLETED and result.passed
+    print(f"\n{'demo finished' if ok else 'demo did NOT finish as scripted'} in {elapsed:.1f}s; "
+          f"task {task.id if task else '-'} {task.status.value if task else 'missing'}. Workspace kept at {ws}")
+    if shutil.which("git"):
+        print(f"look around: git -C {ws} log --stat")
+    return 0 if ok else 1
