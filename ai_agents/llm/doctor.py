@@ -39,7 +39,7 @@ def check_llm_chain(client: LLMClient) -> list[CheckResult]:
     """
     results = []
     for i, provider in enumerate(client.providers):
-        name = f"llm provider {i} ({provider.config_path}: {provider.label})"
+        name = provider.config_path  # "llm", "llm.fallback[0]": where to fix it
         data: dict[str, object] = {"provider": provider.kind, "model": provider.config.model,
                                    "base_url": provider.config.base_url, "reachable": False}
         missing = provider.missing_key()
@@ -55,7 +55,7 @@ def check_llm_chain(client: LLMClient) -> list[CheckResult]:
         except ScriptNoMatchError:
             script = provider.script if isinstance(provider, ScriptedProvider) else None
             rules = len(script.rules) if script else 0
-            results.append(CheckResult(name, True, f"scripted model, {rules} rules loaded, no network "
+            results.append(CheckResult(name, True, f"{provider.label}: {rules} rules loaded, no network "
                                        "(the script has no rule for the doctor's ping)", data))
             continue
         except AgentsError as e:
@@ -64,6 +64,5 @@ def check_llm_chain(client: LLMClient) -> list[CheckResult]:
             results.append(CheckResult(name, False, stage + _problem(e), data))
             continue
         results.append(CheckResult(
-            name, True, f"reachable, model {provider.config.model}, {data['latency_ms']} ms, structured output works",
-            data))
+            name, True, f"{provider.label}: reachable, {data['latency_ms']} ms, structured output works", data))
     return results

@@ -20,8 +20,9 @@ def test_doctor_reports_each_reachable_provider(server, make_client, entry, sett
     results = check_llm_chain(make_client(settings))
 
     assert [r.ok for r in results] == [True, True]
-    assert "openai" in results[0].name and "llm.fallback[0]" in results[1].name
-    assert "gpt-4o-mini" in results[0].detail and "structured output works" in results[0].detail
+    assert [r.name for r in results] == ["llm", "llm.fallback[0]"]
+    assert results[0].detail.startswith("openai:gpt-4o-mini: reachable") and "structured output works" in \
+        results[0].detail
     assert results[1].data["model"] == "claude-haiku-4-5" and results[1].data["latency_ms"] > 0
     assert [r.path for r in server.requests] == ["/v1/chat/completions"] * 2 + ["/v1/messages"] * 2
     assert server.requests[1].json["response_format"]["json_schema"]["name"] == "DoctorPing"
