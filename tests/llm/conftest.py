@@ -51,7 +51,7 @@ def make_settings(llm: dict[str, Any], **sections: Any) -> Settings:
 
 @pytest.fixture
 def server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer(hang_seconds=3.0) as srv:
+    with FakeLLMServer() as srv:
         yield srv
 
 
