@@ -197,8 +197,9 @@ class LLMClient:
         response, key = self._fetch(request, task_id, options)
         value, problem = parse_answer(response.text, schema)
         if value is None and response.cached:
-            # A cached answer that no longer validates: ask afresh rather than repair it.
-            response, key = self._fetch(request, task_id, replace(options, use_cache=False))
+            # A cached answer that no longer validates: ask afresh rather than repair it, and
+            # keep the key so the good answer replaces the bad entry.
+            response, _ = self._fetch(request, task_id, replace(options, use_cache=False))
             value, problem = parse_answer(response.text, schema)
         if value is None:
             log.warning("llm_output_repair", schema=name, problem=problem, provider=response.provider,

@@ -42,6 +42,29 @@ def test_cache_key_covers_the_request(server, make_client, entry, settings_for):
     assert len(server.requests) == 5
 
 
+def test_a_cached_answer_that_no_longer_validates_is_replaced(server, make_client, entry, settings_for):
+    from pydantic import field_validator
+
+    client = make_client(settings_for(entry("openai", server)))
+    server.enqueue({"label": "UPPER"})
+    assert client.generate_structured("tag it", Tag).label == "UPPER"
+
+    class Tag2(Tag):  # same JSON schema (so the same cache key), stricter validation
+        @field_validator("label")
+        @classmethod
+        def lower(cls, v: str) -> str:
+            if v != v.lower():
+                raise ValueError("must be lower case")
+            return v
+
+    Tag2.__name__ = "Tag"
+    assert Tag2.model_json_schema() == Tag.model_json_schema()
+    server.enqueue({"label": "lower"})
+    assert client.generate_structured("tag it", Tag2).label == "lower"  # fresh answer, no repair round
+    assert client.generate_structured("tag it", Tag2).label == "lower"  # ... and now cached
+    assert len(server.requests) == 2
+
+
 def test_cache_off_and_live_toggle(server, make_client, entry, settings_for):
     settings = settings_for({**entry("openai", server), "cache": {"enabled": False}})
     client = make_client(settings)
