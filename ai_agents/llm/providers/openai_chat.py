@@ -142,7 +142,8 @@ class OpenAIChatProvider:
     def _reply(completion: Any, request: ProviderRequest, mode: str | None) -> ProviderReply:
         choices = getattr(completion, "choices", None) or []
         message = choices[0].message if choices else None
-        text = (getattr(message, "content", None) or "") if message else ""
+        # A refusal comes with content None; its text then shows up in any LLMOutputError.
+        text = (getattr(message, "content", None) or getattr(message, "refusal", None) or "") if message else ""
         if mode == "tool" and message is not None and message.tool_calls:
             call = message.tool_calls[0]
             function = getattr(call, "function", None)
