@@ -83,7 +83,10 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
                           settings.file_system.backup_dir)
               if p is not None and not settings.repo_path.is_relative_to(p)]
     runner = TestRunner.from_config(settings.testing, settings.repo_path, hidden_paths=hidden)
-    deployer = DeploymentManager.from_config(settings.deployment, settings.repo_path, memory)
+    deployer = DeploymentManager.from_config(settings.deployment, settings.repo_path, memory,
+                                             secrets=settings.secret_values())
+    live.subscribe(lambda old, new, keys: deployer.reconfigure(new.deployment)
+                   if any(k.startswith("deployment") for k in keys) else None)
     workspace = Workspace(live=live, fs=fs, git=git, runner=runner, deployer=deployer, memory=memory)
 
     agent_args = (llm, context, memory, live)
@@ -172,7 +175,7 @@ def run_doctor(config_path: Path) -> int:
     from ai_agents.llm.doctor import check_llm_chain
 
     settings = load_config(config_path)
-    print(f"config      ok  {config_path}")
+    print(f"config: ok ({config_path})")
     configure_logging(settings.logging.model_copy(update={"file": None, "level": "ERROR"}),
                       Redactor(settings.secret_values()))
     db = Database(settings.memory.database_path)
@@ -183,8 +186,9 @@ def run_doctor(config_path: Path) -> int:
     git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values())
     checks += check_git(git)
     checks.append(TestRunner.from_config(settings.testing, settings.repo_path).check())
+    width = max(len(c.name) for c in checks) + 1
     for c in checks:
-        print(f"{c.name:<11} {'ok ' if c.ok else 'FAIL'} {c.detail}")
+        print(f"{c.name:<{width}} {'ok  ' if c.ok else 'FAIL'} {c.detail}")
     llm_ok = any(c.ok for c in checks if c.name.startswith("llm"))
     others_ok = all(c.ok for c in checks if not c.name.startswith("llm"))
     return 0 if llm_ok and others_ok else 1

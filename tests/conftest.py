@@ -89,14 +89,16 @@ def build(write_config: Callable[..., Path]) -> Iterator[Callable[..., Any]]:
     """Build the real daemon (``ai_agents.app.build_app``) from a config; stopped at teardown."""
     from ai_agents.app import build_app
     from ai_agents.config import load_config
-    from ai_agents.logging_setup import Redactor
+    from ai_agents.logging_setup import Redactor, configure_logging
 
     apps: list[Any] = []
 
     def make(fake: FakeLLMServer | None = None, extra: dict[str, Any] | None = None, start: bool = True) -> Any:
         path = write_config(fake, extra)
         settings = load_config(path)
-        app = build_app(settings, path, Redactor(settings.secret_values()))
+        redactor = Redactor(settings.secret_values())
+        configure_logging(settings.logging, redactor)  # JSON lines into the config's log file
+        app = build_app(settings, path, redactor)
         apps.append(app)
         if start:
             app.start()

@@ -197,6 +197,7 @@ class DockerDeployConfig(Section):
 
 class CiCdDeployConfig(Section):
     status_command: str | None = None
+    rollback_command: str | None = Field(None, description="run to roll back a ci_cd deploy; '{commit}' substituted")
     status_url: str | None = None
     poll_interval: float = Field(10.0, gt=0)
     poll_timeout: float = Field(600.0, gt=0)

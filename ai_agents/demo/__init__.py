@@ -74,7 +74,7 @@ def _report(app, settings, task, elapsed: float) -> int:  # type: ignore[no-unty
 
     ws = settings.file_system.workspace_path
     git = GitManager.from_config(settings.git, ws, ())
-    print("\n$ git log --graph (newest first)")
+    print(f"\n$ git -C {ws} log --graph (newest first)")
     for entry in git.log(12):
         print(f"  {entry['sha'][:8]}  {entry['author_name']:<18} {entry['message'].splitlines()[0]}")
     result = TestRunner.from_config(settings.testing, ws).run_tests()

@@ -116,11 +116,13 @@ class RepoStateMixin:
         return self._cmd.run(*args, "--").stdout
 
     def log(self, n: int = 20, branch: str | None = None) -> list[dict[str, str]]:
-        """The last ``n`` commits: sha, author_name, author_email, date (ISO 8601), message."""
+        """The last ``n`` commits, newest first in topological order: sha, author_name, author_email, date (ISO 8601), message."""
         if branch is None and not self._has_head():
             return []
         ref = f"refs/heads/{branch}" if branch else "HEAD"
-        out = self._cmd.run("log", f"--max-count={int(n)}", f"--format={_LOG_FORMAT}", ref, "--").stdout
+        # Topological order: a parent never shows before its child, even within one second.
+        out = self._cmd.run("log", "--topo-order", f"--max-count={int(n)}", f"--format={_LOG_FORMAT}", ref,
+                            "--").stdout
         entries = []
         for record in filter(None, (r.strip("\n") for r in out.split("\x1e"))):
             sha, name, email, date, message = record.split("\x00", 4)

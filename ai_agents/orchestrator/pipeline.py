@@ -17,6 +17,7 @@ import structlog
 from ai_agents.agents.coder import DeveloperAgent, QAAgent
 from ai_agents.agents.models import CodeChange, Review, TestSuite
 from ai_agents.agents.reviewer import ReviewerAgent
+from ai_agents.deployment import DeploymentFailedError
 from ai_agents.domain import Role, Task, slugify
 from ai_agents.errors import TaskFailedError, TestRunError, WorkspaceError
 from ai_agents.orchestrator.flows import FlowResult
@@ -221,9 +222,13 @@ class CodeFlow:
                 done_now["push_done"] = True
                 self.dev.record("pushed", task, branch=self.ws.main_branch)
             else:
-                record = self.ws.deployer.deploy(merge_sha, task_id=task.id)
-                result["deploy"] = record.model_dump(mode="json") if hasattr(record, "model_dump") else str(record)
-                self.dev.record("deployed", task, status=getattr(record, "status", None), commit=merge_sha)
-                if getattr(record, "status", "succeeded") not in ("succeeded", "success", "triggered"):
-                    raise TaskFailedError(f"deployment failed: {getattr(record, 'error', None) or record}")
+                try:
+                    record = self.ws.deployer.deploy(merge_sha, task_id=task.id)
+                except DeploymentFailedError as e:
+                    self.dev.record("deploy_failed", task, commit=merge_sha, error=e.record.error,
+                                    rolled_back_to=e.record.rolled_back_to)
+                    raise TaskFailedError(f"deployment failed: {e.record.error}; "
+                                          f"rolled back to {e.record.rolled_back_to or 'nothing'}") from e
+                result["deploy"] = record.model_dump(mode="json")
+                self.dev.record("deployed", task, status=record.status, commit=merge_sha)
         return FlowResult(result=result)

@@ -1,0 +1,136 @@
+"""The HTTP side of metrics: ``/metrics`` (and ``/healthz``) from one background thread."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import structlog
+
+from ai_agents.ops.health import HealthReport
+
+log = structlog.get_logger("ai_agents.ops")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """'127.0.0.1:9464', '[::1]:9464', ':9464' or '9464' -> (host, port); no host means 127.0.0.1."""
+    text = listen.strip()
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]:")
+    elif ":" in text:
+        host, _, port = text.rpartition(":")
+    else:
+        host, port = "", text
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"metrics.listen must be host:port, not {listen!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name we would have to resolve: treat as remote
+
+
+class _Server(HTTPServer):
+    # Serial on purpose, not ThreadingHTTPServer: Database keeps one SQLite connection
+    # per thread for the life of the process, so a thread per scrape would leak a
+    # connection (and its file descriptors) every 15 s. One server thread = one
+    # connection; the handler's socket timeout bounds how long a bad client holds it.
+    allow_reuse_address = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class MetricsServer:
+    """GET /metrics (and /healthz when given ``health``) served by one background thread.
+
+    Binds loopback only unless ``allow_remote=True``: the endpoint has no
+    authentication and reveals spend and workload.
+    """
+
+    def __init__(self, listen: str, render: Callable[[], str], *,
+                 health: Callable[[], HealthReport] | None = None, allow_remote: bool = False):
+        self.host, self.port = parse_listen(listen)
+        if not _is_loopback(self.host) and not allow_remote:
+            raise ValueError(f"metrics.listen host {self.host!r} is not loopback; the endpoint has no "
+                             "authentication, so exposing it needs an explicit opt-in (allow_remote)")
+        self._render, self._health = render, health
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port); the real port when 0 was asked for."""
+        if self._server is None:
+            return self.host, self.port
+        return self._server.server_address[0], self._server.server_address[1]
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        handler = type("MetricsHandler", (_Handler,), {"owner": self})
+        server_cls = _Server6 if ":" in self.host else _Server
+        self._server = server_cls((self.host, self.port), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.5},
+                                        name="metrics-http", daemon=True)
+        self._thread.start()
+        log.info("metrics_server_started", host=self.address[0], port=self.address[1])
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()  # returns once serve_forever has left its loop
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._server, self._thread = None, None
+        log.info("metrics_server_stopped")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: MetricsServer
+    timeout = 10  # socket timeout per read/write: a stalled client cannot hold the server thread for long
+    server_version = "ai-agents-metrics"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            try:
+                body, status = self.owner._render().encode(), 200
+            except Exception as e:
+                log.exception("metrics_render_failed")
+                body, status = f"metrics unavailable: {type(e).__name__}\n".encode(), 500
+            self._send(status, body, CONTENT_TYPE)
+        elif path == "/healthz" and self.owner._health is not None:
+            try:
+                report = self.owner._health()
+                body, status = (report.reason + "\n").encode(), 200 if report.ok else 503
+            except Exception as e:
+                log.exception("healthz_failed")
+                body, status = f"health check failed: {type(e).__name__}\n".encode(), 500
+            self._send(status, body, "text/plain; charset=utf-8")
+        else:
+            self._send(404, b"not found\n", "text/plain; charset=utf-8")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The stdlib writes every request to stderr; scrapes every 15 s are noise, keep them at debug.
+        log.debug("metrics_request", client=self.client_address[0], line=format % args)
