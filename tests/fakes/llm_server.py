@@ -50,7 +50,8 @@ class FakeLLMServer:
 
     def __init__(self, script: Script | None = None, *, usage: bool = True, require_key: str | None = None,
                  unknown_models: Iterable[str] = (), reject: Iterable[str] = (),
-                 hang_seconds: float = 60.0, host: str = "127.0.0.1", port: int = 0):
+                 hang_seconds: float = 60.0, host: str = "127.0.0.1", port: int = 0,
+                 delay: float = 0.0):
         self.script = script
         self.usage = usage
         self.require_key = require_key
@@ -60,6 +61,7 @@ class FakeLLMServer:
         self.reject = set(reject)
         # The "timeout" fault holds the answer until the client hangs up, at most this long.
         self.hang_seconds = hang_seconds
+        self.delay = delay  # seconds before every answer
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._replies: deque[Any] = deque()
@@ -183,12 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-usage", action="store_true", help="omit usage from answers")
     parser.add_argument("--require-key", default=None, help="answer 401 unless this key is sent")
     parser.add_argument("--unknown-model", action="append", default=[], help="answer 404 for this model")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
     parser.add_argument("--hang-seconds", type=float, default=60.0, help="cap on how long the 'timeout' fault holds")
     args = parser.parse_args(argv)
     script = Script.from_file(args.script) if args.script else None
     server = FakeLLMServer(script, usage=not args.no_usage, require_key=args.require_key,
                            unknown_models=args.unknown_model, hang_seconds=args.hang_seconds,
-                           host=args.host, port=args.port)
+                           host=args.host, port=args.port, delay=args.delay)
     if args.fault_rate:
         server.fault_rate(args.fault_rate, [k for k in args.fault_kinds.split(",") if k], args.seed)
     done = threading.Event()
