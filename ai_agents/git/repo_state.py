@@ -116,7 +116,10 @@ class RepoStateMixin:
         return self._cmd.run(*args, "--").stdout
 
     def log(self, n: int = 20, branch: str | None = None) -> list[dict[str, str]]:
-        """The last ``n`` commits, newest first in topological order: sha, author_name, author_email, date (ISO 8601), message."""
+        """The last ``n`` commits, newest first in topological order.
+
+        Each: sha, author_name, author_email, date (ISO 8601), message.
+        """
         if branch is None and not self._has_head():
             return []
         ref = f"refs/heads/{branch}" if branch else "HEAD"

@@ -35,10 +35,8 @@ class ContextManager:
         def titles(status: TaskStatus) -> list[str]:
             return [t.title for t in self.tasks.list(status)][-limit:]
 
-        decided = [
-            f"{d['decision_type']}: {str(d['decision_data'].get('summary') or d['decision_data'].get('decision', ''))}"[:200]
-            for d in self.memory.decisions(limit=limit)
-        ]
+        decided = [f"{d['decision_type']}: {d['decision_data'].get('summary', '')}"[:200]
+                   for d in self.memory.decisions(limit=limit)]
         return {
             "done": titles(TaskStatus.COMPLETED),
             "failed": titles(TaskStatus.FAILED) + titles(TaskStatus.ESCALATED),

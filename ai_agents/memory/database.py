@@ -10,6 +10,7 @@ network or LLM call.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -216,9 +217,7 @@ class Database:
     def close(self) -> None:
         with self._all_lock:
             for conn in self._all:
-                try:
+                with contextlib.suppress(sqlite3.Error):  # a finished thread's connection: nothing to save
                     conn.close()
-                except sqlite3.Error:
-                    pass  # closing a connection of a finished thread; nothing to save
             self._all.clear()
         self._local = threading.local()

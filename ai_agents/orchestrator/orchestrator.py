@@ -75,8 +75,8 @@ class TaskOrchestrator:
         self.dispatch()
         self.scheduler.add_job(self._guard("main_loop", self.cycle), "interval", seconds=cfg.check_interval,
                                id="main_loop", next_run_time=datetime.now().astimezone())
-        self.scheduler.add_job(self._guard("heartbeat", self.heartbeat), "interval",
-                               seconds=cfg.heartbeat_interval, id="heartbeat", next_run_time=datetime.now().astimezone())
+        self.scheduler.add_job(self._guard("heartbeat", self.heartbeat), "interval", seconds=cfg.heartbeat_interval,
+                               id="heartbeat", next_run_time=datetime.now().astimezone())
         self.scheduler.add_job(self._guard("dispatch", self.dispatch), "interval", seconds=self.dispatch_interval,
                                id="dispatch")
         if self.watcher is not None:
@@ -117,11 +117,7 @@ class TaskOrchestrator:
 
     # --- work intake --------------------------------------------------------------
     def may_take_work(self) -> bool:
-        if self.live.current.paused:
-            return False
-        if time.monotonic() < self._budget_blocked_until:
-            return False
-        return True
+        return not self.live.current.paused and time.monotonic() >= self._budget_blocked_until
 
     def role_for(self, task: Task) -> Role | None:
         flow = self.flows.get(task.type)
@@ -164,9 +160,8 @@ class TaskOrchestrator:
         flow = self.flows[task.type]
         started = time.monotonic()
         with structlog.contextvars.bound_contextvars(task_id=task.id, agent=worker.role.value):
-            self.memory.log_activity(worker.role.value, "task_started",
-                                     {"title": task.title, "attempt": task.attempts, "stage": task.payload.get("stage")},
-                                     task_id=task.id)
+            details = {"title": task.title, "attempt": task.attempts, "stage": task.payload.get("stage")}
+            self.memory.log_activity(worker.role.value, "task_started", details, task_id=task.id)
             log.info("task_started", title=task.title, type=task.type.value, attempt=task.attempts,
                      worker=worker.name)
             try:
@@ -211,6 +206,10 @@ class TaskOrchestrator:
         cfg = self.live.current.orchestrator
         self.memory.log_activity(worker.role.value, "task_error", {"error": reason, "action": action.value},
                                  task_id=task.id)
+        if self.tasks.get(task.id).lease_owner != worker.owner:
+            # Reclaimed as stuck while this worker hung: its late failure must not move the task.
+            log.warning("task_result_discarded", reason="lease lost (the task was reclaimed as stuck)", error=reason)
+            return
         if action == ErrorAction.WAIT_FOR_BUDGET:
             self._budget_blocked_until = time.monotonic() + 60
             self.tasks.release(task.id, worker.owner, "waiting for LLM budget")

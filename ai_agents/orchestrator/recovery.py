@@ -49,8 +49,8 @@ class Recovery:
         for task in self.orch.tasks.list(TaskStatus.ESCALATED):
             with structlog.contextvars.bound_contextvars(task_id=task.id, agent="ceo"):
                 if task.payload.get("escalations", 0) >= 1:
-                    self.orch.tasks.transition(task.id, TaskStatus.FAILED, expected=TaskStatus.ESCALATED,
-                                               error=f"escalated again after the CEO's decision; last error: {task.error}")
+                    error = f"escalated again after the CEO's decision; last error: {task.error}"
+                    self.orch.tasks.transition(task.id, TaskStatus.FAILED, expected=TaskStatus.ESCALATED, error=error)
                     self.orch.alerts.alert("task_loop", f"task {task.id} keeps failing; given up", task_id=task.id,
                                            title=task.title)
                     continue

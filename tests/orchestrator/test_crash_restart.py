@@ -27,7 +27,7 @@ def test_kill9_mid_work_then_restart_finishes_every_task_once(fake_llm, write_co
     fake_llm.delay = 0.15
     config = write_config(fake_llm, {"agents": {"cfo": {"workers": 2}, "risk": {"workers": 2}}})
     titles = [f"Crash task {i}" for i in range(12)]
-    for i, title in enumerate(titles):
+    for title in titles:
         assert cli(config, "submit", title, "--type", "analysis").returncode == 0
     conn = _db(config)
     conn.execute("UPDATE tasks SET assigned_agent = CASE WHEN rowid % 2 = 0 THEN 'cfo' ELSE 'risk' END")

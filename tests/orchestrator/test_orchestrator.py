@@ -165,7 +165,7 @@ def test_stuck_task_is_retried_then_escalated(fake_llm, build):
         {"when": {"schema": "Validation"}, "reply": GOOD},
         {"when": {"schema": "EscalationDecision"}, "reply": {"action": "drop", "reasoning": "stuck"}},
     ]}))
-    fake_llm.hang_seconds = 3
+    fake_llm.hang_seconds = 30  # the hung calls never come back during the test
     fake_llm.fault_rate(1.0, kinds=["timeout"], seed=1)
     app = build(fake_llm, {"orchestrator": {"task_timeout": 1, "max_task_attempts": 2},
                            "llm": {"timeout": 30, "max_retries": 0}, "agents": {"cfo": {"workers": 1}}})

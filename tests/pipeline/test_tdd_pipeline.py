@@ -131,7 +131,8 @@ def test_review_rejection_goes_back_to_the_developer(fake_llm, build):
 WORD_COUNT_RULES = [
     {"when": {"schema": "TestSuite", "contains": "word_count"}, "reply": {
         "module_path": "wordcount.py", "test_path": "tests/test_wordcount.py",
-        "test_code": "from wordcount import word_count\n\n\ndef test_counts():\n    assert word_count('a b  c') == 3\n"}},
+        "test_code": "from wordcount import word_count\n\n\n"
+                     "def test_counts():\n    assert word_count('a b  c') == 3\n"}},
     {"when": {"schema": "CodeChange", "contains": "word_count"}, "reply": {"files": [
         {"path": "wordcount.py", "content": "def word_count(text: str) -> int:\n    return len(text.split())\n"}]}},
 ]
