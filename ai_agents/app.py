@@ -129,7 +129,7 @@ class InstanceLock:
 
     def __enter__(self) -> InstanceLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "w")  # noqa: SIM115 - held for the process lifetime
+        self._fh = open(self.path, "w")
         try:
             fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ai_agents.cli import print_json
@@ -90,7 +90,7 @@ def _heartbeat_age(memory: MemoryStore) -> tuple[dict[str, Any] | None, float | 
     state, at = memory.get_state("heartbeat")
     if at is None:
         return None, None
-    return state, (datetime.now(timezone.utc) - at).total_seconds()
+    return state, (datetime.now(UTC) - at).total_seconds()
 
 
 def status_report(settings: Settings, config_path: str) -> dict[str, Any]:

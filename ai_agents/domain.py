@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -74,11 +74,11 @@ class Priority(int, Enum):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(timezone.utc).isoformat(timespec="milliseconds") if dt else None
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds") if dt else None
 
 
 def parse_iso(value: str | None) -> datetime | None:
