@@ -15,8 +15,11 @@ HERE = Path(__file__).resolve().parent
 DEMO_TIMEOUT = 60.0
 
 
-def write_demo_config(root: Path) -> Path:
+def write_demo_config(root: Path, workspace: Path | None = None) -> Path:
+    """The demo's config.yaml in ``root`` (so `status`, `tasks` and `doctor` work on it afterwards)."""
     text = (HERE / "config.yaml").read_text().replace("SCRIPT_PATH", str(HERE / "script.yaml"))
+    if workspace is not None:
+        text = text.replace("workspace_path: workspace", f"workspace_path: {workspace}")
     path = root / "config.yaml"
     path.write_text(text)
     return path
@@ -36,13 +39,12 @@ def run_demo(workspace: Path | None) -> int:
     else:
         root = Path(tempfile.mkdtemp(prefix="ai-agents-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    config_path = write_demo_config(root)
+    config_path = write_demo_config(root, workspace.resolve() if workspace is not None else None)
     settings = load_config(config_path)
-    if workspace is not None:
-        settings.file_system.workspace_path = workspace.resolve()
     print("ai-agents demo: the real daemon on the built-in SCRIPTED model (answers from "
           f"{HERE / 'script.yaml'}); no API key, no network.")
-    print(f"workspace: {settings.file_system.workspace_path}\nlogs:      {settings.logging.file}\n")
+    print(f"workspace: {settings.file_system.workspace_path}\nconfig:    {config_path}\n"
+          f"logs:      {settings.logging.file}\n")
     log_stream = io.StringIO()  # JSON logs go to the log file; keep the terminal readable
     configure_logging(settings.logging, Redactor(()), stream=log_stream)
     started = time.monotonic()
@@ -94,4 +96,5 @@ def _report(app, settings, task, elapsed: float) -> int:  # type: ignore[no-unty
           f"task {task.id if task else '-'} {task.status.value if task else 'missing'}. Workspace kept at {ws}")
     if shutil.which("git"):
         print(f"look around: git -C {ws} log --stat")
+    print(f"             python main.py status --config {settings.memory.database_path.parent.parent / 'config.yaml'}")
     return 0 if ok else 1
