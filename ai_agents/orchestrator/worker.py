@@ -41,6 +41,15 @@ class Worker:
         return self.thread.is_alive()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:
+            # Escaped every handler: leave a structured record; the supervisor restarts the role's worker.
+            log.critical("worker_died", worker=self.name, role=self.role.value, task_id=self.current_task,
+                         error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+            raise
+
+    def _loop(self) -> None:
         log.info("worker_started", worker=self.name, role=self.role.value)
         while not self.orch.accepting_stopped() and not self.retired.is_set():
             self.last_beat = time.monotonic()
