@@ -30,6 +30,7 @@ class Worker:
         self.index = index
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.name}"
         self.current_task: str | None = None
+        self.last_task: str | None = None
         self.retired = threading.Event()  # set when replaced (its task hung) or at shutdown
         self.thread = threading.Thread(target=self._run, name=f"worker-{self.name}", daemon=True)
         self.last_beat = time.monotonic()
@@ -45,7 +46,7 @@ class Worker:
             self._loop()
         except BaseException as exc:
             # Escaped every handler: leave a structured record; the supervisor restarts the role's worker.
-            log.critical("worker_died", worker=self.name, role=self.role.value, task_id=self.current_task,
+            log.critical("worker_died", worker=self.name, role=self.role.value, task_id=self.last_task,
                          error=f"{type(exc).__name__}: {exc}", exc_info=exc)
             raise
 
@@ -63,7 +64,7 @@ class Worker:
                 # Taken off the queue just as we stop or pause: it is still queued in the
                 # database, and the dispatcher puts it back on the queue.
                 continue
-            self.current_task = task_id
+            self.current_task = self.last_task = task_id
             try:
                 self.orch.execute(self, task_id)
             finally:
