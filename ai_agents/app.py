@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import faulthandler
+import logging
+import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +27,8 @@ from ai_agents.git import GitManager
 from ai_agents.llm import LLMClient
 from ai_agents.logging_setup import Redactor, configure_logging, set_level
 from ai_agents.memory import ContextManager, Database, MemoryStore, TaskStore
-from ai_agents.ops.alerts import Alerter
+from ai_agents.ops.alerts import Alerter, AlertLogHandler
+from ai_agents.ops.health import check_health
 from ai_agents.ops.metrics import MetricsServer, collect_metrics, render_prometheus
 from ai_agents.ops.systemd import SystemdNotifier
 from ai_agents.orchestrator import AnalysisFlow, DecisionFlow, TaskOrchestrator
@@ -63,7 +67,7 @@ class App:
 
 
 def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, *,
-              notifier: SystemdNotifier | None = None, watch: bool = True) -> App:
+              notifier: SystemdNotifier | None = None, watch: bool = True, metrics_remote: bool = False) -> App:
     live = LiveConfig(settings, config_path)
     live.subscribe(lambda old, new, keys: redactor.update(new.secret_values()))
     live.subscribe(lambda old, new, keys: set_level(new.logging.level) if "logging.level" in keys else None)
@@ -115,7 +119,8 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     if settings.metrics.listen:
         def render() -> str:
             return render_prometheus(collect_metrics(db, memory, tasks, orchestrator.queues.depths()))
-        metrics_server = MetricsServer(settings.metrics.listen, render)
+        metrics_server = MetricsServer(settings.metrics.listen, render, health=lambda: check_health(memory),
+                                       allow_remote=metrics_remote)
     return App(live=live, db=db, memory=memory, tasks=tasks, llm=llm, workspace=workspace,
                orchestrator=orchestrator, alerter=alerter, redactor=redactor, metrics_server=metrics_server)
 
@@ -146,6 +151,9 @@ def run_daemon(config_path: Path) -> int:
     settings = load_config(config_path)
     redactor = Redactor(settings.secret_values())
     configure_logging(settings.logging, redactor)
+    faulthandler.enable()  # a watchdog abort prints every thread's stack to the journal
+    # Exposing metrics beyond loopback is an explicit opt-in (the container sets it).
+    metrics_remote = os.environ.get("AI_AGENTS_METRICS_ALLOW_REMOTE") == "1"
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -155,7 +163,10 @@ def run_daemon(config_path: Path) -> int:
     signal.signal(signal.SIGINT, on_signal)
     notifier = SystemdNotifier()
     with InstanceLock(settings.memory.database_path):
-        app = build_app(settings, config_path.resolve(), redactor, notifier=notifier)
+        app = build_app(settings, config_path.resolve(), redactor, notifier=notifier, metrics_remote=metrics_remote)
+        # Alerts logged anywhere (config_rejected, llm budget...) also reach the webhook.
+        alert_handler = AlertLogHandler(app.alerter)
+        logging.getLogger().addHandler(alert_handler)
         log.info("daemon_started", config=str(config_path), database=str(settings.memory.database_path),
                  workspace=str(settings.file_system.workspace_path), provider=settings.llm.provider,
                  model=settings.llm.model)
@@ -163,6 +174,7 @@ def run_daemon(config_path: Path) -> int:
         while not stop.wait(0.5):
             pass
         log.info("daemon_stopping", reason="signal")
+        logging.getLogger().removeHandler(alert_handler)
         app.stop()
     log.info("daemon_stopped", exit_code=0)
     return 0

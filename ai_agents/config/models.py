@@ -127,7 +127,7 @@ class OrchestratorConfig(Section):
     max_new_tasks: int = Field(5, ge=0, description="tasks the CEO may create per cycle")
     generate_when_idle: bool = True
     shutdown_grace: float = Field(30.0, gt=0, description="seconds in-flight tasks get on SIGTERM")
-    heartbeat_interval: float = Field(5.0, gt=0)
+    heartbeat_interval: float = Field(5.0, gt=0, le=30, description="at most half of the unit's WatchdogSec=60")
     loop_threshold: int = Field(3, ge=2, description="same failure or same generated task this often = a loop")
 
 

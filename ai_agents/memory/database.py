@@ -138,7 +138,7 @@ class Database:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
         self._all_lock = threading.Lock()
         self.migrate()
 
@@ -154,7 +154,15 @@ class Database:
             conn.execute("PRAGMA foreign_keys = ON")
             self._local.conn = conn
             with self._all_lock:
-                self._all.append(conn)
+                # Close the connections of threads that have ended (replaced workers, pool threads),
+                # so a long-running daemon does not accumulate file descriptors.
+                for ident, (thread, old) in list(self._all.items()):
+                    if not thread.is_alive():
+                        with contextlib.suppress(sqlite3.Error):
+                            old.close()
+                        del self._all[ident]
+                current = threading.current_thread()
+                self._all[id(current)] = (current, conn)
         return conn
 
     def utils(self) -> sqlite_utils.Database:
@@ -216,7 +224,7 @@ class Database:
 
     def close(self) -> None:
         with self._all_lock:
-            for conn in self._all:
+            for _, conn in self._all.values():
                 with contextlib.suppress(sqlite3.Error):  # a finished thread's connection: nothing to save
                     conn.close()
             self._all.clear()
