@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
 import faulthandler
+import fcntl
 import logging
 import os
 import signal

@@ -21,8 +21,8 @@ def test_demo_runs_the_story_in_under_a_minute(tmp_path):
     assert elapsed < 60
     assert "SCRIPTED model" in out.stdout and "demo finished" in out.stdout
     assert "tests: 5 passed, 0 failed (passed)" in out.stdout
-    log = subprocess.run(["git", "-C", str(ws), "log", "--topo-order", "--format=%an|%s"], capture_output=True, text=True,
-                         check=True).stdout.splitlines()
+    log = subprocess.run(["git", "-C", str(ws), "log", "--topo-order", "--format=%an|%s"], capture_output=True,
+                         text=True, check=True).stdout.splitlines()
     assert [line.split("|")[0] for line in log] == ["Tech Lead Agent", "Developer Agent", "QA Agent", "System Agent"]
     assert log[1].endswith("feat(textutils): add slugify helper")
     assert (ws / "textutils.py").exists() and (ws / "tests" / "test_textutils.py").exists()
