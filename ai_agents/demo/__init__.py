@@ -8,8 +8,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ai_agents.domain import FINAL_STATUSES, TaskStatus, TaskType
+from ai_agents.config.models import Settings
+from ai_agents.domain import FINAL_STATUSES, Task, TaskStatus, TaskType
+
+if TYPE_CHECKING:
+    from ai_agents.app import App
 
 HERE = Path(__file__).resolve().parent
 DEMO_TIMEOUT = 60.0
@@ -55,10 +60,10 @@ def run_demo(workspace: Path | None) -> int:
     finally:
         app.stop()
     elapsed = time.monotonic() - started
-    return _report(app, settings, task, elapsed)
+    return _report(settings, task, elapsed)
 
 
-def _wait_for_code_task(app, started: float):  # type: ignore[no-untyped-def]
+def _wait_for_code_task(app: App, started: float) -> Task | None:
     while time.monotonic() - started < DEMO_TIMEOUT:
         code = [t for t in app.tasks.list() if t.type == TaskType.CODE]
         if code and (code[0].status in FINAL_STATUSES or code[0].status == TaskStatus.ESCALATED):
@@ -70,7 +75,7 @@ def _wait_for_code_task(app, started: float):  # type: ignore[no-untyped-def]
     return next((t for t in app.tasks.list() if t.type == TaskType.CODE), None)
 
 
-def _report(app, settings, task, elapsed: float) -> int:  # type: ignore[no-untyped-def]
+def _report(settings: Settings, task: Task | None, elapsed: float) -> int:
     from ai_agents.git import GitManager
     from ai_agents.testing import TestRunner
 

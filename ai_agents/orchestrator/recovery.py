@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ai_agents.agents.base import proposed_to_kwargs
-from ai_agents.domain import TaskStatus, normalize_text
+from ai_agents.agents.models import EscalationDecision
+from ai_agents.domain import Task, TaskStatus, normalize_text
 from ai_agents.errors import AgentsError, BudgetExceeded
 from ai_agents.memory.tasks import fingerprint
 
@@ -63,7 +64,7 @@ class Recovery:
                     continue
                 self._apply(task, decision)
 
-    def _apply(self, task, decision) -> None:  # type: ignore[no-untyped-def]
+    def _apply(self, task: Task, decision: EscalationDecision) -> None:
         tasks = self.orch.tasks
         marker = {"escalations": task.payload.get("escalations", 0) + 1}
         if decision.action == "retry":
