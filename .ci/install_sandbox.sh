@@ -30,34 +30,11 @@ if command -v bwrap >/dev/null 2>&1; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-    say "apt-get is not available: not installing bubblewrap; the bwrap-only tests will be skipped"
-    exit 0
-fi
-
-SUDO=""
-if [ "$(id -u)" != "0" ]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        SUDO="sudo -n"
-    else
-        say "not root and no passwordless sudo: not installing bubblewrap; the bwrap-only tests will be skipped"
-        exit 0
-    fi
-fi
-
-# Bound the whole install so a stuck mirror cannot hang CI.
-TIMEOUT=""
-if command -v timeout >/dev/null 2>&1; then
-    TIMEOUT="timeout 600"
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-say "installing bubblewrap with apt-get"
-if $SUDO $TIMEOUT apt-get update -qq \
-    && $SUDO $TIMEOUT apt-get install -y -qq --no-install-recommends bubblewrap; then
+. "$(dirname "$0")/apt_install.sh"
+if apt_install install_sandbox bubblewrap; then
     say "installed"
     probe
 else
-    say "apt-get failed (exit $?): the bwrap-only tests will be skipped"
+    say "the bwrap-only tests will be skipped"
 fi
 exit 0

@@ -28,14 +28,12 @@ HADOLINT_VERSION=2.15.1
 status=0
 
 fail() { echo "ops_checks: FAIL: $*" >&2; status=1; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
 # --- tools --------------------------------------------------------------------------
+. "$(dirname "$0")/apt_install.sh"
 if ! command -v systemd-analyze >/dev/null; then
-    echo "ops_checks: installing systemd (for systemd-analyze)"
-    as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends systemd >/dev/null \
-        || { echo "ops_checks: FAIL: systemd-analyze missing and apt-get install systemd failed" >&2; exit 1; }
+    apt_install ops_checks systemd \
+        || { echo "ops_checks: FAIL: systemd-analyze missing and could not be installed" >&2; exit 1; }
 fi
 if [ ! -x "$VENV/bin/python" ]; then
     echo "ops_checks: FAIL: no virtualenv at $VENV (pass its path as the first argument)" >&2
