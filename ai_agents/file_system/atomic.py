@@ -31,15 +31,8 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(target: Path, data: bytes, replace: Callable[[Path, Path], None] = os.replace) -> None:
-    """Write ``data`` to ``target`` so a reader sees either the old or the new file, never a part.
-
-    ``replace`` is the rename step; tests pass a failing one to simulate a crash there.
-    """
-    try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        mode = _DEFAULT_MODE
+def _write_temp(target: Path, data: bytes, mode: int) -> Path:
+    """The complete, fsynced temp file for ``target`` (removed again if writing it fails)."""
     tmp = temp_name(target)
     # O_EXCL + O_NOFOLLOW: never write through something that appeared at the temp name.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -49,6 +42,24 @@ def atomic_write_bytes(target: Path, data: bytes, replace: Callable[[Path, Path]
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return tmp
+
+
+def atomic_write_bytes(target: Path, data: bytes, replace: Callable[[Path, Path], None] = os.replace) -> None:
+    """Write ``data`` to ``target`` so a reader sees either the old or the new file, never a part.
+
+    ``replace`` is the rename step; tests pass a failing one to simulate a crash there.
+    """
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = _DEFAULT_MODE
+    tmp = _write_temp(target, data, mode)
+    try:
         replace(tmp, target)
     except BaseException:
         # Leave nothing behind: the target still holds its previous content.
@@ -63,14 +74,8 @@ def atomic_create_bytes(target: Path, data: bytes) -> None:
 
     The complete temp file is hard-linked to the target name: link() never replaces.
     """
-    tmp = temp_name(target)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    tmp = _write_temp(target, data, _DEFAULT_MODE)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _DEFAULT_MODE)
         os.link(tmp, target, follow_symlinks=False)
     finally:
         with contextlib.suppress(FileNotFoundError):
