@@ -37,9 +37,11 @@ def ruff_issues(workspace: Path, files: list[str], timeout: float = 60) -> tuple
     if not files:
         return [], "no files"
     try:
+        # Outside the sandbox, in the workspace: -I keeps the workspace off sys.path, or a ruff.py
+        # written by the model would run here with the daemon's rights; "--" keeps file names file names.
         proc = subprocess.run(
-            [sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format=json", "--isolated",
-             "--select", "E,F,W,B", "--line-length", "120", *files],
+            [sys.executable, "-I", "-m", "ruff", "check", "--no-cache", "--output-format=json", "--isolated",
+             "--select", "E,F,W,B", "--line-length", "120", "--", *files],
             cwd=workspace, capture_output=True, text=True, timeout=timeout,
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
         )
