@@ -38,6 +38,11 @@ from ai_agents.testing.sandbox import Limits, bwrap_args, find_bwrap, minimal_en
 
 log = structlog.get_logger("ai_agents.testing")
 
+# Not `python -m pytest`: that puts the workspace first on sys.path, so a pytest.py (or _pytest/,
+# pluggy.py...) written there would replace the test runner and report whatever it likes. With -P
+# the workspace goes last instead: the tests still import its modules, which can shadow nothing.
+_PYTEST_MAIN = "import os, sys; sys.path.append(os.getcwd()); import pytest; sys.exit(pytest.console_main())"
+
 
 class TestRunner:
     """Runs pytest or jest in ``project_path`` under a sandbox; see the module docstring."""
@@ -136,8 +141,8 @@ class TestRunner:
             except ImportError as e:
                 raise TestRunError("pytest is not installed in the daemon's Python environment") from e
             junit = report / "junit.xml"
-            return ([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no", "--tb=short",
-                     "-o", "junit_family=xunit1", f"--junitxml={junit}", *args], junit, True)
+            return ([sys.executable, "-P", "-c", _PYTEST_MAIN, "-q", "-p", "no:cacheprovider", "--color=no",
+                     "--tb=short", "-o", "junit_family=xunit1", f"--junitxml={junit}", *args], junit, True)
         if framework == "jest":
             local = self.project_path / "node_modules" / ".bin" / "jest"
             if not shutil.which("node"):
