@@ -81,11 +81,13 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values())
     git.ensure_repository(settings.git.repository_url)
     git.recover()
-    # Tests are untrusted code: hide the config, the database, the logs and the backups from them.
+    # Tests are untrusted code: hide the config directory (config.yaml, a .env beside it), the database,
+    # the logs and the backups from them. Also when one of them holds the workspace, as in the shipped
+    # layout (config.yaml above data/workspace): the sandbox binds the workspace back on top.
     hidden = [p for p in (config_path.parent if config_path else None, settings.memory.database_path.parent,
                           settings.logging.file.parent if settings.logging.file else None,
                           settings.file_system.backup_dir)
-              if p is not None and not settings.repo_path.is_relative_to(p)]
+              if p is not None]
     runner = TestRunner.from_config(settings.testing, settings.repo_path, hidden_paths=hidden)
     deployer = DeploymentManager.from_config(settings.deployment, settings.repo_path, memory,
                                              secrets=settings.secret_values())
