@@ -20,6 +20,7 @@ from ai_agents.agents.reviewer import ReviewerAgent
 from ai_agents.deployment import DeploymentFailedError
 from ai_agents.domain import Role, Task, slugify
 from ai_agents.errors import TaskFailedError, TestRunError, WorkspaceError
+from ai_agents.file_system.paths import normalize
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.quality import quality_report
 from ai_agents.orchestrator.workspace import Workspace
@@ -30,11 +31,22 @@ STAGE_ROLES = {"tests": Role.QA, "code": Role.DEVELOPER, "release": Role.DEVELOP
 
 
 def suite_problems(suite: TestSuite, tests_dir: str) -> list[str]:
-    problems = []
-    name = suite.test_path.rsplit("/", 1)[-1]
-    if not suite.test_path.startswith(f"{tests_dir}/") or not (name.startswith("test_") and name.endswith(".py")):
-        problems.append(f"test_path must be {tests_dir}/test_<name>.py, not {suite.test_path!r}")
-    if not suite.module_path.endswith(".py") or suite.module_path.startswith(f"{tests_dir}/"):
+    """Why QA's paths are unusable (empty if they are fine); judged as the file system will resolve them."""
+    problems, normal = [], {}
+    for field in ("test_path", "module_path"):
+        try:
+            normal[field] = normalize(getattr(suite, field)).as_posix()
+        except WorkspaceError as e:
+            problems.append(f"{field}: {e}")
+    test_path, module_path = normal.get("test_path"), normal.get("module_path")
+    if test_path is not None:
+        name = test_path.rsplit("/", 1)[-1]
+        # Exactly the normal form: "tests/../x.py" is x.py, outside tests/; the path QA writes,
+        # commits and the Developer may not touch is then the one checked here.
+        if (test_path != suite.test_path.strip() or not test_path.startswith(f"{tests_dir}/")
+                or not (name.startswith("test_") and name.endswith(".py"))):
+            problems.append(f"test_path must be {tests_dir}/test_<name>.py, not {suite.test_path!r}")
+    if module_path is not None and (not module_path.endswith(".py") or module_path.startswith(f"{tests_dir}/")):
         problems.append(f"module_path must be a .py file outside {tests_dir}/, not {suite.module_path!r}")
     return problems
 
@@ -84,6 +96,11 @@ class CodeFlow:
                 result = self.ws.runner.run_specific_test(suite.test_path)
                 self.qa.record("tests_run_before_code", task, outcome=result.outcome, failed=result.failed_count,
                                errors=result.errors, passed=result.passed_count)
+                if self.ws.changed_by_tests({suite.test_path: suite.test_code}):
+                    why = f"{suite.test_path} changed while the tests ran (rewritten, deleted or made a symlink)"
+                    feedback.append(why)
+                    self.qa.record("tests_sent_back", task, attempt=attempt, reasons=[why])
+                    continue
                 if result.outcome == "could_not_run":
                     raise TestRunError(f"the test framework could not run: {result.output_tail[-500:]}")
                 if result.outcome != "failed":
@@ -138,10 +155,15 @@ class CodeFlow:
         with self.ws.on_branch(branch):
             written, refused = self.ws.apply(change, {suite["test_path"]})
             result = self.ws.runner.run_tests()
-            files = {p: self.ws.fs.read_file(p) for p in written}
-            quality = quality_report(self.ws.fs.workspace_path, files, result) if result.passed else None
+            changed = self.ws.changed_by_tests(self.ws.contents(change, written))
+            files = {} if changed else {p: self.ws.fs.read_file(p) for p in written}
+            reviewable = result.passed and not changed
+            quality = quality_report(self.ws.fs.workspace_path, files, result) if reviewable else None
         self.dev.record("code_tested", task, approach=approach, attempt=attempt, outcome=result.outcome,
                         passed=result.passed_count, failed=result.failed_count, refused=refused)
+        if changed:
+            return [{"test_name": "files changed by the tests",
+                     "error_message": f"{', '.join(changed)} changed while the tests ran"}], None
         if not result.passed:
             failures = [f.model_dump() if hasattr(f, "model_dump") else dict(f) for f in result.failures]
             if not failures:
@@ -166,6 +188,10 @@ class CodeFlow:
         with self.ws.on_branch(branch):
             written, _ = self.ws.apply(change, {suite["test_path"]})
             result = self.ws.runner.run_tests()
+            if changed := self.ws.changed_by_tests(self.ws.contents(change, written)):
+                # What would be committed is no longer what the Tech Lead reviewed.
+                raise TaskFailedError(f"{', '.join(changed)} changed while the tests ran, after the review; "
+                                      "nothing was committed")
             if not result.passed:
                 raise TaskFailedError(f"tests no longer pass at commit time: {result.outcome}")
             self.ws.git.add(written)

@@ -7,6 +7,8 @@ configured branch when it lets go. LLM calls happen outside the lock.
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +20,7 @@ from ai_agents.agents.models import CodeChange
 from ai_agents.config.live import LiveConfig
 from ai_agents.domain import Role
 from ai_agents.errors import WorkspaceError
+from ai_agents.file_system.paths import normalize
 from ai_agents.memory.store import MemoryStore
 
 log = structlog.get_logger("ai_agents.workspace")
@@ -25,8 +28,8 @@ log = structlog.get_logger("ai_agents.workspace")
 MAX_SUMMARY_FILES = 30
 # Files that change how tests are collected or run: a Developer editing them could skip or
 # rewrite QA's tests, so they are QA's as much as the tests are.
-TEST_HARNESS_FILES = frozenset({"conftest.py", "pytest.ini", "pyproject.toml", "setup.cfg", "tox.ini",
-                                "package.json", "jest.config.js"})
+TEST_HARNESS_FILES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml",
+                                "pyproject.toml", "setup.cfg", "tox.ini", "package.json", "jest.config.js"})
 
 
 class Workspace:
@@ -76,26 +79,68 @@ class Workspace:
             self.fs.write_file(path, content)
             if not self.live.current.git.auto_commit:
                 return None
-            return self.git.commit(message, agent=agent, files=[path])
+            try:
+                return self.git.commit(message, agent=agent, files=[path])
+            except Exception:
+                # A refused commit (a secret in the document) must not leave the file on disk.
+                self.git.discard_changes()
+                raise
 
     def apply(self, change: CodeChange, forbidden: set[str]) -> tuple[list[str], list[str]]:
         """Write the Developer's files (lock held by the caller); returns (written, refused reasons)."""
         written, refused = [], []
+        tests_dir = normalize(self.live.current.testing.tests_dir).as_posix()
+        # Compared after normalising: "src/../tests/test_x.py" is QA's test as much as "tests/test_x.py".
+        guarded = {normalize(p).as_posix() for p in forbidden}
         for f in change.files:
-            path = f.path.strip().lstrip("./") if f.path.startswith("./") else f.path.strip()
+            try:
+                path = normalize(f.path).as_posix()
+            except WorkspaceError as e:
+                refused.append(f"{f.path}: {e}")
+                log.warning("write_refused", path=f.path, reason=str(e), agent="developer")
+                continue
             name = path.rsplit("/", 1)[-1]
-            if (path in forbidden or path.startswith(f"{self.live.current.testing.tests_dir}/")
-                    or name in TEST_HARNESS_FILES):
-                refused.append(f"{path}: the Developer may not change QA's tests")
-                log.warning("write_refused", path=path, reason="tests belong to QA", agent="developer")
+            if path in guarded or path.startswith(f"{tests_dir}/") or name in TEST_HARNESS_FILES:
+                refused.append(f"{f.path}: the Developer may not change QA's tests")
+                log.warning("write_refused", path=f.path, reason="tests belong to QA", agent="developer")
                 continue
             try:
                 self.fs.write_file(path, f.content)
                 written.append(path)
             except WorkspaceError as e:
-                refused.append(f"{path}: {e}")
-                log.warning("write_refused", path=path, reason=str(e), agent="developer")
+                refused.append(f"{f.path}: {e}")
+                log.warning("write_refused", path=f.path, reason=str(e), agent="developer")
         return written, refused
+
+    @staticmethod
+    def contents(change: CodeChange, written: list[str]) -> dict[str, str]:
+        """What :meth:`apply` wrote: path (as in ``written``) -> content."""
+        contents: dict[str, str] = {}
+        for f in change.files:
+            try:
+                contents[normalize(f.path).as_posix()] = f.content
+            except WorkspaceError:
+                continue
+        return {p: contents[p] for p in written}
+
+    def changed_by_tests(self, expected: dict[str, str]) -> list[str]:
+        """Paths of ``expected`` (path -> content written) that a test run rewrote, deleted or swapped
+        for a symlink (lock held by the caller). Tests run with the workspace writable; what is
+        committed must be what was written and reviewed, never what a test left in its place."""
+        changed = []
+        root = self.fs.workspace_path
+        for path, content in expected.items():
+            target = root / path
+            try:
+                same = (os.path.realpath(target) == str(target) and stat.S_ISREG(target.lstat().st_mode)
+                        and target.read_bytes() == content.encode("utf-8"))
+            except OSError:
+                same = False
+            if not same:
+                changed.append(path)
+        if changed:
+            log.warning("files_changed_by_tests", paths=changed)
+        return changed
 
     def task_commits(self, branch: str, task_id: str) -> dict[str, str]:
         """Agent name -> sha of this task's commits on ``branch`` (what a restart resumes from)."""
