@@ -108,3 +108,27 @@ def test_submit_tasks_and_status(write_config):
     assert "never ran" in cli(config, "status").stdout
     usage = cli(config, "submit", "x", "--type", "nonsense")
     assert usage.returncode == 2 and "invalid choice" in usage.stderr
+
+
+def test_approvals_approve_and_reject_from_the_command_line(write_config):
+    from ai_agents.config import load_config
+    from ai_agents.memory import Database, TaskStore
+
+    config = write_config(None)
+    tasks = TaskStore(Database(load_config(config).memory.database_path))
+    first, second = tasks.create("code", "Gated one"), tasks.create("code", "Gated two")
+    for t in (first, second):
+        tasks.request_approval(t.id, "deploy", {"merge_commit": "abc1234"}, {"stage": "release"})
+    listing = cli(config, "approvals")
+    assert listing.returncode == 0 and first.id in listing.stdout and second.id in listing.stdout
+    ok = cli(config, "approve", first.id)
+    assert ok.returncode == 0 and f"approved deploy for task {first.id}" in ok.stdout
+    no = cli(config, "reject", second.id)
+    assert no.returncode == 0 and "rejected deploy" in no.stdout
+    assert tasks.approval_status(first.id, "deploy") == "approved"
+    assert tasks.approval_status(second.id, "deploy") == "rejected"
+    assert {tasks.get(first.id).status.value, tasks.get(second.id).status.value} == {"queued"}
+    again = cli(config, "approve", first.id)
+    assert again.returncode == 1 and "no pending approval" in again.stderr
+    assert "no pending approvals" in cli(config, "approvals").stdout
+    assert "decided by cli" in cli(config, "approvals", "--all").stdout
