@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
@@ -19,6 +20,7 @@ from ai_agents.memory.context import ContextManager
 from ai_agents.memory.store import MemoryStore
 
 T = TypeVar("T", bound=BaseModel)
+COMPLETED_TASKS_KEPT = 1000
 log = structlog.get_logger("ai_agents.agents")
 
 
@@ -49,7 +51,8 @@ class BaseAgent:
         self.memory = memory
         self.live = live
         self.active_tasks: list[str] = []
-        self.completed_tasks: list[str] = []
+        # The most recent ones only: an always-on daemon must not keep every task id it ever finished.
+        self.completed_tasks: deque[str] = deque(maxlen=COMPLETED_TASKS_KEPT)
 
     @property
     def system_prompt(self) -> str:
