@@ -80,7 +80,6 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     fs = FileSystemManager.from_config(settings.file_system)
     git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values())
     git.ensure_repository(settings.git.repository_url)
-    git.recover()
     # Tests are untrusted code: hide the config directory (config.yaml, a .env beside it), the database,
     # the logs and the backups from them. Also when one of them holds the workspace, as in the shipped
     # layout (config.yaml above data/workspace): the sandbox binds the workspace back on top.
@@ -94,6 +93,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     live.subscribe(lambda old, new, keys: deployer.reconfigure(new.deployment)
                    if any(k.startswith("deployment") for k in keys) else None)
     workspace = Workspace(live=live, fs=fs, git=git, runner=runner, deployer=deployer, memory=memory)
+    workspace.recover()
 
     agent_args = (llm, context, memory, live)
     ceo = CEOAgent(*agent_args)

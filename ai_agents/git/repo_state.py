@@ -26,7 +26,8 @@ def lock_holders(lock: Path) -> list[int] | None:
     if not (proc / "self" / "fd").is_dir():
         return None
     lock = Path(os.path.realpath(lock))
-    repo = lock.parent.parent if lock.parent.name == ".git" else lock.parent
+    # The working tree holding the .git directory the lock is in (refs/heads/x.lock is deep inside it).
+    repo = next((p.parent for p in lock.parents if p.name == ".git"), lock.parent)
     holders = []
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -148,16 +149,22 @@ class RepoStateMixin:
         """
         done: list[str] = []
         with self._lock:
-            lock = self._git_path("index.lock")
-            if lock.exists():
+            git_dir = self._git_path("index.lock").parent
+            # A git process killed while updating a ref leaves HEAD.lock or refs/heads/<b>.lock
+            # behind as surely as index.lock, and every later merge or commit fails on it.
+            locks = dict.fromkeys([git_dir / "index.lock", *sorted(git_dir.glob("*.lock")),
+                                   *sorted((git_dir / "refs").rglob("*.lock"))])
+            for lock in locks:
+                if not lock.exists():
+                    continue
                 holders = lock_holders(lock)
                 stale = (not holders) if holders is not None else (
                     time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS)
                 if stale:
                     lock.unlink()
-                    done.append("removed stale index.lock")
+                    done.append(f"removed stale {lock.relative_to(git_dir).as_posix()}")
                 else:
-                    log.warning("git_index_lock_held", pids=holders)
+                    log.warning("git_index_lock_held", lock=lock.name, pids=holders)
             steps = (("MERGE_HEAD", ("merge", "--abort"), "aborted merge"),
                      ("CHERRY_PICK_HEAD", ("cherry-pick", "--abort"), "aborted cherry-pick"),
                      ("REVERT_HEAD", ("revert", "--abort"), "aborted revert"))

@@ -60,6 +60,26 @@ class Workspace:
                 self.git.discard_changes()
                 self.git.checkout(self.main_branch)
 
+    def recover(self) -> list[str]:
+        """At start-up, undo what a crash left in the shared working tree; end clean on the main branch.
+
+        Stale git locks and merges half-way are git's part (``git.recover``). A process killed
+        in the middle of a step also leaves uncommitted files, or a merge that wrote the tree
+        but not yet MERGE_HEAD, on whatever branch was checked out; every step ends clean, so
+        anything uncommitted now is such a leftover and is discarded, or the next merge fails.
+        """
+        with self.lock:
+            done = self.git.recover()
+            if not self.git.is_clean():
+                self.git.discard_changes()
+                done.append("discarded uncommitted leftovers")
+            if self.git.current_branch() != self.main_branch:
+                self.git.checkout(self.main_branch)
+                done.append(f"checked out {self.main_branch}")
+        if done:
+            log.warning("workspace_recovered", actions=done)
+        return done
+
     def summary(self) -> str:
         """What the CEO and QA see of the workspace: files and the structure of Python modules."""
         with self.lock:
