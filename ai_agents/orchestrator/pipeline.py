@@ -9,6 +9,7 @@ release (Developer) push and deploy, each behind an approval when config.yaml as
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,8 @@ from ai_agents.orchestrator.workspace import Workspace
 log = structlog.get_logger("ai_agents.pipeline")
 
 STAGE_ROLES = {"tests": Role.QA, "code": Role.DEVELOPER, "release": Role.DEVELOPER}
+# A path that can go in a commit trailer as it is: no spaces, newlines or colons to forge another trailer.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
 
 
 def suite_problems(suite: TestSuite, tests_dir: str) -> list[str]:
@@ -75,8 +78,11 @@ class CodeFlow:
     # --- stage 1: QA writes failing tests --------------------------------------------
     def write_tests(self, task: Task, branch: str) -> FlowResult:
         done = self.ws.task_commits(branch, task.id)
-        if "QA" in done and task.payload.get("test_path"):
-            return FlowResult(next_stage="code", result={"branch": branch})  # resumed after a crash
+        if "QA" in done and (resumed := self._committed_suite(branch, done["QA"])):
+            # The daemon died after QA's commit but before the hand-off: go on from that commit.
+            # Asking QA again would put a second, different QA commit for this task on main.
+            self.qa.record("tests_resumed", task, branch=branch, commit=done["QA"])
+            return FlowResult(next_stage="code", result={"branch": branch, **resumed})
         cfg = self.ws.live.current
         feedback: list[str] = []
         for attempt in range(1, cfg.agents.max_fix_attempts + 1):
@@ -111,14 +117,32 @@ class CodeFlow:
                     self.qa.record("tests_sent_back", task, attempt=attempt, reasons=[why])
                     continue
                 self.ws.git.add([suite.test_path])
-                message = self.qa.commit_message(task, self.ws.git.diff(staged=True)).render(
-                    {"Task-Id": task.id, "Agent": "QA", "Tests": f"{result.test_count} written, failing before code"})
+                trailers = {"Task-Id": task.id, "Agent": "QA",
+                            "Tests": f"{result.test_count} written, failing before code"}
+                # What a restart resumes from (see _committed_suite); only plain paths go in a trailer.
+                trailers |= {k: v for k, v in (("Test-File", suite.test_path), ("Module", suite.module_path))
+                             if _PLAIN_PATH.fullmatch(v)}
+                message = self.qa.commit_message(task, self.ws.git.diff(staged=True)).render(trailers)
                 sha = self.ws.git.commit(message, agent=Role.QA, files=[suite.test_path])
             self.qa.record("tests_committed", task, branch=branch, commit=sha, test_path=suite.test_path)
             return FlowResult(next_stage="code", result={
                 "branch": branch, "test_path": suite.test_path, "module_path": suite.module_path,
                 "requirements": suite.requirements, "constraints": suite.constraints, "tests_commit": sha})
         raise TaskFailedError("QA could not write tests that fail before the code exists: " + "; ".join(feedback[-5:]))
+
+    def _committed_suite(self, branch: str, sha: str) -> dict[str, Any] | None:
+        """The test and module paths QA's commit ``sha`` recorded in its trailers, or None.
+
+        Requirements and constraints are not in the commit: after such a restart the Developer
+        works from the tests alone (they are the specification).
+        """
+        entry = next((e for e in self.ws.git.log(50, branch=branch) if e["sha"] == sha), None)
+        if entry is None:
+            return None
+        trailers = dict(line.split(": ", 1) for line in entry["message"].splitlines() if ": " in line)
+        if not (trailers.get("Test-File") and trailers.get("Module")):
+            return None  # a commit without them (older versions): QA writes the tests again
+        return {"test_path": trailers["Test-File"], "module_path": trailers["Module"], "tests_commit": sha}
 
     # --- stage 2: the Developer makes them pass ------------------------------------------
     def write_code(self, task: Task, branch: str) -> FlowResult:

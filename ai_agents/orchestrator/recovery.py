@@ -78,8 +78,10 @@ class Recovery:
             tasks.transition(task.id, TaskStatus.CANCELLED, expected=TaskStatus.ESCALATED,
                              result={"split_into": [s.title for s in decision.subtasks]})
         else:
+            # Keep why it failed: the CEO's reasoning alone does not tell an operator what broke.
             tasks.transition(task.id, TaskStatus.FAILED, expected=TaskStatus.ESCALATED,
-                             error=f"dropped by the CEO: {decision.reasoning}"[:2000])
+                             error=f"dropped by the CEO: {decision.reasoning[:1000]}; it had failed with: "
+                                   f"{task.error}"[:4000])
 
     def generate_if_idle(self) -> None:
         """When nothing is queued, running or waiting, the CEO generates new tasks."""
