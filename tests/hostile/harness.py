@@ -408,7 +408,9 @@ class CaseRun:
         return rows
 
     def git(self, *args: str) -> str:
-        return subprocess.run(["git", "-C", str(self.workspace), *args], capture_output=True, text=True,
+        # Never run what a failed protection may have planted in .git while checking for it.
+        safe = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"]
+        return subprocess.run(["git", *safe, "-C", str(self.workspace), *args], capture_output=True, text=True,
                               check=True, errors="replace").stdout
 
     def stored_text(self) -> dict[str, bytes]:
