@@ -72,7 +72,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     live.subscribe(lambda old, new, keys: redactor.update(new.secret_values()))
     live.subscribe(lambda old, new, keys: set_level(new.logging.level) if "logging.level" in keys else None)
     db = Database(settings.memory.database_path)
-    memory, tasks = MemoryStore(db), TaskStore(db)
+    memory, tasks = MemoryStore(db, redactor.redact_value), TaskStore(db, redactor.redact_value)
     context = ContextManager(live, memory, tasks)
     alerter = Alerter(live, redactor=redactor)
     llm = LLMClient.from_config(live, memory)

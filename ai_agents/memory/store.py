@@ -4,6 +4,7 @@ plus the daemon's own state (heartbeat), LLM usage rows, the response cache and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,8 +15,10 @@ from ai_agents.memory.database import Database, dumps, loads
 class MemoryStore:
     """Long-term memory and records of the daemon, over one :class:`Database`."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, redact: Callable[[Any], Any] | None = None):
         self.db = db
+        # Activity details and decisions can quote test output or model text: scrub secrets first.
+        self._redact = redact or (lambda value: value)
 
     # --- agent_memory -----------------------------------------------------------
     def remember(self, agent_name: str, key: str, value: Any) -> None:
@@ -40,7 +43,7 @@ class MemoryStore:
                      task_id: str | None = None) -> None:
         self.db.execute(
             "INSERT INTO activity_logs (agent_name, activity, details, timestamp, task_id) VALUES (?, ?, ?, ?, ?)",
-            (agent_name, activity, dumps(details or {}), iso(utcnow()), task_id),
+            (agent_name, activity, dumps(self._redact(details or {})), iso(utcnow()), task_id),
         )
 
     def activities(self, task_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
@@ -60,7 +63,7 @@ class MemoryStore:
         self.db.execute(
             "INSERT INTO decision_history (agent_name, decision_type, decision_data, timestamp, task_id) "
             "VALUES (?, ?, ?, ?, ?)",
-            (agent_name, decision_type, dumps(decision_data), iso(utcnow()), task_id),
+            (agent_name, decision_type, dumps(self._redact(decision_data)), iso(utcnow()), task_id),
         )
 
     def decisions(self, task_id: str | None = None, decision_type: str | None = None,

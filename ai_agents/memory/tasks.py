@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,8 +53,10 @@ def _row_to_task(row: dict[str, Any]) -> Task:
 class TaskStore:
     """Create, claim and finish tasks atomically."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, redact: Callable[[Any], Any] | None = None):
         self.db = db
+        # Results and errors quote test output and model text: scrub secrets before storing them.
+        self._redact = redact or (lambda value: value)
 
     def create(self, type: TaskType | str, title: str, description: str = "", *,
                priority: Priority | str | int = Priority.MEDIUM, payload: dict[str, Any] | None = None,
@@ -144,10 +147,10 @@ class TaskStore:
         params: list[Any] = [new.value, now]
         if result is not None:
             sets.append("result = ?")
-            params.append(dumps(result))
+            params.append(dumps(self._redact(result)))
         if error is not None:
             sets.append("error = ?")
-            params.append(error)
+            params.append(self._redact(error))
         if new != TaskStatus.IN_PROGRESS:
             sets += ["lease_owner = NULL", "lease_expires_at = NULL"]
         if new in FINAL_STATUSES or new == TaskStatus.ESCALATED:
@@ -177,7 +180,7 @@ class TaskStore:
             changed = conn.execute(
                 "UPDATE tasks SET status = ?, result = ?, error = NULL, lease_owner = NULL, lease_expires_at = NULL, "
                 "finished_at = ?, updated_at = ? WHERE id = ? AND status = ? AND lease_owner = ?",
-                (TaskStatus.COMPLETED.value, dumps(result), iso(now), iso(now), task_id,
+                (TaskStatus.COMPLETED.value, dumps(self._redact(result)), iso(now), iso(now), task_id,
                  TaskStatus.IN_PROGRESS.value, owner)).rowcount
             if not changed:
                 return None
@@ -207,7 +210,7 @@ class TaskStore:
             if row is None:
                 return False
             payload = loads(row["payload"]) or {}
-            payload.update(payload_updates or {})
+            payload.update(self._redact(payload_updates or {}))
             payload["stage"] = stage
             conn.execute(
                 "UPDATE tasks SET status = ?, payload = ?, assigned_agent = ?, attempts = 0, lease_owner = NULL, "
@@ -220,7 +223,8 @@ class TaskStore:
         return self.db.execute(
             "UPDATE tasks SET status = ?, attempts = MAX(attempts - 1, 0), lease_owner = NULL, "
             "lease_expires_at = NULL, error = ?, updated_at = ? WHERE id = ? AND status = ? AND lease_owner = ?",
-            (TaskStatus.QUEUED.value, reason, iso(utcnow()), task_id, TaskStatus.IN_PROGRESS.value, owner)) == 1
+            (TaskStatus.QUEUED.value, self._redact(reason), iso(utcnow()), task_id, TaskStatus.IN_PROGRESS.value,
+             owner)) == 1
 
     def retry_escalated(self, task_id: str, description: str | None, payload_updates: dict[str, Any]) -> bool:
         """escalated -> queued with fresh attempts (the CEO chose to retry differently)."""

@@ -101,3 +101,20 @@ def test_claim_race_between_threads(tmp_path):
     for th in threads:
         th.join()
     assert sorted(t for t, _ in won) == sorted(ids)  # every task claimed exactly once
+
+
+def test_secrets_are_scrubbed_before_they_are_stored(tmp_path):
+    from ai_agents.logging_setup import Redactor
+
+    key = "sk-test-fake-abcdefghijklmnopqrstuv"
+    redact = Redactor([key]).redact_value
+    db = Database(tmp_path / "m.db")
+    store, tasks = MemoryStore(db, redact), TaskStore(db, redact)
+    t = tasks.create("code", "Leaky")
+    tasks.claim(t.id, "w", 60)
+    tasks.transition(t.id, TaskStatus.ESCALATED, error=f"test printed {key}", result={"output": key})
+    store.log_activity("qa", "tests_run", {"tail": f"KEY={key}"}, task_id=t.id)
+    store.record_decision("ceo", "escalation", {"reasoning": key}, task_id=t.id)
+    dump = "\n".join(str(tuple(r)) for table in ("tasks", "activity_logs", "decision_history")
+                     for r in db.connection().execute(f"SELECT * FROM {table}"))
+    assert key not in dump and "[REDACTED]" in dump
