@@ -102,6 +102,7 @@ class TaskOrchestrator:
         log.info("shutdown_started", grace_seconds=grace, in_flight=self.supervisor.current_tasks())
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.queues.wake(per_role=len(self.supervisor.workers))
         unfinished = self.supervisor.join(grace)
         for worker in unfinished:
             if worker.current_task and self.tasks.release(worker.current_task, worker.owner,

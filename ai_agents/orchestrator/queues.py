@@ -50,11 +50,19 @@ class RoleQueues:
                 _, _, seq, task_id = q.get(timeout=timeout)
             except queue.Empty:
                 return None
+            if not task_id:
+                return None  # a wake-up sentinel: the caller re-checks whether to stop
             with self._lock:
                 if self._live.get(task_id) == (role, seq):
                     del self._live[task_id]
                     return task_id
             # superseded entry: skip it without waiting again
+
+    def wake(self, per_role: int) -> None:
+        """Unblock ``per_role`` waiting workers of every role at once (shutdown), ahead of any task."""
+        for q in self._queues.values():
+            for _ in range(per_role):
+                q.put((float("-inf"), 0.0, next(self._seq), ""))
 
     def contains(self, task_id: str) -> bool:
         with self._lock:

@@ -170,9 +170,9 @@ def test_stuck_task_is_retried_then_escalated(fake_llm, build):
     app = build(fake_llm, {"orchestrator": {"task_timeout": 1, "max_task_attempts": 2},
                            "llm": {"timeout": 30, "max_retries": 0}, "agents": {"cfo": {"workers": 1}}})
     task = app.orchestrator.submit_task("analysis", "Slow thing", assigned_agent="cfo")
-    wait_for(lambda: app.tasks.get(task.id).attempts >= 2, timeout=15, message="second attempt")
+    wait_for(lambda: app.tasks.get(task.id).attempts >= 2, timeout=40, message="second attempt")
     fake_llm.fault_rate(0.0)
-    wait_for(lambda: app.tasks.get(task.id).status in (TaskStatus.ESCALATED, TaskStatus.FAILED), timeout=20,
+    wait_for(lambda: app.tasks.get(task.id).status in (TaskStatus.ESCALATED, TaskStatus.FAILED), timeout=40,
              message="escalated after max attempts")
     rows = app.db.query("SELECT activity FROM activity_logs WHERE task_id = ? AND activity = 'task_started'",
                         (task.id,))
