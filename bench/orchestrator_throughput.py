@@ -76,7 +76,7 @@ class StampFlow:
 
 def settings_for(root: Path, workers: int = 1) -> Settings:
     s = Settings.model_validate({
-        "orchestrator": {"check_interval": 60, "heartbeat_interval": 60, "generate_when_idle": False},
+        "orchestrator": {"check_interval": 60, "heartbeat_interval": 30, "generate_when_idle": False},
         "file_system": {"workspace_path": str(root / "ws"), "backup_dir": str(root / "backups")},
         "memory": {"database_path": str(root / "bench.db")}, "logging": {"file": None, "level": "WARNING"},
     })
