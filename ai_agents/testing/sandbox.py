@@ -79,13 +79,16 @@ def bwrap_args(bwrap: str, workspace: Path, writable: Sequence[Path], hidden: Se
     ``hidden``: directories replaced by an empty tmpfs (home, data directory).
     ``keep_visible``: read-only re-binds of things under ``hidden`` the run needs (the interpreter).
     """
-    args = [bwrap, *_ISOLATION, "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    private = [Path("/tmp"), Path("/dev/shm")]
+    args = [bwrap, *_ISOLATION, *(a for p in private for a in ("--tmpfs", str(p)))]
     real_hidden = [Path(os.path.realpath(h)) for h in hidden if os.path.isdir(h)]
     for h in dict.fromkeys(real_hidden):
         if h != Path("/"):
             args += ["--tmpfs", str(h)]
+    # The interpreter may live anywhere, /tmp included (a checkout with its venv there):
+    # put it back, read-only, wherever an empty tmpfs now covers it.
     for keep in dict.fromkeys(Path(os.path.realpath(k)) for k in keep_visible):
-        if keep.exists() and _under(keep, real_hidden):
+        if keep.exists() and _under(keep, [*real_hidden, *private]):
             args += ["--ro-bind", str(keep), str(keep)]
     ws = Path(os.path.realpath(workspace))
     args += ["--bind", str(ws), str(ws)]

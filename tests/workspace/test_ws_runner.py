@@ -280,3 +280,30 @@ def test_sandbox_mandatory_without_bwrap(workspace: Path) -> None:
 def test_check(workspace: Path) -> None:
     check = TestRunner(project(workspace, CALC)).check()
     assert check.ok and check.data["framework"] == "pytest" and "pytest runnable" in check.detail
+
+
+@needs_bwrap
+def test_interpreter_under_tmp_stays_visible_in_the_sandbox(tmp_path):
+    """A checkout (and its venv) under /tmp: the sandbox's empty /tmp must not hide the interpreter."""
+    import shutil
+
+    from ai_agents.testing.sandbox import bwrap_args
+
+    assert str(tmp_path).startswith("/tmp/")  # pytest's tmp_path lives under /tmp here
+    fake_prefix = tmp_path / "venv"
+    (fake_prefix / "bin").mkdir(parents=True)
+    tool = fake_prefix / "bin" / "tool"
+    tool.write_text("#!/bin/sh\necho interpreter-visible\n")
+    tool.chmod(0o755)
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    args = bwrap_args(shutil.which("bwrap"), workspace, [], [], [fake_prefix])
+    out = subprocess.run([*args, str(tool)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "interpreter-visible"
+    # and everything else that was under /tmp is gone
+    other = tmp_path / "secret.txt"
+    other.write_text("x")
+    probe = subprocess.run([*args, "/bin/sh", "-c", f"test -e {other} && echo seen || echo hidden"],
+                           capture_output=True, text=True, timeout=30)
+    assert probe.stdout.strip() == "hidden"
