@@ -94,8 +94,9 @@ def _report(settings: Settings, task: Task | None, elapsed: float) -> int:
         for row in memory.activities(task.id):
             print(f"  {row['agent_name']:<10} {row['activity']}")
     deployment, _ = memory.get_state("deployment")
-    if deployment:
-        print(f"\ndeployment: {str(deployment)[:300]}")
+    for record in (deployment or {}).get("history", [])[-1:]:
+        print(f"\ndeployment: {record['type']} {record['action']} of {record['commit'][:8]} {record['status']}: "
+              f"{record['detail']}")
     ok = task is not None and task.status == TaskStatus.COMPLETED and result.passed
     print(f"\n{'demo finished' if ok else 'demo did NOT finish as scripted'} in {elapsed:.1f}s; "
           f"task {task.id if task else '-'} {task.status.value if task else 'missing'}. Workspace kept at {ws}")
