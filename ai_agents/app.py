@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ class App:
     alerter: Alerter
     redactor: Redactor
     metrics_server: MetricsServer | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
         if self.metrics_server is not None:

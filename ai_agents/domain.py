@@ -46,10 +46,6 @@ class TaskStatus(str, Enum):
     ESCALATED = "escalated"
     AWAITING_APPROVAL = "awaiting_approval"
 
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATUSES
-
 
 FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 

@@ -70,10 +70,6 @@ class DeploymentError(TaskFailedError):
     """A deployment step failed."""
 
 
-class ApprovalRejectedError(TaskFailedError):
-    """A human (or the approval timeout) rejected a gated action."""
-
-
 # --- budget: stop starting LLM work until the budget allows it -----------------
 class BudgetExceeded(AgentsError):
     """The daily token or cost budget is used up."""

@@ -165,7 +165,8 @@ class TestingConfig(Section):
     __test__ = False
 
     framework: Literal["auto", "pytest", "jest"] = "auto"
-    auto_run: bool = True
+    auto_run: Literal[True] = Field(
+        True, description="the specification's key; the test-first pipeline always runs the tests, so only true")
     timeout: float = Field(300.0, gt=0, description="seconds before the whole test process group is killed")
     sandbox: Literal["auto", "bwrap", "none"] = "auto"
     cpu_seconds: int = Field(300, gt=0)
@@ -318,7 +319,6 @@ LIVE_KEYS: tuple[str, ...] = (
     "orchestrator.generate_when_idle",
     "orchestrator.loop_threshold",
     "testing.timeout",
-    "testing.auto_run",
     "logging.level",
     "deployment",
 )

@@ -268,9 +268,6 @@ class TaskStore:
                         "updated_at = ? WHERE id = ?", (status.value, reason, now, tid))
         return requeued, escalated
 
-    def queued_ids_in_order(self) -> list[Task]:
-        return self.list(TaskStatus.QUEUED, limit=100_000)
-
     # --- approvals ----------------------------------------------------------------
     def request_approval(self, task_id: str, action: str, details: dict[str, Any],
                          payload_updates: dict[str, Any] | None = None) -> None:
