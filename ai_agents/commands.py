@@ -10,7 +10,7 @@ from typing import Any
 from ai_agents.cli import print_json
 from ai_agents.config import load_config
 from ai_agents.config.models import Settings
-from ai_agents.domain import TaskStatus, utcnow
+from ai_agents.domain import TaskStatus
 from ai_agents.memory import Database, MemoryStore, TaskStore
 
 
@@ -94,17 +94,13 @@ def _heartbeat_age(memory: MemoryStore) -> tuple[dict[str, Any] | None, float | 
 
 
 def status_report(settings: Settings, config_path: str) -> dict[str, Any]:
+    from ai_agents.config import LiveConfig
+    from ai_agents.llm.usage import BudgetGuard
     from ai_agents.ops.metrics import collect_metrics
 
     db, memory, tasks = _stores(settings)
     state, age = _heartbeat_age(memory)
-    today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-    usage = memory.usage_since(today)
-    budget = settings.budget
-    remaining = {
-        "usd": None if budget.daily_usd is None else round(max(budget.daily_usd - usage["cost_usd"], 0.0), 6),
-        "tokens": None if budget.daily_tokens is None else max(budget.daily_tokens - usage["tokens"], 0),
-    }
+    usage = BudgetGuard(LiveConfig(settings), memory).status()  # today's spend, limits and what remains
     deployment, _ = memory.get_state("deployment")
     return {
         "config": str(config_path), "database": str(settings.memory.database_path),
@@ -112,8 +108,8 @@ def status_report(settings: Settings, config_path: str) -> dict[str, Any]:
         "daemon": {"heartbeat_age_seconds": None if age is None else round(age, 1), **(state or {})},
         "paused": settings.paused,
         "tasks_by_status": tasks.counts(), "tasks_by_agent": tasks.counts_by_agent(),
-        "llm_today": usage, "budget": {"daily_usd": budget.daily_usd, "daily_tokens": budget.daily_tokens,
-                                       "remaining": remaining},
+        "llm_today": {k: usage[k] for k in ("day", "calls", "tokens", "cost_usd", "per_agent")},
+        "budget": {**usage["limits"], "remaining": usage["remaining"], "exhausted": usage["exhausted"]},
         "pending_approvals": len(tasks.approvals("pending")),
         "metrics": collect_metrics(db, memory, tasks),
         "last_deployment": (deployment or {}).get("history", [None])[-1] if isinstance(deployment, dict) else None,

@@ -105,9 +105,11 @@ class TaskStore:
                              (TaskStatus.CANCELLED.value,))
         return {r["fingerprint"] for r in rows}
 
-    def fingerprint_count(self, fp: str) -> int:
-        row = self.db.query_one("SELECT COUNT(*) AS n FROM tasks WHERE fingerprint = ?", (fp,))
-        return int(row["n"]) if row else 0
+    def open_descriptions(self) -> set[str]:
+        """Descriptions of the same tasks as :meth:`open_fingerprints` (the CEO compares both)."""
+        rows = self.db.query("SELECT DISTINCT description FROM tasks WHERE status != ? AND description != ''",
+                             (TaskStatus.CANCELLED.value,))
+        return {r["description"] for r in rows}
 
     # --- state changes: one transaction each, guarded by the expected status ---------
     def claim(self, task_id: str, owner: str, lease_seconds: float) -> Task | None:

@@ -8,6 +8,7 @@ change is one transaction guarded by the worker's lease.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -181,8 +182,8 @@ class TaskOrchestrator:
             log.info("task_awaiting_approval", action=outcome.awaiting_approval)
             return
         if outcome.next_stage:
-            probe = Task(**{**task.__dict__, "payload": {**task.payload, "stage": outcome.next_stage}})
-            role = self.role_for(probe) or worker.role
+            next_stage = dataclasses.replace(task, payload={**task.payload, "stage": outcome.next_stage})
+            role = self.role_for(next_stage) or worker.role
             if self.tasks.handoff(task.id, worker.owner, outcome.next_stage, role.value, outcome.result):
                 log.info("task_handed_off", stage=outcome.next_stage, to=role.value, duration_ms=duration_ms)
                 self.dispatch()
@@ -207,32 +208,32 @@ class TaskOrchestrator:
         cfg = self.live.current.orchestrator
         self.memory.log_activity(worker.role.value, "task_error", {"error": reason, "action": action.value},
                                  task_id=task.id)
-        if self.tasks.get(task.id).lease_owner != worker.owner:
-            # Reclaimed as stuck while this worker hung: its late failure must not move the task.
-            log.warning("task_result_discarded", reason="lease lost (the task was reclaimed as stuck)", error=reason)
-            return
-        if action == ErrorAction.WAIT_FOR_BUDGET:
-            self._budget_blocked_until = time.monotonic() + 60
-            self.tasks.release(task.id, worker.owner, "waiting for LLM budget")
-            log.warning("task_waiting_for_budget", error=reason)
-            return
-        if action == ErrorAction.RETRY and task.attempts < cfg.max_task_attempts:
-            self.tasks.transition(task.id, TaskStatus.QUEUED, expected=TaskStatus.IN_PROGRESS, owner=worker.owner,
-                                  error=reason)
-            log.warning("task_retry", error=reason, attempt=task.attempts, max_attempts=cfg.max_task_attempts)
-            return
-        if action == ErrorAction.FAIL_AND_ALERT:
-            self.tasks.transition(task.id, TaskStatus.FAILED, expected=TaskStatus.IN_PROGRESS, owner=worker.owner,
-                                  error=reason)
-            self.alerts.alert("critical_error", f"task {task.id} failed: {reason}", task_id=task.id)
-            return
         if not isinstance(exc, AgentsError):
             # A bug, not a refusal: keep the traceback and tell a human.
             log.error("task_crashed", error=reason, exc_info=exc)
             self.alerts.alert("critical_error", f"task {task.id} crashed: {reason}", task_id=task.id)
-        self.tasks.transition(task.id, TaskStatus.ESCALATED, expected=TaskStatus.IN_PROGRESS, owner=worker.owner,
-                              error=reason)
-        log.warning("task_escalated", error=reason, attempt=task.attempts)
+
+        def move(status: TaskStatus) -> bool:
+            # Guarded by the lease: a worker whose task was reclaimed as stuck moves nothing.
+            return self.tasks.transition(task.id, status, expected=TaskStatus.IN_PROGRESS, owner=worker.owner,
+                                         error=reason)
+
+        if action == ErrorAction.WAIT_FOR_BUDGET:
+            self._budget_blocked_until = time.monotonic() + 60
+            moved = self.tasks.release(task.id, worker.owner, "waiting for LLM budget")
+            event = "task_waiting_for_budget"
+        elif action == ErrorAction.RETRY and task.attempts < cfg.max_task_attempts:
+            moved, event = move(TaskStatus.QUEUED), "task_retry"
+        elif action == ErrorAction.FAIL_AND_ALERT:
+            moved, event = move(TaskStatus.FAILED), "task_failed"
+            if moved:
+                self.alerts.alert("critical_error", f"task {task.id} failed: {reason}", task_id=task.id)
+        else:
+            moved, event = move(TaskStatus.ESCALATED), "task_escalated"
+        if not moved:
+            log.warning("task_result_discarded", reason="lease lost (the task was reclaimed as stuck)", error=reason)
+            return
+        log.warning(event, error=reason, attempt=task.attempts, max_attempts=cfg.max_task_attempts)
 
     # --- the main loop ---------------------------------------------------------------
     def cycle(self) -> None:

@@ -38,9 +38,11 @@ class Recovery:
             self.orch.dispatch()
 
     def expire_approvals(self) -> None:
-        for task_id in self.orch.tasks.expire_approvals(self.orch.live.current.approvals.timeout_seconds):
+        expired = self.orch.tasks.expire_approvals(self.orch.live.current.approvals.timeout_seconds)
+        for task_id in expired:
             log.warning("approval_expired", task_id=task_id, decision="rejected")
-        self.orch.dispatch()
+        if expired:
+            self.orch.dispatch()
 
     def handle_escalations(self) -> None:
         """The CEO decides on each escalated task once: retry differently, split, or drop.
@@ -90,11 +92,10 @@ class Recovery:
         counts = orch.tasks.counts()
         if not cfg.generate_when_idle or any(counts.get(s.value, 0) for s in BUSY) or counts.get("escalated", 0):
             return
-        all_tasks = [t for t in orch.tasks.list(limit=100_000) if t.status != TaskStatus.CANCELLED]
         try:
             accepted, skipped = orch.ceo.generate_tasks(
-                existing_fingerprints={t.fingerprint for t in all_tasks},
-                existing_descriptions={normalize_text(t.description) for t in all_tasks if t.description},
+                existing_fingerprints=orch.tasks.open_fingerprints(),
+                existing_descriptions={normalize_text(d) for d in orch.tasks.open_descriptions()},
                 workspace_summary=orch.workspace_summary(), limit=cfg.max_new_tasks)
         except BudgetExceeded:
             return

@@ -18,16 +18,18 @@ def test_demo_runs_the_story_in_under_a_minute(tmp_path):
                          capture_output=True, text=True, timeout=120, env=env)
     elapsed = time.monotonic() - t0
     assert out.returncode == 0, out.stdout + out.stderr
-    assert elapsed < 60
-    assert "SCRIPTED model" in out.stdout and "demo finished" in out.stdout
-    assert "tests: 5 passed, 0 failed (passed)" in out.stdout
+    shown = out.stdout[-4000:]  # every failure below shows what the demo printed
+    assert elapsed < 60, shown
+    assert "SCRIPTED model" in out.stdout and "demo finished" in out.stdout, shown
+    assert "tests: 5 passed, 0 failed (passed)" in out.stdout, shown
     log = subprocess.run(["git", "-C", str(ws), "log", "--topo-order", "--format=%an|%s"], capture_output=True,
                          text=True, check=True).stdout.splitlines()
-    assert [line.split("|")[0] for line in log] == ["Tech Lead Agent", "Developer Agent", "QA Agent", "System Agent"]
+    assert [line.split("|")[0] for line in log] == ["Tech Lead Agent", "Developer Agent", "QA Agent",
+                                                    "System Agent"], (log, shown)
     assert log[1].endswith("feat(textutils): add slugify helper")
     assert (ws / "textutils.py").exists() and (ws / "tests" / "test_textutils.py").exists()
     # the first version failed a test, the fix passed, the deploy was recorded
-    assert out.stdout.count("code_tested") == 2 and "deploy_succeeded" in out.stdout
+    assert out.stdout.count("code_tested") == 2 and "deploy_succeeded" in out.stdout, shown
     again = subprocess.run([sys.executable, str(REPO / "main.py"), "demo", "--workspace", str(ws)], cwd=tmp_path,
                            capture_output=True, text=True, timeout=60, env=env)
     assert again.returncode == 2 and "not empty" in again.stderr
