@@ -1,27 +1,43 @@
 """How a test run is contained: the bubblewrap command line, the environment, the limits.
 
-With bubblewrap the tests see a read-only copy of the machine with a private
-/tmp, /proc and network namespace (no network), the workspace writable but its
-``.git`` read-only (a planted hook would otherwise run in the daemon's own git
-calls), and the daemon's home and data directories hidden behind empty tmpfs.
+With bubblewrap the tests see a new, almost empty root with only what running tests needs:
+``/usr`` and the ``/bin``, ``/sbin``, ``/lib*`` beside it, ``/etc`` without its secrets, the
+interpreter and the workspace. ``/run``, ``/var/run``, ``/var/tmp``, ``/tmp`` and ``/dev/shm`` are
+empty tmpfs, there is no ``/var/lib``, ``/home``, ``/opt`` or ``/srv``: no host unix socket
+(``docker.sock``, systemd's private socket, a database's socket) exists inside, and a private
+network namespace makes abstract sockets and every port unreachable. The workspace is writable
+but its ``.git`` read-only (a planted hook would otherwise run in the daemon's own git calls), and
+the daemon's home, config and data directories are empty tmpfs even when they lie inside something
+bound (the workspace included).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # New user (when allowed), pid, network, IPC, UTS and cgroup namespaces; no capabilities even
-# for root (bwrap keeps them for uid 0 otherwise); the machine read-only; die with the daemon.
+# for root (bwrap keeps them for uid 0 otherwise); die with the daemon. The network namespace is
+# what makes abstract unix sockets (and 127.0.0.1) of the host unreachable.
 _ISOLATION = ("--die-with-parent", "--unshare-user-try", "--unshare-pid", "--unshare-net", "--unshare-ipc",
-              "--unshare-uts", "--unshare-cgroup-try", "--cap-drop", "ALL",
-              "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
+              "--unshare-uts", "--unshare-cgroup-try", "--cap-drop", "ALL")
+# What a test run needs of the system, read-only. A merged-/usr symlink (/bin -> usr/bin) stays a symlink.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# Empty and private: where host sockets and shared scratch files live.
+EMPTY_DIRS = ("/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm")
+# Secrets under /etc that may be world-readable; anything /etc holds that is not world-readable
+# (shadow, ssh host keys, ssl/private, /etc/ai-agents) is hidden as well, found when the sandbox is built.
+ETC_SECRETS = ("shadow", "shadow-", "gshadow", "gshadow-", "sudoers", "sudoers.d", "ssh", "ssl/private",
+               "security/opasswd", "ai-agents", "credstore", "credstore.encrypted", "docker", "containerd",
+               "npmrc", "pip.conf", "netrc", "wireguard", "NetworkManager/system-connections", "ppp",
+               "kubernetes", "libvirt")
 
 
 @dataclass(frozen=True)
@@ -71,30 +87,85 @@ def _under(path: Path, parents: Sequence[Path]) -> bool:
     return any(path == p or path.is_relative_to(p) for p in parents)
 
 
+def _real(path: Path | str) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def etc_secrets(etc: Path = Path("/etc")) -> list[Path]:
+    """What to hide under ``etc``: :data:`ETC_SECRETS` and whatever is not world-readable."""
+    found = [etc / name for name in ETC_SECRETS if os.path.lexists(etc / name)]
+    for dirpath, dirnames, filenames in os.walk(etc, onerror=lambda e: None):
+        here = Path(dirpath)
+        for name in [*dirnames, *filenames]:
+            path = here / name
+            try:
+                mode = path.lstat().st_mode
+            except OSError:
+                continue
+            if not stat.S_ISLNK(mode) and not mode & stat.S_IROTH:
+                found.append(path)
+        # Never descend into what is hidden anyway.
+        dirnames[:] = [d for d in dirnames if here / d not in found]
+    return list(dict.fromkeys(found))
+
+
+def _system_binds() -> Iterator[str]:
+    for name in SYSTEM_DIRS:
+        if os.path.islink(name):
+            yield from ("--symlink", os.readlink(name), name)
+        elif os.path.isdir(name):
+            yield from ("--ro-bind", name, name)
+    if os.path.isdir("/etc"):
+        yield from ("--ro-bind", "/etc", "/etc")
+        for secret in etc_secrets():
+            if secret.is_symlink():
+                continue  # its target is outside /etc (not bound) or hidden in its own right
+            # A directory becomes an empty tmpfs, a file an empty one.
+            yield from (("--tmpfs", str(secret)) if secret.is_dir() else ("--ro-bind", "/dev/null", str(secret)))
+    for name in EMPTY_DIRS:
+        if name == "/var/run" and os.path.islink(name):
+            yield from ("--symlink", "../run", name)
+        else:
+            yield from ("--tmpfs", name)
+    yield from ("--dev", "/dev", "--proc", "/proc")
+
+
 def bwrap_args(bwrap: str, workspace: Path, writable: Sequence[Path], hidden: Sequence[Path],
-               keep_visible: Sequence[Path]) -> list[str]:
+               keep_visible: Sequence[Path], read_only: Sequence[Path] = ()) -> list[str]:
     """The bwrap prefix for a command run in ``workspace``.
 
     ``writable``: extra directories bound read-write (the report directory).
-    ``hidden``: directories replaced by an empty tmpfs (home, data directory).
-    ``keep_visible``: read-only re-binds of things under ``hidden`` the run needs (the interpreter).
+    ``hidden``: directories replaced by an empty tmpfs wherever something bound holds them (the
+    daemon's home, config and data directories; inside the workspace too).
+    ``keep_visible``: what the run needs outside the system directories, read-only (the interpreter,
+    its venv, node), wherever it lives: under /tmp, /root or a hidden directory as well.
+    ``read_only``: paths inside the workspace the tests may read but not change (the clean-up's
+    allow-list: what survives from one run to the next must not be writable by the code under test).
     """
-    private = [Path("/tmp"), Path("/dev/shm")]
-    args = [bwrap, *_ISOLATION, *(a for p in private for a in ("--tmpfs", str(p)))]
-    real_hidden = [Path(os.path.realpath(h)) for h in hidden if os.path.isdir(h)]
-    for h in dict.fromkeys(real_hidden):
-        if h != Path("/"):
-            args += ["--tmpfs", str(h)]
-    # The interpreter may live anywhere, /tmp included (a checkout with its venv there):
-    # put it back, read-only, wherever an empty tmpfs now covers it.
-    for keep in dict.fromkeys(Path(os.path.realpath(k)) for k in keep_visible):
-        if keep.exists() and _under(keep, [*real_hidden, *private]):
+    args = [bwrap, *_ISOLATION, *_system_binds()]
+    system = [Path(p) for p in SYSTEM_DIRS]
+    kept = [k for k in dict.fromkeys(_real(k) for k in keep_visible) if k.exists() and not _under(k, system)]
+    for keep in kept:
+        args += ["--ro-bind", str(keep), str(keep)]
+    ws = _real(workspace)
+    real_hidden = [h for h in dict.fromkeys(_real(h) for h in hidden if os.path.isdir(h)) if h != Path("/")]
+    # Only where something bound holds it (data/ beside a bound venv, /etc/ai-agents): elsewhere it is absent.
+    covered = [h for h in real_hidden if _under(h, [*kept, Path("/etc")]) and not _under(h, [ws])]
+    for h in covered:
+        args += ["--tmpfs", str(h)]
+    for keep in kept:  # what the run needs inside a directory just covered comes back
+        if _under(keep, covered):
             args += ["--ro-bind", str(keep), str(keep)]
-    ws = Path(os.path.realpath(workspace))
     args += ["--bind", str(ws), str(ws)]
     git_dir = ws / ".git"
     if git_dir.exists():
         args += ["--ro-bind", str(git_dir), str(git_dir)]
+    for ro in dict.fromkeys(_real(p) for p in read_only):
+        if ro.exists() and ro != ws and _under(ro, [ws]):
+            args += ["--ro-bind", str(ro), str(ro)]
+    for h in real_hidden:  # the daemon's own directories inside the workspace (workspace_path: ".")
+        if h != ws and _under(h, [ws]):
+            args += ["--tmpfs", str(h)]
     for w in writable:
         real = os.path.realpath(w)
         args += ["--bind", real, real]
@@ -103,7 +174,7 @@ def bwrap_args(bwrap: str, workspace: Path, writable: Sequence[Path], hidden: Se
 
 def probe_bwrap(bwrap: str, timeout: float = 10.0) -> str | None:
     """None if bwrap can create its namespaces here, else the reason it cannot (e.g. inside Docker)."""
-    probe = [bwrap, *_ISOLATION, "--", "true"]
+    probe = [bwrap, *_ISOLATION, *_system_binds(), "--", "true"]
     try:
         proc = subprocess.run(probe, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as e:

@@ -1,0 +1,150 @@
+"""The sandbox has no host sockets: unix sockets the daemon's user can reach, and abstract ones.
+
+Real bubblewrap, real pytest in it, real listening sockets on the host. The same tests run without
+the sandbox do connect (each server counts its connections): the checks are not vacuous.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import textwrap
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ai_agents.testing import TestRunner
+from ai_agents.testing.sandbox import bwrap_args
+
+_CHECK = TestRunner(Path("/")).check().data
+needs_bwrap = pytest.mark.skipif(
+    _CHECK.get("sandbox") != "bwrap",
+    reason="bubblewrap is not installed or cannot create namespaces here (.ci/install_sandbox.sh): "
+           "the host-socket walls cannot be shown")
+
+
+class UnixServer:
+    """A unix stream socket accepting and counting connections, at ``address`` (a path or "\\0name")."""
+
+    def __init__(self, address: str):
+        self.address = address
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(address)
+        if not address.startswith("\0"):
+            os.chmod(address, 0o777)  # reachable by anyone on the host, as docker.sock is for its group
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+def _socket_dirs() -> Iterator[Path]:
+    """Writable places for a host socket: /var/tmp and /run (or the user's runtime dir)."""
+    for base in (Path("/var/tmp"), Path("/run"), Path(f"/run/user/{os.getuid()}")):
+        if base.is_dir() and os.access(base, os.W_OK):
+            yield Path(tempfile.mkdtemp(prefix="ai-agents-sock-", dir=base))
+
+
+@pytest.fixture
+def servers() -> Iterator[list[UnixServer]]:
+    dirs = list(_socket_dirs())
+    made = [UnixServer(str(d / "host.sock")) for d in dirs]
+    made.append(UnixServer(f"\0ai-agents-abstract-{uuid.uuid4().hex}"))
+    try:
+        yield made
+    finally:
+        for server in made:
+            server.close()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _tests_connecting_to(addresses: list[str]) -> str:
+    # Sockets already on the host (a database's, dbus's, docker's) must be gone too.
+    return textwrap.dedent(f"""\
+        import glob
+        import socket
+
+        import pytest
+
+        ADDRESSES = {addresses!r}
+
+
+        @pytest.mark.parametrize("address", ADDRESSES)
+        def test_unreachable(address):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(2)
+                with pytest.raises(OSError):
+                    s.connect(address)
+
+
+        def test_run_and_var_tmp_are_empty():
+            assert glob.glob("/run/**", recursive=True) == ["/run/"]
+            assert glob.glob("/var/tmp/**", recursive=True) == ["/var/tmp/"]
+            assert not glob.glob("/var/lib/**")
+        """)
+
+
+@needs_bwrap
+def test_host_unix_and_abstract_sockets_unreachable_from_sandboxed_tests(
+        workspace: Path, servers: list[UnixServer]) -> None:
+    assert any(s.address.startswith("/var/tmp/") for s in servers)
+    assert any(s.address.startswith("\0") for s in servers)
+    addresses = [s.address for s in servers]
+    (workspace / "tests").mkdir()
+    (workspace / "tests" / "test_sockets.py").write_text(_tests_connecting_to(addresses))
+
+    sandboxed = TestRunner(workspace, timeout=60, sandbox="bwrap").run_tests()
+    assert sandboxed.sandbox == "bwrap"
+    assert sandboxed.outcome == "passed", sandboxed.failures or sandboxed.output_tail
+    assert sandboxed.passed_count == len(addresses) + 1
+    assert [s.connections for s in servers] == [0] * len(servers)
+
+    # Without the sandbox the very same connections succeed: every server is really reachable.
+    bare = TestRunner(workspace, timeout=60, sandbox="none").run_specific_test("tests/test_sockets.py")
+    assert bare.sandbox == "none" and bare.failed_count >= len(addresses)
+    assert all(s.connections >= 1 for s in servers), [(s.address, s.connections) for s in servers]
+
+
+@needs_bwrap
+def test_sandbox_binds_only_what_tests_need(tmp_path: Path) -> None:
+    """No host root: /var/lib, /home, /opt, /srv, /etc's secrets and host sockets are absent inside."""
+
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    bwrap = shutil.which("bwrap")
+    assert bwrap
+    args = bwrap_args(bwrap, workspace, [], [], [])
+    script = ("for p in /var/lib /home /opt /srv /etc/ssh /etc/ssl/private; do "
+              "if [ -e $p ] && [ -n \"$(ls -A $p 2>/dev/null)\" ]; then echo present:$p; fi; done; "
+              "cat /etc/shadow 2>/dev/null | head -c 10; test -r /etc/passwd && echo passwd-readable; "
+              "ls -A /run /var/tmp")
+    out = subprocess.run([*args, "/bin/sh", "-c", script], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["passwd-readable", "/run:", "/var/tmp:"], out.stdout
+    assert "--unshare-net" in args
+    assert not any(a in ("--bind", "--ro-bind") and b == "/" for a, b in itertools.pairwise(args))
