@@ -1,7 +1,8 @@
 """Turn a caller's path into a real path inside the workspace, or refuse with the reason.
 
 Every path an agent gives us is untrusted text from a model. The rules, in order:
-lexical checks first (type, NUL, empty, ``~``, absolute, ``..`` escapes, ``.git``),
+lexical checks first (type, NUL and other control characters, empty, ``~``, absolute, ``..``
+escapes, ``.git``),
 then the symlink check on the real path (any component), then protected globs on
 both the path as given and the path it really names.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -18,6 +20,13 @@ from pathlib import Path, PurePosixPath
 from ai_agents.errors import WorkspaceError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Unicode format characters that reorder or hide text (Trojan Source), on top of category Cc.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def is_control(ch: str) -> bool:
+    """A control character (C0 such as ESC and CR, DEL, C1) or a bidi override/isolate."""
+    return unicodedata.category(ch) == "Cc" or ch in _BIDI
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,9 @@ def normalize(path: object) -> PurePosixPath:
     if "\x00" in path:
         raise WorkspaceError(f"path {path!r} contains a NUL byte")
     text = path.strip()
+    if bad := sorted({f"U+{ord(c):04X}" for c in text if is_control(c)}):
+        # An ESC or CR in a file name rewrites terminals and logs that show it, and git's output.
+        raise WorkspaceError(f"path {text!r} contains control characters ({', '.join(bad)}); they are refused")
     if not text:
         raise WorkspaceError("path is empty")
     if text.startswith("~"):

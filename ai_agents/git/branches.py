@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import structlog
 
 from ai_agents.domain import Role
 from ai_agents.errors import GitOperationError, MergeConflictError, SecretDetectedError
 from ai_agents.git.identity import actor_env, identity_for
+from ai_agents.git.message import compose
 from ai_agents.git.repo_state import RepoStateMixin
 from ai_agents.git.secrets_scan import scan_message
 
@@ -35,7 +38,7 @@ class BranchMixin(RepoStateMixin):
             log.info("git_checkout", branch=name)
 
     def merge_branch(self, branch: str, into: str | None = None, message: str | None = None,
-                     agent: Role | str = Role.TECH_LEAD) -> str:
+                     agent: Role | str = Role.TECH_LEAD, trailers: Mapping[str, str] | None = None) -> str:
         """Merge ``branch`` into ``into`` (checked out first, and left checked out) with --no-ff.
 
         On a conflict the merge is aborted, the original branch checked out again, and
@@ -52,7 +55,11 @@ class BranchMixin(RepoStateMixin):
             target = into or original
             if target is None:
                 raise GitOperationError("cannot merge: HEAD is detached and no target branch was given")
-            message = message or f"Merge branch '{branch}' into {target}"
+            try:
+                # Free text made inert, the daemon's trailers last (see ai_agents.git.message).
+                message = compose(message or f"Merge branch '{branch}' into {target}", trailers)[0]
+            except ValueError as e:
+                raise GitOperationError(f"merge trailers refused: {e}") from e
             if found := scan_message(message, self.secret_values):
                 raise SecretDetectedError(f"merge refused, possible secret in {found[0].describe()}")
             self.checkout(target)

@@ -44,3 +44,8 @@ def actor_env(author: Actor, committer: Actor | None = None) -> dict[str, str]:
         "GIT_COMMITTER_NAME": committer.name or "",
         "GIT_COMMITTER_EMAIL": committer.email or "",
     }
+
+
+def role_of_email(email: str, domain: str) -> Role | None:
+    """The Role whose identity (:func:`identity_for`) has this author email, or None."""
+    return next((r for r in Role if (identity_for(r, domain).email or "").lower() == email.strip().lower()), None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import git
@@ -25,7 +25,8 @@ from ai_agents.file_system.paths import normalize
 from ai_agents.git.branches import BranchMixin
 from ai_agents.git.cmd import GitCmd
 from ai_agents.git.credentials import Credentials, redact_url, split_credentials
-from ai_agents.git.identity import SYSTEM_AGENT, actor_env, identity_for
+from ai_agents.git.identity import SYSTEM_AGENT, actor_env, identity_for, role_of_email
+from ai_agents.git.message import CommitRecord, compose, parse_trailers
 from ai_agents.git.remote import RemoteOps
 from ai_agents.git.repo_state import EMPTY_TREE
 from ai_agents.git.secrets_scan import SecretFinding, path_kind, scan_added_lines, scan_message
@@ -158,15 +159,17 @@ class GitManager(BranchMixin, SyncMixin):
             if missing:
                 self._cmd.run("rm", "-q", "--cached", "--ignore-unmatch", "--", *missing)
 
-    def commit(self, message: str, *, agent: Role | str, files: Sequence[str | os.PathLike[str]] | None = None) -> str:
+    def commit(self, message: str, *, agent: Role | str, files: Sequence[str | os.PathLike[str]] | None = None,
+               trailers: Mapping[str, str] | None = None) -> str:
         """Commit ``files`` (default: every change in the working tree) as ``agent``; return the sha.
 
+        ``message`` is free text (a model's, as often as not): it is made inert (see
+        :mod:`ai_agents.git.message`) and ``trailers``, the daemon's own records, are appended last.
         The commit is built in a temporary index, scanned for secrets, and published with
         a compare-and-swap on the branch: a refusal or failure changes nothing. If there
         is nothing to commit, the current HEAD sha is returned.
         """
-        if not message or not message.strip():
-            raise GitOperationError("commit message is empty")
+        message = self._message(message, trailers)
         actor = identity_for(agent, self.identity_domain)  # explicit: never the machine's identity
         with self._lock:
             self._require_no_operation_in_progress()
@@ -201,7 +204,7 @@ class GitManager(BranchMixin, SyncMixin):
                     self._unstage(paths)
                     raise
                 msg_file = os.path.join(tmp, "message")
-                Path(msg_file).write_text(message if message.endswith("\n") else message + "\n", encoding="utf-8")
+                Path(msg_file).write_text(message, encoding="utf-8")
                 args = ["commit-tree", tree, "-F", msg_file] + (["-p", old] if old else [])
                 sha = self._cmd.run(*args, env=actor_env(actor)).stdout.strip()
             subject = message.strip().splitlines()[0][:100]
@@ -214,6 +217,29 @@ class GitManager(BranchMixin, SyncMixin):
             log.info("git_commit", sha=sha, branch=self.current_branch(), agent=actor.name, files=len(paths),
                      subject=subject)
             return sha
+
+    def _message(self, text: str, trailers: Mapping[str, str] | None) -> str:
+        """The message to commit: ``text`` made inert, then the daemon's ``trailers``."""
+        try:
+            message, removed, neutralised = compose(text or "", trailers)
+        except ValueError as e:
+            raise GitOperationError(f"commit trailers refused: {e}") from e
+        if not message.strip() or message.startswith("\n"):
+            raise GitOperationError("commit message is empty")
+        if removed or neutralised:
+            log.warning("git_message_neutralised", control_chars=removed, trailer_like_lines=neutralised)
+        return message
+
+    def commit_records(self, n: int = 50, branch: str | None = None) -> list[CommitRecord]:
+        """The last ``n`` commits as the daemon recorded them: the agent from the author identity it
+        set, the trailers from the block it appended last. Never read from the free text above."""
+        records = []
+        for entry in self.log(n, branch=branch):
+            role = role_of_email(entry["author_email"], self.identity_domain)
+            records.append(CommitRecord(sha=entry["sha"], author_email=entry["author_email"],
+                                        agent=role.value if role else None,
+                                        trailers=parse_trailers(entry["message"])))
+        return records
 
     def _unstage(self, paths: Sequence[str]) -> None:
         """Make the real index match HEAD again for ``paths``."""

@@ -36,7 +36,8 @@ class Flow(Protocol):
 class DocumentWriter(Protocol):
     """What the analysis flow needs of the workspace: write a file and commit it."""
 
-    def __call__(self, path: str, content: str, agent: Role, message: str) -> str | None: ...
+    def __call__(self, path: str, content: str, agent: Role, message: str,
+                 trailers: dict[str, str] | None = None) -> str | None: ...
 
 
 class AnalysisFlow:
@@ -59,7 +60,7 @@ class AnalysisFlow:
         product = agent.process_task(task)
         path = f"docs/{task.id}-{slugify(task.title)}.md"
         content = f"# {task.title}\n\n_{agent.name}, task {task.id}_\n\n{product.document.strip()}\n"
-        sha = self.write_document(path, content, agent.role, f"docs: {task.title[:60]}\n\nTask-Id: {task.id}")
+        sha = self.write_document(path, content, agent.role, f"docs: {task.title[:60]}", {"Task-Id": task.id})
         agent.record("document_written", task, path=path, commit=sha)
         return FlowResult(result={"summary": product.summary, "document": path, "commit": sha,
                                   "agent": agent.role.value}, follow_ups=product.follow_up_tasks)

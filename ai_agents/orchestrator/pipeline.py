@@ -122,8 +122,9 @@ class CodeFlow:
                 # What a restart resumes from (see _committed_suite); only plain paths go in a trailer.
                 trailers |= {k: v for k, v in (("Test-File", suite.test_path), ("Module", suite.module_path))
                              if _PLAIN_PATH.fullmatch(v)}
-                message = self.qa.commit_message(task, self.ws.git.diff(staged=True)).render(trailers)
-                sha = self.ws.git.commit(message, agent=Role.QA, files=[suite.test_path])
+                # The model's text goes in as free text (made inert); the daemon's trailers are appended last.
+                message = self.qa.commit_message(task, self.ws.git.diff(staged=True)).render({})
+                sha = self.ws.git.commit(message, agent=Role.QA, files=[suite.test_path], trailers=trailers)
             self.qa.record("tests_committed", task, branch=branch, commit=sha, test_path=suite.test_path)
             return FlowResult(next_stage="code", result={
                 "branch": branch, "test_path": suite.test_path, "module_path": suite.module_path,
@@ -136,10 +137,10 @@ class CodeFlow:
         Requirements and constraints are not in the commit: after such a restart the Developer
         works from the tests alone (they are the specification).
         """
-        entry = next((e for e in self.ws.git.log(50, branch=branch) if e["sha"] == sha), None)
-        if entry is None:
+        entry = next((r for r in self.ws.git.commit_records(50, branch=branch) if r.sha == sha), None)
+        if entry is None or entry.agent != Role.QA.value:
             return None
-        trailers = dict(line.split(": ", 1) for line in entry["message"].splitlines() if ": " in line)
+        trailers = entry.trailers  # the daemon's own block only, never the model's text above it
         if not (trailers.get("Test-File") and trailers.get("Module")):
             return None  # a commit without them (older versions): QA writes the tests again
         return {"test_path": trailers["Test-File"], "module_path": trailers["Module"], "tests_commit": sha}
@@ -220,9 +221,9 @@ class CodeFlow:
                 raise TaskFailedError(f"tests no longer pass at commit time: {result.outcome}")
             self.ws.git.add(written)
             diff = self.ws.git.diff(staged=True)
-            message = self.dev.commit_message(task, diff).render(
-                {"Task-Id": task.id, "Agent": "Developer", "Tests": f"{result.passed_count} passed"})
-            sha = self.ws.git.commit(message, agent=Role.DEVELOPER, files=written)
+            message = self.dev.commit_message(task, diff).render({})
+            sha = self.ws.git.commit(message, agent=Role.DEVELOPER, files=written, trailers={
+                "Task-Id": task.id, "Agent": "Developer", "Tests": f"{result.passed_count} passed"})
         self.dev.record("code_committed", task, branch=branch, commit=sha, tests_passed=result.passed_count)
         return self._merge(task, branch, sha, tests_passed=result.passed_count)
 
@@ -232,7 +233,7 @@ class CodeFlow:
             merged = self.ws.git.is_merged(branch, self.ws.main_branch)
             merge_sha = self.ws.git.head_sha() if merged else self.ws.git.merge_branch(
                 branch, into=self.ws.main_branch, agent=Role.TECH_LEAD,
-                message=f"Merge {branch}\n\nTask-Id: {task.id}\nAgent: Tech Lead\n")
+                message=f"Merge {branch}", trailers={"Task-Id": task.id, "Agent": "Tech Lead"})
         self.tech_lead.record("branch_merged", task, branch=branch, into=self.ws.main_branch, commit=merge_sha)
         return FlowResult(next_stage="release", result={"code_commit": code_sha, "merge_commit": merge_sha,
                                                          "tests_passed": tests_passed})

@@ -94,15 +94,16 @@ class Workspace:
                     lines.append(f"{path}: not parsed ({e})")
         return "\n".join(lines)
 
-    def write_document(self, path: str, content: str, agent: Role, message: str) -> str | None:
-        """Write an analysis result on the main branch and commit it as ``agent``."""
+    def write_document(self, path: str, content: str, agent: Role, message: str,
+                       trailers: dict[str, str] | None = None) -> str | None:
+        """Write an analysis result on the main branch and commit it as ``agent`` (``trailers``: the daemon's)."""
         with self.lock:
             self.git.checkout(self.main_branch)
             self.fs.write_file(path, content)
             if not self.live.current.git.auto_commit:
                 return None
             try:
-                return self.git.commit(message, agent=agent, files=[path])
+                return self.git.commit(message, agent=agent, files=[path], trailers=trailers)
             except Exception:
                 # A refused commit (a secret in the document) must not leave the file on disk.
                 self.git.discard_changes()
@@ -165,14 +166,23 @@ class Workspace:
         return changed
 
     def task_commits(self, branch: str, task_id: str) -> dict[str, str]:
-        """Agent name -> sha of this task's commits on ``branch`` (what a restart resumes from)."""
+        """Agent title ("QA", "Developer") -> sha of this task's newest commit by that agent on ``branch``
+        (what a restart resumes from).
+
+        From the daemon's own records only: the agent is the author identity the daemon set, the
+        task the Task-Id of the trailer block it appended last; the model's text is never read. A
+        commit whose Agent trailer disagrees with its author is ignored, with a warning.
+        """
         if not self.git.branch_exists(branch):
             return {}
         found: dict[str, str] = {}
-        for entry in self.git.log(50, branch=branch):
-            message = entry["message"]
-            if f"Task-Id: {task_id}" in message:
-                for line in message.splitlines():
-                    if line.startswith("Agent: "):
-                        found.setdefault(line.removeprefix("Agent: ").strip(), entry["sha"])
+        for record in self.git.commit_records(50, branch=branch):
+            if record.agent is None or record.trailers.get("Task-Id") != task_id:
+                continue
+            role = Role(record.agent)
+            if record.trailers.get("Agent") != role.title:
+                log.warning("commit_record_mismatch", sha=record.sha, author=record.author_email,
+                            agent_trailer=record.trailers.get("Agent"), alert=True)
+                continue
+            found.setdefault(role.title, record.sha)
         return found

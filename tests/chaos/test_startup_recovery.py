@@ -30,7 +30,7 @@ def repo_with_task_branch(tmp_path: Path) -> GitManager:
     repo.create_branch("agents/t1", from_ref="main")
     repo.checkout("agents/t1")
     (repo.repo_path / "h01.py").write_text("def h01(value):\n    return value + 1\n")
-    repo.commit("feat: h01\n\nTask-Id: t1\nAgent: Developer\n", agent=Role.DEVELOPER, files=["h01.py"])
+    repo.commit("feat: h01", agent=Role.DEVELOPER, files=["h01.py"], trailers={"Task-Id": "t1", "Agent": "Developer"})
     repo.checkout("main")
     return repo
 
@@ -51,7 +51,7 @@ def test_stale_ref_locks_of_a_killed_merge_are_removed(tmp_path: Path) -> None:
 
     assert repo.recover() == ["removed stale HEAD.lock", "removed stale refs/heads/main.lock", "aborted merge"]
     assert not list(git_dir.glob("*.lock")) and not list((git_dir / "refs").rglob("*.lock"))
-    repo.merge_branch("agents/t1", into="main", message="Merge agents/t1\n\nTask-Id: t1\n")
+    repo.merge_branch("agents/t1", into="main", message="Merge agents/t1", trailers={"Task-Id": "t1"})
     assert (repo.repo_path / "h01.py").exists() and repo.is_clean()
 
 
@@ -65,7 +65,7 @@ def test_uncommitted_leftovers_of_a_killed_merge_are_discarded_at_start(tmp_path
     assert workspace_over(repo).recover() == ["discarded uncommitted leftovers"]
     assert repo.is_clean() and repo.current_branch() == "main"
     assert git(repo.repo_path, "ls-files").split() == [".gitignore", "README.md"]
-    repo.merge_branch("agents/t1", into="main", message="Merge agents/t1\n\nTask-Id: t1\n")
+    repo.merge_branch("agents/t1", into="main", message="Merge agents/t1", trailers={"Task-Id": "t1"})
     assert (repo.repo_path / "h01.py").exists()
 
 

@@ -173,7 +173,7 @@ def test_clean_merge_is_no_ff(git_cli, repo: GitManager) -> None:
     write(repo, "t.txt", "t\n")
     topic_sha = repo.commit("topic work", agent=Role.DEVELOPER)
     repo.checkout("main")
-    sha = repo.merge_branch("topic", message="Merge topic\n\nTask-Id: 7", agent=Role.TECH_LEAD)
+    sha = repo.merge_branch("topic", message="Merge topic", agent=Role.TECH_LEAD, trailers={"Task-Id": "7"})
     parents = git_cli(repo.repo_path, "log", "-1", "--format=%P", sha).split()
     assert len(parents) == 2 and parents[1] == topic_sha  # a fast-forward was possible, yet a merge commit
     assert repo.log(1)[0]["author_name"] == "Tech Lead Agent" and "Task-Id: 7" in repo.log(1)[0]["message"]
