@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import signal
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from ai_agents.ops.metrics import MetricsServer, collect_metrics, render_prometh
 from ai_agents.ops.systemd import SystemdNotifier
 from ai_agents.orchestrator import AnalysisFlow, DecisionFlow, TaskOrchestrator
 from ai_agents.orchestrator.pipeline import CodeFlow, Workspace
+from ai_agents.orchestrator.workspace import paths_inside
 from ai_agents.testing import TestRunner
 
 log = structlog.get_logger("ai_agents.app")
@@ -77,8 +79,6 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     llm = LLMClient.from_config(live, memory)
 
     fs = FileSystemManager.from_config(settings.file_system)
-    git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values())
-    git.ensure_repository(settings.git.repository_url)
     # Tests are untrusted code: hide the config directory (config.yaml, a .env beside it), the database,
     # the logs and the backups from them. Also when one of them holds the workspace, as in the shipped
     # layout (config.yaml above data/workspace): the sandbox binds the workspace back on top.
@@ -86,7 +86,16 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
                           settings.logging.file.parent if settings.logging.file else None,
                           settings.file_system.backup_dir)
               if p is not None]
-    runner = TestRunner.from_config(settings.testing, settings.repo_path, hidden_paths=hidden)
+    # The clean slate removes everything git does not track; the daemon's own files that lie inside the
+    # workspace (workspace_path "." beside config.yaml, the venv) are kept, as keep_untracked is.
+    database = settings.memory.database_path
+    own = paths_inside(settings.repo_path, [*hidden, config_path, config_path.parent / ".env" if config_path else None,
+                                            database, *(database.with_name(database.name + s)
+                                                        for s in ("-wal", "-shm", "-journal")), Path(sys.prefix)])
+    keep = [*settings.file_system.keep_untracked, *own]
+    git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values(), keep_untracked=keep)
+    git.ensure_repository(settings.git.repository_url)
+    runner = TestRunner.from_config(settings.testing, settings.repo_path, hidden_paths=hidden, read_only_paths=keep)
     deployer = DeploymentManager.from_config(settings.deployment, settings.repo_path, memory,
                                              secrets=settings.secret_values())
     live.subscribe(lambda old, new, keys: deployer.reconfigure(new.deployment)

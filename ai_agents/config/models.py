@@ -118,6 +118,27 @@ class FileSystemConfig(Section):
     protected_paths: list[str] = Field(
         default_factory=lambda: [".github/workflows/*", ".env", ".env.*", "config.yaml"]
     )
+    # The clean slate: before every test run and after every step, everything in the workspace that git
+    # does not track is removed, ignored files included; only these (paths relative to the workspace,
+    # no globs) survive. The tests may read them but not change them; the Developer may not write them.
+    keep_untracked: list[str] = Field(default_factory=lambda: [".venv", "venv", "node_modules"])
+    max_workspace_mb: int = Field(1024, gt=0, description="disk use of the working tree (without .git) after a "
+                                                          "test run; over it the task fails and the files go")
+    max_workspace_files: int = Field(50_000, gt=0, description="files and directories, likewise")
+
+    @field_validator("keep_untracked")
+    @classmethod
+    def _plain_relative_paths(cls, value: list[str]) -> list[str]:
+        cleaned = []
+        for entry in value:
+            text = entry.strip().strip("/")
+            parts = text.split("/")
+            if (not text or entry.strip().startswith("/") or any(p in ("", ".", "..", ".git") for p in parts)
+                    or any(c in text for c in "*?[]!\\")):
+                raise ValueError(f"keep_untracked entry {entry!r} must be a plain path inside the workspace "
+                                 "(no globs, no '..', not .git)")
+            cleaned.append(text)
+        return cleaned
 
 
 class OrchestratorConfig(Section):

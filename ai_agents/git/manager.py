@@ -70,6 +70,7 @@ class GitManager(BranchMixin, SyncMixin):
         credentials_env: str | None = None,
         retry_base_delay: float = 1.0,
         network_timeout: float = 120.0,
+        keep_untracked: Iterable[str] = (),
     ):
         if pull_strategy not in ("ff", "rebase"):
             raise ValueError(f"pull_strategy must be 'ff' or 'rebase', not {pull_strategy!r}")
@@ -79,6 +80,7 @@ class GitManager(BranchMixin, SyncMixin):
         self.pull_strategy = pull_strategy
         self.identity_domain = identity_domain
         self.secret_values = tuple(s for s in secret_values if s)
+        self.keep_untracked = tuple(dict.fromkeys(k.strip("/") for k in keep_untracked if k.strip("/")))
         self._credentials = Credentials(username, token, credentials_env)
         self._cmd = GitCmd(self.repo_path)
         self._remote = RemoteOps(self._cmd, self._credentials, retries=push_retries, base_delay=retry_base_delay,
@@ -86,10 +88,12 @@ class GitManager(BranchMixin, SyncMixin):
         self._lock = threading.RLock()
 
     @classmethod
-    def from_config(cls, cfg: GitConfig, repo_path: Path | str, secret_values: Iterable[str] = ()) -> GitManager:
+    def from_config(cls, cfg: GitConfig, repo_path: Path | str, secret_values: Iterable[str] = (),
+                    keep_untracked: Iterable[str] = ()) -> GitManager:
         return cls(repo_path, branch=cfg.branch, remote_name=cfg.remote_name, pull_strategy=cfg.pull_strategy,
                    push_retries=cfg.push_retries, identity_domain=cfg.identity_domain,
-                   secret_values=secret_values, username=cfg.username, token=cfg.token)
+                   secret_values=secret_values, username=cfg.username, token=cfg.token,
+                   keep_untracked=keep_untracked)
 
     # --- setup -----------------------------------------------------------------------
     def clone(self, url: str, path: Path | str) -> git.Repo:

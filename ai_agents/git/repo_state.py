@@ -49,6 +49,8 @@ class RepoStateMixin:
     _cmd: GitCmd
     repo_path: Path
     _lock: Any
+    # Untracked paths (relative to the working tree) the clean slate keeps; see discard_changes.
+    keep_untracked: tuple[str, ...] = ()
 
     def _git_path(self, name: str) -> Path:
         rel = self._cmd.run("rev-parse", "--git-path", name).stdout.strip()
@@ -134,13 +136,25 @@ class RepoStateMixin:
                             "message": message.strip()})
         return entries
 
-    def discard_changes(self) -> None:
-        """Drop staged and unstaged changes and untracked files (ignored files are kept)."""
+    def discard_changes(self) -> list[str]:
+        """The clean slate: drop staged and unstaged changes and every file git does not track, ignored
+        files and nested repositories included, except ``keep_untracked``. Returns what was removed.
+
+        Ignored files matter most: a conftest.py in a ``*.egg-info/`` or a planted ``build/`` left by
+        one attempt's tests would otherwise be there for the next attempt's run.
+        """
         with self._lock:
             if self._has_head():
                 self._cmd.run("reset", "-q", "--hard", "HEAD")
-            self._cmd.run("clean", "-q", "-fd")
+            # -x: ignored files too; -ff: nested repositories too; -e: the allow-list (anchored paths).
+            keep = [a for k in self.keep_untracked for a in ("-e", f"/{k.strip('/')}")]
+            out = self._cmd.run("clean", "-ffdx", *keep).stdout
+            removed = [line.removeprefix("Removing ") for line in out.splitlines() if line.startswith("Removing ")]
+            if removed:
+                log.info("workspace_cleaned", branch=self.current_branch(), removed_count=len(removed),
+                         removed=removed[:20])
             log.info("git_changes_discarded", branch=self.current_branch())
+            return removed
 
     def recover(self) -> list[str]:
         """Undo what a crash left behind: stale index.lock, stuck merge/rebase/cherry-pick/revert.

@@ -100,6 +100,7 @@ class CodeFlow:
                     self.qa.record("tests_sent_back", task, attempt=attempt, reasons=[str(e)])
                     continue
                 result = self.ws.runner.run_specific_test(suite.test_path)
+                self.ws.check_limits()  # a run that filled the workspace fails the task; the clean slate follows
                 self.qa.record("tests_run_before_code", task, outcome=result.outcome, failed=result.failed_count,
                                errors=result.errors, passed=result.passed_count)
                 if self.ws.changed_by_tests({suite.test_path: suite.test_code}):
@@ -180,6 +181,7 @@ class CodeFlow:
         with self.ws.on_branch(branch):
             written, refused = self.ws.apply(change, {suite["test_path"]})
             result = self.ws.runner.run_tests()
+            self.ws.check_limits()
             changed = self.ws.changed_by_tests(self.ws.contents(change, written))
             files = {} if changed else {p: self.ws.fs.read_file(p) for p in written}
             reviewable = result.passed and not changed
@@ -213,6 +215,7 @@ class CodeFlow:
         with self.ws.on_branch(branch):
             written, _ = self.ws.apply(change, {suite["test_path"]})
             result = self.ws.runner.run_tests()
+            self.ws.check_limits()
             if changed := self.ws.changed_by_tests(self.ws.contents(change, written)):
                 # What would be committed is no longer what the Tech Lead reviewed.
                 raise TaskFailedError(f"{', '.join(changed)} changed while the tests ran, after the review; "

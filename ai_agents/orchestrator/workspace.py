@@ -3,6 +3,12 @@
 Several workers share one working tree, so every step that checks out a branch,
 writes files or runs tests holds ``lock`` and leaves the tree clean on the
 configured branch when it lets go. LLM calls happen outside the lock.
+
+Clean means a clean slate: every step starts and ends with nothing in the tree that git does not
+track, ignored files included, except the allow-list (``file_system.keep_untracked`` and the
+daemon's own files when they lie inside the workspace). Each test run happens inside one step, so
+it sees only the committed tree plus what this step wrote: nothing an earlier attempt's code or
+tests left behind. After each run the tree's size is checked against the configured caps.
 """
 
 from __future__ import annotations
@@ -10,8 +16,9 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -34,6 +41,19 @@ TEST_HARNESS_FILES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pyt
                                 ".gitignore", ".gitattributes"})
 
 
+def paths_inside(root: Path, paths: Iterable[Path | None]) -> list[str]:
+    """``paths`` that lie strictly inside ``root``, relative to it (the daemon's own files in the workspace)."""
+    real_root = Path(os.path.realpath(root))
+    found = []
+    for p in paths:
+        if p is None:
+            continue
+        real = Path(os.path.realpath(p))
+        if real != real_root and real.is_relative_to(real_root):
+            found.append(real.relative_to(real_root).as_posix())
+    return list(dict.fromkeys(found))
+
+
 class Workspace:
     def __init__(self, *, live: LiveConfig, fs: Any, git: Any, runner: Any, deployer: Any, memory: MemoryStore):
         self.live = live
@@ -52,6 +72,7 @@ class Workspace:
     def on_branch(self, branch: str, *, create: bool = False) -> Iterator[None]:
         """Hold the lock with ``branch`` checked out; always end clean on the main branch."""
         with self.lock:
+            self.git.discard_changes()  # the clean slate (see the module docstring)
             self.git.checkout(self.main_branch)
             if create and not self.git.branch_exists(branch):
                 self.git.create_branch(branch, from_ref=self.main_branch)
@@ -72,8 +93,9 @@ class Workspace:
         """
         with self.lock:
             done = self.git.recover()
-            if not self.git.is_clean():
-                self.git.discard_changes()
+            # Ignored files count too (is_clean does not see them): a killed test run's leftovers.
+            dirty = not self.git.is_clean()
+            if self.git.discard_changes() or dirty:
                 done.append("discarded uncommitted leftovers")
             if self.git.current_branch() != self.main_branch:
                 self.git.checkout(self.main_branch)
@@ -81,6 +103,44 @@ class Workspace:
         if done:
             log.warning("workspace_recovered", actions=done)
         return done
+
+    def check_limits(self) -> None:
+        """Raise WorkspaceError when the working tree (without .git and the allow-list) holds more
+        than ``file_system.max_workspace_files`` entries or ``max_workspace_mb`` of disk (lock held).
+
+        Called after every test run: the code under test can write there. The walk stops as soon as
+        a cap is passed; the clean slate at the end of the step removes what was written.
+        """
+        cfg = self.live.current.file_system
+        root = Path(os.path.realpath(self.fs.workspace_path))
+        skip = {root / ".git", *(root / k for k in self.git.keep_untracked)}
+        max_bytes = cfg.max_workspace_mb * 1024 * 1024
+        files = used = 0
+        stack = [root]
+        while stack:
+            try:
+                entries = list(os.scandir(stack.pop()))
+            except OSError:
+                continue
+            for entry in entries:
+                if Path(entry.path) in skip:
+                    continue
+                files += 1
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                used += info.st_blocks * 512
+                if stat.S_ISDIR(info.st_mode):
+                    stack.append(Path(entry.path))
+                if files > cfg.max_workspace_files or used > max_bytes:
+                    what = (f"more than {cfg.max_workspace_files} files and directories"
+                            if files > cfg.max_workspace_files else f"more than {cfg.max_workspace_mb} MB")
+                    log.warning("workspace_over_limit", files=files, bytes=used, alert=True,
+                                max_files=cfg.max_workspace_files, max_mb=cfg.max_workspace_mb)
+                    raise WorkspaceError(
+                        f"the workspace holds {what} after the test run (file_system.max_workspace_files / "
+                        "max_workspace_mb); the code or tests write too much, and everything untracked is removed")
 
     def summary(self) -> str:
         """What the CEO and QA see of the workspace: files and the structure of Python modules."""
@@ -123,6 +183,10 @@ class Workspace:
                 log.warning("write_refused", path=f.path, reason=str(e), agent="developer")
                 continue
             name = path.rsplit("/", 1)[-1]
+            if kept := next((k for k in self.git.keep_untracked if path == k or path.startswith(f"{k}/")), None):
+                refused.append(f"{f.path}: {kept} is kept between test runs; nothing may be written there")
+                log.warning("write_refused", path=f.path, reason="kept between test runs", agent="developer")
+                continue
             if path in guarded or path.startswith(f"{tests_dir}/") or name in TEST_HARNESS_FILES:
                 refused.append(f"{f.path}: the Developer may not change QA's tests")
                 log.warning("write_refused", path=f.path, reason="tests belong to QA", agent="developer")

@@ -51,7 +51,8 @@ class TestRunner:
 
     def __init__(self, project_path: Path | str, framework: str | None = None, timeout: float = 300, *,
                  sandbox: str = "auto", cpu_seconds: int = 300, memory_mb: int = 2048, max_processes: int = 256,
-                 max_file_mb: int = 64, tests_dir: str = "tests", hidden_paths: Sequence[Path | str] = ()):
+                 max_file_mb: int = 64, tests_dir: str = "tests", hidden_paths: Sequence[Path | str] = (),
+                 read_only_paths: Sequence[Path | str] = ()):
         if sandbox not in ("auto", "bwrap", "none"):
             raise ValueError(f"sandbox must be auto, bwrap or none, not {sandbox!r}")
         self.project_path = Path(os.path.realpath(project_path))
@@ -63,15 +64,17 @@ class TestRunner:
         # The daemon's home (ssh keys, git credentials) and the workspace's parent (by default
         # data/: database, logs, backups) are hidden; callers add the config directory.
         self.hidden_paths = [Path.home(), Path("/root"), self.project_path.parent, *map(Path, hidden_paths)]
+        # What the clean slate keeps between runs (workspace-relative): the tests may not change it.
+        self.read_only_paths = [self.project_path / p for p in read_only_paths]
         self._bwrap_lock = threading.Lock()
         self._bwrap: tuple[str | None, str | None] | None = None  # (path, why unusable)
 
     @classmethod
     def from_config(cls, cfg: TestingConfig, project_path: Path | str,
-                    hidden_paths: Sequence[Path | str] = ()) -> TestRunner:
+                    hidden_paths: Sequence[Path | str] = (), read_only_paths: Sequence[Path | str] = ()) -> TestRunner:
         return cls(project_path, cfg.framework, cfg.timeout, sandbox=cfg.sandbox, cpu_seconds=cfg.cpu_seconds,
                    memory_mb=cfg.memory_mb, max_processes=cfg.max_processes, max_file_mb=cfg.max_file_mb,
-                   tests_dir=cfg.tests_dir, hidden_paths=hidden_paths)
+                   tests_dir=cfg.tests_dir, hidden_paths=hidden_paths, read_only_paths=read_only_paths)
 
     # --- public API -----------------------------------------------------------------
     def detect_framework(self) -> str:
@@ -177,7 +180,7 @@ class TestRunner:
                 keep = [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent,
                         *(Path(p).parent for p in extra_path)]
                 command = [*bwrap_args(str(self._bwrap[0] if self._bwrap else "bwrap"), self.project_path,
-                                       [report_dir], self.hidden_paths, keep), *command]
+                                       [report_dir], self.hidden_paths, keep, self.read_only_paths), *command]
             cgroup = PidsCgroup.create(self.limits.max_processes)
             protections = self._protections(use_bwrap, why_not, cgroup is not None)
             spec = {"rlimits": self.limits.rlimits(address_space=limit_as),

@@ -160,7 +160,8 @@ def bwrap_args(bwrap: str, workspace: Path, writable: Sequence[Path], hidden: Se
     git_dir = ws / ".git"
     if git_dir.exists():
         args += ["--ro-bind", str(git_dir), str(git_dir)]
-    for ro in dict.fromkeys(_real(p) for p in read_only):
+    # The interpreter's venv inside the workspace stays read-only; so does the clean-up's allow-list.
+    for ro in dict.fromkeys([*(k for k in kept if _under(k, [ws])), *(_real(p) for p in read_only)]):
         if ro.exists() and ro != ws and _under(ro, [ws]):
             args += ["--ro-bind", str(ro), str(ro)]
     for h in real_hidden:  # the daemon's own directories inside the workspace (workspace_path: ".")
