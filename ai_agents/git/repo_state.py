@@ -111,6 +111,21 @@ class RepoStateMixin:
         """No staged, unstaged or untracked (non-ignored) changes."""
         return not self._cmd.run("status", "--porcelain").stdout.strip()
 
+    def ignored(self, paths: list[str]) -> set[str]:
+        """Which of ``paths`` (workspace-relative) git ignores: written there, they would never be committed."""
+        if not paths:
+            return set()
+        # One per line (-z needs --stdin, which GitCmd does not feed); paths hold no control character
+        # or backslash (normalize refuses them), so with quotePath off only '"' is quoted.
+        # check-ignore refuses literal pathspecs; "./" keeps a name like ":(top)x" from being magic.
+        result = self._cmd.run("check-ignore", "--", *(f"./{p}" for p in paths), config=[("core.quotePath", "false")],
+                               env={"GIT_LITERAL_PATHSPECS": "0"}, check=False)
+        if result.status not in (0, 1):  # 1: none is ignored
+            raise GitOperationError(f"git check-ignore failed: {self._cmd.explain(result)}")
+        lines = [line[1:-1].replace('\\"', '"') if line.startswith('"') else line
+                 for line in result.stdout.splitlines()]
+        return {line.removeprefix("./") for line in lines if line}
+
     def diff(self, ref_a: str | None = None, ref_b: str | None = None, staged: bool = False) -> str:
         args = ["diff", "--no-ext-diff", "--no-textconv", "--no-color"]
         if staged:

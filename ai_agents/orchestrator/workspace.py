@@ -175,6 +175,7 @@ class Workspace:
         tests_dir = normalize(self.live.current.testing.tests_dir).as_posix()
         # Compared after normalising: "src/../tests/test_x.py" is QA's test as much as "tests/test_x.py".
         guarded = {normalize(p).as_posix() for p in forbidden}
+        ignored = self._ignored(change)
         for f in change.files:
             try:
                 path = normalize(f.path).as_posix()
@@ -187,6 +188,11 @@ class Workspace:
                 refused.append(f"{f.path}: {kept} is kept between test runs; nothing may be written there")
                 log.warning("write_refused", path=f.path, reason="kept between test runs", agent="developer")
                 continue
+            if path in ignored:
+                # Never committed, yet there for the tests: and the clean slate would remove it anyway.
+                refused.append(f"{f.path}: git ignores this path (.gitignore); it would never be committed")
+                log.warning("write_refused", path=f.path, reason="ignored by git", agent="developer")
+                continue
             if path in guarded or path.startswith(f"{tests_dir}/") or name in TEST_HARNESS_FILES:
                 refused.append(f"{f.path}: the Developer may not change QA's tests")
                 log.warning("write_refused", path=f.path, reason="tests belong to QA", agent="developer")
@@ -198,6 +204,15 @@ class Workspace:
                 refused.append(f"{f.path}: {e}")
                 log.warning("write_refused", path=f.path, reason=str(e), agent="developer")
         return written, refused
+
+    def _ignored(self, change: CodeChange) -> set[str]:
+        paths = []
+        for f in change.files:
+            try:
+                paths.append(normalize(f.path).as_posix())
+            except WorkspaceError:
+                continue  # refused with its reason in apply
+        return self.git.ignored(paths)
 
     @staticmethod
     def contents(change: CodeChange, written: list[str]) -> dict[str, str]:
