@@ -161,6 +161,13 @@ class RepoStateMixin:
         with self._lock:
             if self._has_head():
                 self._cmd.run("reset", "-q", "--hard", "HEAD")
+            removed = self.remove_untracked()
+            log.info("git_changes_discarded", branch=self.current_branch())
+            return removed
+
+    def remove_untracked(self) -> list[str]:
+        """The untracked half of :meth:`discard_changes` (writes nothing to .git); returns what went."""
+        with self._lock:
             # -x: ignored files too; -ff: nested repositories too; -e: the allow-list (anchored paths).
             keep = [a for k in self.keep_untracked for a in ("-e", f"/{k.strip('/')}")]
             out = self._cmd.run("clean", "-ffdx", *keep).stdout
@@ -168,7 +175,6 @@ class RepoStateMixin:
             if removed:
                 log.info("workspace_cleaned", branch=self.current_branch(), removed_count=len(removed),
                          removed=removed[:20])
-            log.info("git_changes_discarded", branch=self.current_branch())
             return removed
 
     def recover(self) -> list[str]:

@@ -72,7 +72,8 @@ class Workspace:
     def on_branch(self, branch: str, *, create: bool = False) -> Iterator[None]:
         """Hold the lock with ``branch`` checked out; always end clean on the main branch."""
         with self.lock:
-            self.git.discard_changes()  # the clean slate (see the module docstring)
+            # The clean slate (see the module docstring); tracked changes were reset when the last step ended.
+            self.git.remove_untracked()
             self.git.checkout(self.main_branch)
             if create and not self.git.branch_exists(branch):
                 self.git.create_branch(branch, from_ref=self.main_branch)

@@ -144,7 +144,8 @@ def bwrap_args(bwrap: str, workspace: Path, writable: Sequence[Path], hidden: Se
     """
     args = [bwrap, *_ISOLATION, *_system_binds()]
     system = [Path(p) for p in SYSTEM_DIRS]
-    kept = [k for k in dict.fromkeys(_real(k) for k in keep_visible) if k.exists() and not _under(k, system)]
+    kept = [k for k in dict.fromkeys(_real(k) for k in keep_visible)
+            if k.exists() and k != Path("/") and not _under(k, system)]
     for keep in kept:
         args += ["--ro-bind", str(keep), str(keep)]
     ws = _real(workspace)
@@ -153,8 +154,8 @@ def bwrap_args(bwrap: str, workspace: Path, writable: Sequence[Path], hidden: Se
     covered = [h for h in real_hidden if _under(h, [*kept, Path("/etc")]) and not _under(h, [ws])]
     for h in covered:
         args += ["--tmpfs", str(h)]
-    for keep in kept:  # what the run needs inside a directory just covered comes back
-        if _under(keep, covered):
+    for keep in kept:  # what the run needs strictly inside a directory just covered comes back
+        if any(keep != h and keep.is_relative_to(h) for h in covered):
             args += ["--ro-bind", str(keep), str(keep)]
     args += ["--bind", str(ws), str(ws)]
     git_dir = ws / ".git"
