@@ -31,6 +31,8 @@ from ai_agents.ops.alerts import Alerter, AlertLogHandler
 from ai_agents.ops.health import check_health
 from ai_agents.ops.metrics import MetricsServer, collect_metrics, render_prometheus
 from ai_agents.ops.systemd import SystemdNotifier
+from ai_agents.ops.watchdog import ALERT_NAME as WATCHDOG_ALERT
+from ai_agents.ops.watchdog import LoopWatchdog
 from ai_agents.orchestrator import AnalysisFlow, DecisionFlow, TaskOrchestrator
 from ai_agents.orchestrator.pipeline import CodeFlow, Workspace
 from ai_agents.testing import TestRunner
@@ -172,8 +174,16 @@ def run_daemon(config_path: Path) -> int:
                  workspace=str(settings.file_system.workspace_path), provider=settings.llm.provider,
                  model=settings.llm.model)
         app.start()
+        # Docker and nohup have no watchdog: a main loop stuck for orchestrator.watchdog_timeout ends the
+        # process (exit 70) so the restart policy restarts it. Under systemd WATCHDOG=1 pings go on as well.
+        watchdog = LoopWatchdog(
+            lambda: app.orchestrator.loop_at, lambda: app.live.current.orchestrator.watchdog_timeout,
+            alert=lambda message, fields: app.alerter.alert(WATCHDOG_ALERT, message, **fields),
+            flush=lambda: app.alerter.close(2.0))
+        watchdog.start()
         while not stop.wait(0.5):
             pass
+        watchdog.stop()
         log.info("daemon_stopping", reason="signal")
         logging.getLogger().removeHandler(alert_handler)
         app.stop()
