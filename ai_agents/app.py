@@ -207,7 +207,7 @@ def run_doctor(config_path: Path) -> int:
     fs = FileSystemManager.from_config(settings.file_system)
     checks.append(check_workspace(fs))
     git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values())
-    checks += check_git(git)
+    checks += check_git(git, repository_url=settings.git.repository_url)
     checks.append(TestRunner.from_config(settings.testing, settings.repo_path).check())
     width = max(len(c.name) for c in checks) + 1
     for c in checks:
