@@ -29,7 +29,7 @@ from ai_agents.logging_setup import Redactor, configure_logging, set_level
 from ai_agents.memory import ContextManager, Database, MemoryStore, TaskStore
 from ai_agents.ops.alerts import Alerter, AlertLogHandler
 from ai_agents.ops.health import check_health
-from ai_agents.ops.metrics import MetricsServer, collect_metrics, render_prometheus
+from ai_agents.ops.metrics import MetricsServer, collect_metrics, render_openmetrics, render_prometheus
 from ai_agents.ops.systemd import SystemdNotifier
 from ai_agents.ops.watchdog import ALERT_NAME as WATCHDOG_ALERT
 from ai_agents.ops.watchdog import LoopWatchdog
@@ -120,10 +120,11 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         watcher=ConfigWatcher(live, config_path) if (watch and config_path) else None)
     metrics_server = None
     if settings.metrics.listen:
-        def render() -> str:
-            return render_prometheus(collect_metrics(db, memory, tasks, orchestrator.queues.depths()))
-        metrics_server = MetricsServer(settings.metrics.listen, render, health=lambda: check_health(memory),
-                                       allow_remote=metrics_remote)
+        def figures() -> dict[str, Any]:
+            return collect_metrics(db, memory, tasks, orchestrator.queues.depths())
+        metrics_server = MetricsServer(settings.metrics.listen, lambda: render_prometheus(figures()),
+                                       render_openmetrics=lambda: render_openmetrics(figures()),
+                                       health=lambda: check_health(memory), allow_remote=metrics_remote)
     return App(live=live, db=db, memory=memory, tasks=tasks, llm=llm, workspace=workspace,
                orchestrator=orchestrator, alerter=alerter, redactor=redactor, metrics_server=metrics_server)
 
