@@ -67,6 +67,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap "exit 1" TERM INT
 
 start_dockerd() {
     local driver=$1
@@ -173,6 +174,8 @@ wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...: poll every 0.5 s
     say "timed out after ${limit}s waiting for $what"
     return 1
 }
+healthy() { [ "$(inspect '{{.State.Health.Status}}')" = healthy ]; }
+is_running() { [ "$(inspect '{{.State.Running}}')" = true ]; }
 daemon_pid() {  # the daemon: the child of tini (PID 1 in the container)
     local init
     init=$(inspect '{{.State.Pid}}')
@@ -184,9 +187,9 @@ $DOCKER run -d --name "$CONTAINER" --network host "${RUN_ARGS[@]}" "$IMAGE" >/de
     || { fail "docker run failed"; exit 1; }
 
 # 1. healthy within the start period (+ one check's timeout)
-start_period=$($DOCKER image inspect -f '{{.Config.Healthcheck.StartPeriod}}' "$IMAGE")
+start_period=$($DOCKER image inspect -f '{{json .Config.Healthcheck.StartPeriod}}' "$IMAGE")
 limit=$(( start_period / 1000000000 + 10 ))
-if wait_until "$limit" "health status healthy" test "$(inspect '{{.State.Health.Status}}')" = healthy; then
+if wait_until "$limit" "health status healthy" healthy; then
     ok "healthy after $((SECONDS - t)) s (start period $((start_period / 1000000000)) s)"
 else
     fail "not healthy within ${limit}s: $(inspect '{{.State.Status}} {{.State.Health.Status}}')"
@@ -248,7 +251,7 @@ if wait_until "$watchdog_limit" "a restart by the watchdog" restarted; then
 else
     fail "a hung main loop was not restarted within ${watchdog_limit}s (watchdog_timeout 20 s)"
 fi
-wait_until 30 "running again" test "$(inspect '{{.State.Running}}')" = true
+wait_until 30 "running again" is_running && wait_until 30 "daemon_started" started_again 3
 
 # 6. logs: every line JSON, and the README's commands
 if $DOCKER logs "$CONTAINER" 2>&1 | jq -c . >/dev/null; then
@@ -256,16 +259,18 @@ if $DOCKER logs "$CONTAINER" 2>&1 | jq -c . >/dev/null; then
 else
     fail "docker logs holds lines that are not JSON"
 fi
-readme_logs=$($DOCKER logs "$CONTAINER" | jq -c 'select(.event == "daemon_started")' | wc -l)
-readme_alerts=$($DOCKER logs "$CONTAINER" | jq -c 'select(.alert == true)' | jq -r .event | sort -u | tr '\n' ' ')
+# The README's commands, verbatim but for the container name.
+c=$CONTAINER
+readme_logs=$($DOCKER logs "$c" 2>&1 | jq -R 'fromjson?' | jq -r .event | grep -c '^daemon_started$')
+readme_alerts=$($DOCKER logs "$c" 2>&1 | jq -R 'fromjson? | select(.alert == true)' | jq -r .event | sort -u | tr '\n' ' ')
 if [ "$readme_logs" -ge 3 ] && echo "$readme_alerts" | grep -q watchdog_expired; then
-    ok "README: \`docker logs <container> | jq\` ($readme_logs starts) and the alert filter ($readme_alerts)"
+    ok "README: \`docker logs -f \"\$c\" 2>&1 | jq -R 'fromjson?'\` ($readme_logs starts) and its alert filter ($readme_alerts)"
 else
     fail "README log commands: $readme_logs starts, alerts: '$readme_alerts'"
 fi
 
 # 7. docker stop: exit 0 within the grace, and no restart afterwards
-wait_until 60 "healthy before the stop" test "$(inspect '{{.State.Health.Status}}')" = healthy
+wait_until 60 "healthy before the stop" healthy
 grace=$(inspect '{{.Config.StopTimeout}}')
 t=$SECONDS
 $DOCKER stop "$CONTAINER" >/dev/null
@@ -281,7 +286,7 @@ fi
 
 # 8. docker kill is a manual stop: restart: always does not undo it
 $DOCKER start "$CONTAINER" >/dev/null
-wait_until 30 "running" test "$(inspect '{{.State.Running}}')" = true
+wait_until 30 "running" is_running
 $DOCKER kill "$CONTAINER" >/dev/null
 sleep 5
 if [ "$(inspect '{{.State.Running}}')" = false ]; then

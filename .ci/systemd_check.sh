@@ -62,6 +62,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap "exit 1" TERM INT
 
 mkdir -p "$MACHINE" "$WORK/upper" "$WORK/ovl" "$CI_CACHE/pip-cache"
 if mount -t overlay overlay -o "lowerdir=$rootfs,upperdir=$WORK/upper,workdir=$WORK/ovl" "$MACHINE" 2>/dev/null; then
@@ -95,13 +96,18 @@ awk '/^### Under systemd/ {on = 1} on && /^```sh/ {code = 1; next} code && /^```
 [ -s "$MACHINE/root/ci/install.sh" ] || { fail "no install block under '### Under systemd' in README.md"; exit 1; }
 
 # --- boot ---------------------------------------------------------------------------------
-systemd-nspawn --register=no --keep-unit --quiet -D "$MACHINE" --bind-ro="$REPO:/src" \
-    --bind="$CI_CACHE/pip-cache:/root/.cache/pip" -b >"$WORK/console.log" 2>&1 &
+# Own session, no terminal: the container's console must never be a terminal of ours (a
+# getty there hangs it up, which sends SIGHUP to everything else on that terminal).
+ln -sf /dev/null "$MACHINE/etc/systemd/system/console-getty.service"
+setsid systemd-nspawn --register=no --keep-unit --quiet --console=read-only -D "$MACHINE" \
+    --bind-ro="$REPO:/src" --bind="$CI_CACHE/pip-cache:/root/.cache/pip" -b \
+    </dev/null >"$WORK/console.log" 2>&1 &
 NSPAWN_PID=$!
 INIT=""
-for _ in $(seq 1 100); do
-    for p in $(pgrep -x systemd); do
-        [ "$(readlink "/proc/$p/root")" = "$MACHINE" ] && INIT=$p && break
+for _ in $(seq 1 150); do
+    # The container's PID 1 is a child of nspawn (its subreaper) named systemd.
+    for p in $(pgrep -P "$NSPAWN_PID"); do
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = systemd ] && INIT=$p && break
     done
     [ -n "$INIT" ] && break
     kill -0 "$NSPAWN_PID" 2>/dev/null || break
