@@ -222,10 +222,11 @@ fi
 # 4. kill -9 of the daemon process -> restart: always
 restarts=$(inspect '{{.RestartCount}}')
 victim=$(daemon_pid)
-kill -9 "$victim"
 restarted() { [ "$(inspect '{{.RestartCount}}')" -gt "$restarts" ] && [ "$(inspect '{{.State.Running}}')" = true ]; }
 started_again() { [ "$(count_event daemon_started)" -ge "$1" ]; }
-if wait_until 30 "a restart after kill -9" restarted && wait_until 30 "daemon_started after it" started_again 2; then
+if [ -z "$victim" ] || [ "$victim" -le 1 ]; then
+    fail "no daemon process to kill -9 (tini's child)"
+elif kill -9 "$victim" && wait_until 30 "a restart after kill -9" restarted && wait_until 30 "daemon_started after it" started_again 2; then
     ok "kill -9 of the daemon (pid $victim) -> restarted by the restart policy (RestartCount $(inspect '{{.RestartCount}}'))"
 else
     fail "kill -9 of the daemon was not followed by a restart"

@@ -115,10 +115,24 @@ for _ in $(seq 1 150); do
 done
 [ -n "$INIT" ] || { tail -5 "$WORK/console.log"; skip "systemd-nspawn did not boot a container here"; }
 in_ct() { nsenter -t "$INIT" -a -r -w env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
-state=$(in_ct timeout 90 systemctl is-system-running --wait 2>/dev/null)
+state=""
+for _ in $(seq 1 60); do  # the manager's socket appears a moment after exec
+    state=$(in_ct timeout 90 systemctl is-system-running --wait 2>/dev/null)
+    [ -n "$state" ] && break
+    sleep 0.5
+done
 say "booted $(in_ct systemctl --version | head -1) in an nspawn container (system state: $state)"
 
 show() { in_ct systemctl show -p "$1" --value ai-agents; }
+main_pid() {  # the daemon's PID, waiting while it (re)starts; never 0 (`kill 0` = our own group)
+    local pid
+    for _ in $(seq 1 60); do
+        pid=$(show MainPID)
+        [ -n "$pid" ] && [ "$pid" -gt 1 ] && [ "$(show ActiveState)" = active ] && { echo "$pid"; return 0; }
+        sleep 0.5
+    done
+    return 1
+}
 wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...
     local limit=$1 what=$2 deadline=$((SECONDS + $1))
     shift 2
@@ -155,9 +169,17 @@ else
 fi
 
 # 3. the README's journalctl commands: logs, and alerts (a rejected config edit raises one)
-cp "$MACHINE/etc/ai-agents/config.yaml" "$WORK/config.good"
-sed 's/check_interval: 2,/check_interval: -1,/' "$WORK/config.good" >"$MACHINE/etc/ai-agents/config.yaml.new"
-mv "$MACHINE/etc/ai-agents/config.yaml.new" "$MACHINE/etc/ai-agents/config.yaml"
+# Edited as an admin would: a new file (new inode) with the original's owner and mode (0640
+# root:ai-agents), moved over the old one.
+edit_config() {  # edit_config SOURCE_FILE
+    cp -p "$1" "$MACHINE/etc/ai-agents/config.yaml.new"
+    chown --reference="$WORK/config.good" "$MACHINE/etc/ai-agents/config.yaml.new"
+    chmod --reference="$WORK/config.good" "$MACHINE/etc/ai-agents/config.yaml.new"
+    mv "$MACHINE/etc/ai-agents/config.yaml.new" "$MACHINE/etc/ai-agents/config.yaml"
+}
+cp -p "$MACHINE/etc/ai-agents/config.yaml" "$WORK/config.good"
+sed 's/check_interval: 2,/check_interval: -1,/' "$WORK/config.good" >"$WORK/config.bad"
+edit_config "$WORK/config.bad"
 alert_seen() {
     in_ct bash -c "journalctl -t ai-agents -o cat | jq -R -c 'fromjson? | select(.alert == true)'" \
         | grep -q config_rejected
@@ -168,8 +190,7 @@ if wait_until 30 "a config_rejected alert" alert_seen; then
 else
     fail "the README's journalctl alert filter showed no config_rejected alert"
 fi
-cp "$WORK/config.good" "$MACHINE/etc/ai-agents/config.yaml.new"
-mv "$MACHINE/etc/ai-agents/config.yaml.new" "$MACHINE/etc/ai-agents/config.yaml"
+edit_config "$WORK/config.good"
 if in_ct bash -c "journalctl -u ai-agents -o cat | jq . >/dev/null 2>&1"; then
     say "note: plain \`journalctl -u ai-agents -o cat | jq\` worked this time"
 else
@@ -178,11 +199,12 @@ fi
 
 # 4. the watchdog: a frozen daemon sends no WATCHDOG=1 -> SIGABRT with stacks -> Restart=
 restarts=$(show NRestarts)
-pid=$(show MainPID)
 wd=$(show WatchdogUSec)
 t=$SECONDS
-in_ct kill -STOP "$pid"
-if wait_until 120 "the watchdog restart" running_again "$restarts" "$pid"; then
+# Up to WatchdogSec, then SIGABRT (+SIGCONT) and RestartSec.
+if ! pid=$(main_pid); then
+    fail "no running daemon to freeze: $(show ActiveState)/$(show SubState)"
+elif in_ct kill -STOP "$pid" && wait_until 120 "the watchdog restart" running_again "$restarts" "$pid"; then
     journal=$(in_ct journalctl -u ai-agents -o cat --no-pager)
     if echo "$journal" | grep -q "Watchdog timeout" && echo "$journal" | grep -q "^Thread 0x\|^Current thread 0x"; then
         ok "watchdog ($wd): SIGSTOPped daemon aborted with its thread stacks in the journal, restarted after $((SECONDS - t)) s"
@@ -195,10 +217,10 @@ fi
 
 # 5. kill -9 -> Restart=always
 restarts=$(show NRestarts)
-pid=$(show MainPID)
 t=$SECONDS
-in_ct kill -9 "$pid"
-if wait_until 40 "the restart after kill -9" running_again "$restarts" "$pid"; then
+if ! pid=$(main_pid); then
+    fail "no running daemon to kill: $(show ActiveState)/$(show SubState)"
+elif in_ct kill -9 "$pid" && wait_until 40 "the restart after kill -9" running_again "$restarts" "$pid"; then
     ok "kill -9 -> restarted after $((SECONDS - t)) s (RestartSec=$(in_ct systemctl show -p RestartUSec --value ai-agents))"
 else
     fail "kill -9 was not followed by a restart"
@@ -220,6 +242,12 @@ fi
 sed -e 's/^Type=notify/Type=oneshot/' -e '/^WatchdogSec=/d' -e '/^Restart/d' -e '/^NotifyAccess=/d' \
     -e 's|^ExecStart=.*|ExecStart=/opt/ai-agents/.venv/bin/python /opt/ai-agents/main.py demo --workspace /var/lib/ai-agents/demo-workspace|' \
     "$MACHINE/etc/systemd/system/ai-agents.service" >"$MACHINE/etc/systemd/system/ai-agents-sandbox-check.service"
+if [ -n "${SANDBOX_CHECK_EXTRA:-}" ]; then  # e.g. "ProtectKernelTunables=yes ProtectKernelLogs=yes"
+    for line in $SANDBOX_CHECK_EXTRA; do
+        sed -i "/^\[Install\]/i $line" "$MACHINE/etc/systemd/system/ai-agents-sandbox-check.service"
+    done
+    say "sandbox check with extra unit lines: $SANDBOX_CHECK_EXTRA"
+fi
 in_ct systemctl daemon-reload
 t=$SECONDS
 if in_ct timeout 180 systemctl start ai-agents-sandbox-check; then
