@@ -88,6 +88,12 @@ start_dockerd() {
     tail -3 "$CI_CACHE/dockerd-$driver.log"
     return 1
 }
+leftover=$(cat /run/ai-agents-ci-docker.pid 2>/dev/null)
+if [ -n "$leftover" ] && [ "$(cat "/proc/$leftover/comm" 2>/dev/null)" = dockerd ]; then
+    say "stopping the dockerd (pid $leftover) an interrupted earlier run left behind"
+    kill "$leftover"
+    for _ in $(seq 1 30); do kill -0 "$leftover" 2>/dev/null || break; sleep 0.5; done
+fi
 if start_dockerd overlay2; then
     say "dockerd $($DOCKER version -f '{{.Server.Version}}') running (storage driver overlay2)"
 elif start_dockerd vfs; then
