@@ -5,9 +5,9 @@
 #   1. `systemd-analyze verify ai-agents.service` prints anything (it exits 0 on
 #      unknown keys and unparsable values, so any output is a failure);
 #   2. `systemd-analyze security --offline=true` rates the unit's exposure above
-#      EXPOSURE_THRESHOLD (3.0 on systemd's 0-10 scale; the unit scores 2.8 —
-#      what remains is network access, the namespaces bubblewrap needs and the
-#      /proc protections bwrap cannot live with, all explained in the unit);
+#      EXPOSURE_THRESHOLD (3.0 on systemd's 0-10 scale; the unit scores 2.4 —
+#      what remains is network access, the namespaces bubblewrap needs and
+#      MemoryDenyWriteExecute (Node's JIT), all explained in the unit);
 #   3. `hadolint --failure-threshold warning Dockerfile` fails.
 #
 # What verify really checks, honestly: the unit is verified inside a throw-away
@@ -17,7 +17,7 @@
 # So it checks the unit's syntax, every key and value, that the units it orders
 # against exist, and that ExecStart names an absolute executable path. It does NOT
 # check that the real venv or main.py work, that User=ai-agents exists, or that
-# the daemon runs under the hardening: that needs a real systemd (README).
+# the daemon runs under the hardening: .ci/systemd_check.sh does that under a real systemd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -30,8 +30,10 @@ from ai_agents.logging_setup import Redactor, configure_logging, set_level
 from ai_agents.memory import ContextManager, Database, MemoryStore, TaskStore
 from ai_agents.ops.alerts import Alerter, AlertLogHandler
 from ai_agents.ops.health import check_health
-from ai_agents.ops.metrics import MetricsServer, collect_metrics, render_prometheus
+from ai_agents.ops.metrics import MetricsServer, collect_metrics, render_openmetrics, render_prometheus
 from ai_agents.ops.systemd import SystemdNotifier
+from ai_agents.ops.watchdog import ALERT_NAME as WATCHDOG_ALERT
+from ai_agents.ops.watchdog import LoopWatchdog
 from ai_agents.orchestrator import AnalysisFlow, DecisionFlow, TaskOrchestrator
 from ai_agents.orchestrator.pipeline import CodeFlow, Workspace
 from ai_agents.orchestrator.workspace import paths_inside
@@ -127,10 +129,11 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         watcher=ConfigWatcher(live, config_path) if (watch and config_path) else None)
     metrics_server = None
     if settings.metrics.listen:
-        def render() -> str:
-            return render_prometheus(collect_metrics(db, memory, tasks, orchestrator.queues.depths()))
-        metrics_server = MetricsServer(settings.metrics.listen, render, health=lambda: check_health(memory),
-                                       allow_remote=metrics_remote)
+        def figures() -> dict[str, Any]:
+            return collect_metrics(db, memory, tasks, orchestrator.queues.depths())
+        metrics_server = MetricsServer(settings.metrics.listen, lambda: render_prometheus(figures()),
+                                       render_openmetrics=lambda: render_openmetrics(figures()),
+                                       health=lambda: check_health(memory), allow_remote=metrics_remote)
     return App(live=live, db=db, memory=memory, tasks=tasks, llm=llm, workspace=workspace,
                orchestrator=orchestrator, alerter=alerter, redactor=redactor, metrics_server=metrics_server)
 
@@ -181,8 +184,16 @@ def run_daemon(config_path: Path) -> int:
                  workspace=str(settings.file_system.workspace_path), provider=settings.llm.provider,
                  model=settings.llm.model)
         app.start()
+        # Docker and nohup have no watchdog: a main loop stuck for orchestrator.watchdog_timeout ends the
+        # process (exit 70) so the restart policy restarts it. Under systemd WATCHDOG=1 pings go on as well.
+        watchdog = LoopWatchdog(
+            lambda: app.orchestrator.loop_at, lambda: app.live.current.orchestrator.watchdog_timeout,
+            alert=lambda message, fields: app.alerter.alert(WATCHDOG_ALERT, message, **fields),
+            flush=lambda: app.alerter.close(2.0))
+        watchdog.start()
         while not stop.wait(0.5):
             pass
+        watchdog.stop()
         log.info("daemon_stopping", reason="signal")
         logging.getLogger().removeHandler(alert_handler)
         app.stop()
@@ -206,7 +217,7 @@ def run_doctor(config_path: Path) -> int:
     fs = FileSystemManager.from_config(settings.file_system)
     checks.append(check_workspace(fs))
     git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values())
-    checks += check_git(git)
+    checks += check_git(git, repository_url=settings.git.repository_url)
     checks.append(TestRunner.from_config(settings.testing, settings.repo_path).check())
     width = max(len(c.name) for c in checks) + 1
     for c in checks:

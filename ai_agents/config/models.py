@@ -150,6 +150,16 @@ class OrchestratorConfig(Section):
     shutdown_grace: float = Field(30.0, gt=0, description="seconds in-flight tasks get on SIGTERM")
     heartbeat_interval: float = Field(5.0, gt=0, le=30, description="at most half of the unit's WatchdogSec=60")
     loop_threshold: int = Field(3, ge=2, description="same failure or same generated task this often = a loop")
+    # The in-daemon watchdog (ai_agents/ops/watchdog.py): no main-loop cycle for this long => a critical
+    # alert with every thread's stack and exit 70, so Docker's or systemd's restart policy restarts it.
+    watchdog_timeout: float = Field(300.0, ge=0, description="seconds without a main-loop cycle; 0 = off")
+
+    @model_validator(mode="after")
+    def _watchdog_after_cycles(self) -> OrchestratorConfig:
+        if 0 < self.watchdog_timeout < 2 * self.check_interval:
+            raise ValueError(f"orchestrator.watchdog_timeout ({self.watchdog_timeout:g}) must be 0 (off) or at "
+                             f"least twice check_interval ({self.check_interval:g}), or a healthy loop trips it")
+        return self
 
 
 class AgentConfig(Section):

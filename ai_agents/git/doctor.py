@@ -8,12 +8,15 @@ from ai_agents.git.identity import identity_for
 from ai_agents.git.manager import GitManager
 
 
-def check_git(gm: GitManager, remote_timeout: float = 10.0) -> list[CheckResult]:
-    """Repository usable, per-agent identity, and (when a remote exists) ``git ls-remote`` answers."""
+def check_git(gm: GitManager, remote_timeout: float = 10.0, repository_url: str | None = None) -> list[CheckResult]:
+    """Repository usable, per-agent identity, and (when a remote exists) ``git ls-remote`` answers.
+
+    A fresh install has no repository yet: that is fine (ok) when the daemon's start
+    can make one, i.e. the same cases ``GitManager.ensure_repository`` handles.
+    """
     results: list[CheckResult] = []
     if not gm.is_repository():
-        what = "does not exist" if not gm.repo_path.exists() else "is not a git repository"
-        return [CheckResult("git", False, f"{gm.repo_path} {what} (the daemon creates it at start)")]
+        return [_not_yet_a_repository(gm, repository_url)]
     try:
         branch = gm.current_branch()
         head = gm.head_sha()
@@ -36,3 +39,21 @@ def check_git(gm: GitManager, remote_timeout: float = 10.0) -> list[CheckResult]
     except AgentsError as e:
         results.append(CheckResult("git-remote", False, str(e)))
     return results
+
+
+def _not_yet_a_repository(gm: GitManager, repository_url: str | None) -> CheckResult:
+    path = gm.repo_path
+    exists = path.exists()
+    empty = not exists or (path.is_dir() and not any(path.iterdir()))
+    what = "does not exist yet" if not exists else ("is empty" if empty else "is not a git repository")
+    data = {"exists": exists, "empty": empty, "repository_url": bool(repository_url)}
+    if exists and not path.is_dir():
+        return CheckResult("git", False, f"{path} is a file, not a directory: fix file_system.workspace_path", data)
+    if repository_url:
+        if not empty:
+            return CheckResult("git", False, f"{path} {what} and not empty: the daemon cannot clone "
+                               "git.repository_url into it; empty it or point file_system.workspace_path elsewhere",
+                               data)
+        return CheckResult("git", True, f"{path} {what}: the daemon clones git.repository_url there at start", data)
+    return CheckResult("git", True, f"{path} {what}: the daemon creates it at start "
+                       f"(git init on branch {gm.branch!r} and a first commit)", data)

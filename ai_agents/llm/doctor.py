@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from ai_agents.domain import CheckResult
 from ai_agents.errors import AgentsError
 from ai_agents.llm.client import LLMClient
+from ai_agents.llm.failures import ProviderTransientError
 from ai_agents.llm.providers.scripted import ScriptedProvider
 from ai_agents.llm.script import ScriptNoMatchError
 
@@ -27,6 +28,16 @@ def _problem(exc: BaseException) -> str:
     """One sentence: the error messages of our providers already say what to fix."""
     text = str(exc).strip() or type(exc).__name__
     return text if text.endswith(".") else text + "."
+
+
+def _rate_limited(exc: BaseException) -> ProviderTransientError | None:
+    """The 429 behind an error (the chain wraps a provider's failure as its cause), if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ProviderTransientError) and seen.kind == "rate_limited":
+            return seen
+        seen = seen.__cause__
+    return None
 
 
 def check_llm_chain(client: LLMClient) -> list[CheckResult]:
@@ -59,6 +70,14 @@ def check_llm_chain(client: LLMClient) -> list[CheckResult]:
                                        "(the script has no rule for the doctor's ping)", data))
             continue
         except AgentsError as e:
+            limited = _rate_limited(e)
+            if limited is not None:
+                # A 429 proves the endpoint, the key and the model are accepted: the provider is there,
+                # just busy. The daemon waits and retries such answers, so this is not a failure.
+                data |= {"reachable": True, "rate_limited": True, "retry_after": limited.retry_after}
+                results.append(CheckResult(name, True, f"{provider.label}: reachable, rate-limited (429): "
+                                           "structured output not checked; run doctor again later", data))
+                continue
             stage = "structured output failed: " if data["reachable"] else ""
             data["error_type"] = type(e).__name__
             results.append(CheckResult(name, False, stage + _problem(e), data))

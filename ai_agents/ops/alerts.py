@@ -43,6 +43,7 @@ ALERT_LEVELS: dict[str, str] = {
     "role_unhealthy": "error",
     "config_rejected": "error",
     "approval_needed": "warning",  # a human decision is waited for; not a fault
+    "watchdog_expired": "critical",  # the main loop hung: the daemon exits for its restart policy
 }
 # Keys structlog or the alert itself uses; a field with one of these names is prefixed.
 _RESERVED = frozenset({"event", "alert", "alert_name", "message", "level", "timestamp", "logger"})

@@ -1,24 +1,33 @@
 """Prometheus metrics, computed from SQLite on every scrape so they survive restarts.
 
 ``collect_metrics`` gathers figures into a plain dict (also usable by a
-``status`` command); ``render_prometheus`` writes text exposition format 0.0.4;
-``MetricsServer`` (in ``metrics_server``, re-exported here) serves it on ``/metrics``.
+``status`` command); ``StoreCollector`` turns it into ``prometheus_client``
+metric families, and the library writes the exposition (text 0.0.4 or
+OpenMetrics); ``MetricsServer`` (in ``metrics_server``, re-exported here) serves
+it on ``/metrics``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, time
 from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import Collector
 
 from ai_agents.domain import TaskStatus, iso, parse_iso, utcnow
 from ai_agents.memory.database import Database
 from ai_agents.memory.store import MemoryStore
 from ai_agents.memory.tasks import TaskStore
 from ai_agents.ops.health import HEARTBEAT_KEY, HealthReport, assess_heartbeat
-from ai_agents.ops.metrics_server import CONTENT_TYPE, MetricsServer, parse_listen
+from ai_agents.ops.metrics_server import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, MetricsServer, parse_listen
 
-__all__ = ["CONTENT_TYPE", "MetricsServer", "collect_metrics", "parse_listen", "quantile", "render_prometheus"]
+__all__ = ["CONTENT_TYPE", "OPENMETRICS_CONTENT_TYPE", "MetricsServer", "StoreCollector", "collect_metrics",
+           "metric_families", "parse_listen", "quantile", "render_openmetrics", "render_prometheus"]
 
 # Tasks that ended badly: they count as errors and against the success rate.
 BAD_STATUSES = (TaskStatus.FAILED.value, TaskStatus.ESCALATED.value)
@@ -91,77 +100,86 @@ def collect_metrics(db: Database, memory: MemoryStore, tasks: TaskStore,
     }
 
 
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class StoreCollector(Collector):
+    """A ``prometheus_client`` collector whose every scrape reads the figures from SQLite.
+
+    ``read`` returns :func:`collect_metrics`' dict. Family names are unique across
+    types (OpenMetrics forbids a counter ``x`` beside a gauge ``x``): the counter of
+    finished tasks is ``ai_agents_tasks_total`` and the gauge of tasks per status is
+    ``ai_agents_tasks_by_status``.
+    """
+
+    def __init__(self, read: Callable[[], dict[str, Any]]):
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        yield from metric_families(self._read())
 
 
-def _number(value: float | int | bool) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
+def metric_families(m: dict[str, Any]) -> Iterator[Metric]:
+    """The families of one :func:`collect_metrics` dict; a figure not known yet is left out, not invented."""
+    by_status = m["tasks_by_status"]
+    done = CounterMetricFamily("ai_agents_tasks", "Tasks that reached a final status, by status.", labels=["status"])
+    for status in ("completed", "failed", "cancelled", "escalated"):
+        done.add_metric([status], by_status.get(status, 0))
+    yield done
+    now = GaugeMetricFamily("ai_agents_tasks_by_status", "Tasks currently in each status.", labels=["status"])
+    for status, n in sorted(by_status.items()):
+        now.add_metric([status], n)
+    yield now
+    if m["success_rate"] is not None:
+        yield GaugeMetricFamily("ai_agents_task_success_ratio",
+                                "completed / (completed + failed + escalated) over all tasks.", value=m["success_rate"])
+    d = m["task_duration_seconds"]
+    if d["count"]:
+        # prometheus_client's SummaryMetricFamily has no quantiles; the generic Metric takes them as samples.
+        duration = Metric("ai_agents_task_duration_seconds", "Seconds from claim to finish of finished tasks.",
+                          "summary")
+        duration.add_sample("ai_agents_task_duration_seconds", {"quantile": "0.5"}, d["p50"])
+        duration.add_sample("ai_agents_task_duration_seconds", {"quantile": "0.95"}, d["p95"])
+        duration.add_sample("ai_agents_task_duration_seconds_sum", {}, d["sum"])
+        duration.add_sample("ai_agents_task_duration_seconds_count", {}, d["count"])
+        yield duration
+    errors = CounterMetricFamily("ai_agents_errors", "Failed or escalated tasks and LLM calls that ended in an error.",
+                                 labels=["source"])
+    errors.add_metric(["task"], m["errors"]["tasks"])
+    errors.add_metric(["llm"], m["errors"]["llm_calls"])
+    yield errors
+    llm = m["llm"]
+    yield CounterMetricFamily("ai_agents_llm_calls", "LLM calls, including ones served from the cache.",
+                              value=llm["calls"])
+    yield CounterMetricFamily("ai_agents_llm_cache_hits", "LLM calls answered from the response cache.",
+                              value=llm["cache_hits"])
+    tokens = CounterMetricFamily("ai_agents_llm_tokens", "LLM tokens, by direction.", labels=["direction"])
+    tokens.add_metric(["input"], llm["tokens_in"])
+    tokens.add_metric(["output"], llm["tokens_out"])
+    yield tokens
+    yield CounterMetricFamily("ai_agents_llm_cost_usd", "Estimated LLM spend in US dollars.", value=llm["cost_usd"])
+    yield GaugeMetricFamily("ai_agents_llm_tokens_today", "LLM tokens since midnight UTC.", value=llm["tokens_today"])
+    yield GaugeMetricFamily("ai_agents_llm_cost_usd_today", "Estimated LLM spend since midnight UTC.",
+                            value=llm["cost_usd_today"])
+    queues = GaugeMetricFamily("ai_agents_queue_depth", "Queued tasks waiting for each role.", labels=["role"])
+    for role, n in sorted(m["queue_depth"].items()):
+        queues.add_metric([role], n)
+    yield queues
+    yield GaugeMetricFamily("ai_agents_healthy", "1 when the health check passes (heartbeat, main loop, roles).",
+                            value=1 if m["healthy"] else 0)
+    if m["heartbeat_age_seconds"] is not None:
+        yield GaugeMetricFamily("ai_agents_heartbeat_age_seconds", "Seconds since the daemon's last heartbeat.",
+                                value=m["heartbeat_age_seconds"])
 
 
-class _Exposition:
-    """Builds the text format: one HELP and TYPE per family, then its samples."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(self, name: str, kind: str, help_text: str,
-               samples: list[tuple[dict[str, str], float | int | bool | None]], suffix: str = "") -> None:
-        samples = [(labels, v) for labels, v in samples if v is not None]
-        if not samples:
-            return  # no value known (e.g. no finished task yet): omit rather than invent one
-        self.lines.append(f"# HELP {name} {help_text.replace(chr(92), chr(92) * 2)}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            self.sample(name + suffix, labels, value)  # type: ignore[arg-type]
-
-    def sample(self, name: str, labels: dict[str, str], value: float | int | bool) -> None:
-        text = ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in labels.items())
-        self.lines.append(f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}")
+def _registry(m: dict[str, Any]) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(lambda: m))
+    return registry
 
 
 def render_prometheus(m: dict[str, Any]) -> str:
-    """Prometheus text exposition format 0.0.4 of :func:`collect_metrics`' dict."""
-    out = _Exposition()
-    by_status = m["tasks_by_status"]
-    final = ("completed", "failed", "cancelled", "escalated")
-    out.family("ai_agents_tasks_total", "counter", "Tasks that reached a final status, by status.",
-               [({"status": s}, by_status.get(s, 0)) for s in final])
-    out.family("ai_agents_tasks", "gauge", "Tasks currently in each status.",
-               [({"status": s}, n) for s, n in sorted(by_status.items())])
-    out.family("ai_agents_task_success_ratio", "gauge",
-               "completed / (completed + failed + escalated) over all tasks.", [({}, m["success_rate"])])
-    d = m["task_duration_seconds"]
-    if d["count"]:
-        out.family("ai_agents_task_duration_seconds", "summary", "Seconds from claim to finish of finished tasks.",
-                   [({"quantile": "0.5"}, d["p50"]), ({"quantile": "0.95"}, d["p95"])])
-        out.sample("ai_agents_task_duration_seconds_sum", {}, d["sum"])
-        out.sample("ai_agents_task_duration_seconds_count", {}, d["count"])
-    out.family("ai_agents_errors_total", "counter", "Failed or escalated tasks and LLM calls that ended in an error.",
-               [({"source": "task"}, m["errors"]["tasks"]), ({"source": "llm"}, m["errors"]["llm_calls"])])
-    llm = m["llm"]
-    out.family("ai_agents_llm_calls_total", "counter", "LLM calls, including ones served from the cache.",
-               [({}, llm["calls"])])
-    out.family("ai_agents_llm_cache_hits_total", "counter", "LLM calls answered from the response cache.",
-               [({}, llm["cache_hits"])])
-    out.family("ai_agents_llm_tokens_total", "counter", "LLM tokens, by direction.",
-               [({"direction": "input"}, llm["tokens_in"]), ({"direction": "output"}, llm["tokens_out"])])
-    out.family("ai_agents_llm_cost_usd_total", "counter", "Estimated LLM spend in US dollars.", [({}, llm["cost_usd"])])
-    out.family("ai_agents_llm_tokens_today", "gauge", "LLM tokens since midnight UTC.", [({}, llm["tokens_today"])])
-    out.family("ai_agents_llm_cost_usd_today", "gauge", "Estimated LLM spend since midnight UTC.",
-               [({}, llm["cost_usd_today"])])
-    out.family("ai_agents_queue_depth", "gauge", "Queued tasks waiting for each role.",
-               [({"role": r}, n) for r, n in sorted(m["queue_depth"].items())])
-    out.family("ai_agents_healthy", "gauge", "1 when the health check passes (heartbeat, main loop, roles).",
-               [({}, m["healthy"])])
-    out.family("ai_agents_heartbeat_age_seconds", "gauge", "Seconds since the daemon's last heartbeat.",
-               [({}, m["heartbeat_age_seconds"])])
-    return "\n".join(out.lines) + "\n"
+    """Prometheus text exposition format 0.0.4 of :func:`collect_metrics`' dict (``prometheus_client``'s)."""
+    return generate_latest(_registry(m)).decode()
+
+
+def render_openmetrics(m: dict[str, Any]) -> str:
+    """The same figures in OpenMetrics 1.0 text (what Prometheus asks for first)."""
+    return generate_openmetrics(_registry(m)).decode()

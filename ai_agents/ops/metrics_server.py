@@ -10,12 +10,14 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import structlog
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 
 from ai_agents.ops.health import HealthReport
 
 log = structlog.get_logger("ai_agents.ops")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+__all__ = ["CONTENT_TYPE", "OPENMETRICS_CONTENT_TYPE", "MetricsServer", "parse_listen"]
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -57,16 +59,19 @@ class MetricsServer:
     """GET /metrics (and /healthz when given ``health``) served by one background thread.
 
     Binds loopback only unless ``allow_remote=True``: the endpoint has no
-    authentication and reveals spend and workload.
+    authentication and reveals spend and workload. ``render`` gives text format
+    0.0.4; with ``render_openmetrics`` a scraper that accepts OpenMetrics (as
+    Prometheus does) gets that instead.
     """
 
     def __init__(self, listen: str, render: Callable[[], str], *,
-                 health: Callable[[], HealthReport] | None = None, allow_remote: bool = False):
+                 health: Callable[[], HealthReport] | None = None, allow_remote: bool = False,
+                 render_openmetrics: Callable[[], str] | None = None):
         self.host, self.port = parse_listen(listen)
         if not _is_loopback(self.host) and not allow_remote:
             raise ValueError(f"metrics.listen host {self.host!r} is not loopback; the endpoint has no "
                              "authentication, so exposing it needs an explicit opt-in (allow_remote)")
-        self._render, self._health = render, health
+        self._render, self._health, self._render_openmetrics = render, health, render_openmetrics
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -107,12 +112,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
+            openmetrics = self.owner._render_openmetrics
+            if openmetrics is None or "application/openmetrics-text" not in self.headers.get("Accept", ""):
+                render, content_type = self.owner._render, CONTENT_TYPE
+            else:
+                render, content_type = openmetrics, OPENMETRICS_CONTENT_TYPE
             try:
-                body, status = self.owner._render().encode(), 200
+                body, status = render().encode(), 200
             except Exception as e:
                 log.exception("metrics_render_failed")
                 body, status = f"metrics unavailable: {type(e).__name__}\n".encode(), 500
-            self._send(status, body, CONTENT_TYPE)
+                content_type = "text/plain; charset=utf-8"
+            self._send(status, body, content_type)
         elif path == "/healthz" and self.owner._health is not None:
             try:
                 report = self.owner._health()

@@ -66,7 +66,7 @@ def test_notify_health_metrics_and_webhook_alert(write_config, tmp_path):
         samples = [line for line in text.splitlines() if line and not line.startswith("#")]
         assert all(len(line.rsplit(" ", 1)) == 2 for line in samples)
         assert any(line.startswith('ai_agents_queue_depth{role="developer"}') for line in samples)
-        assert any(line.startswith("ai_agents_healthy") and line.endswith(" 1") for line in samples)
+        assert any(line.startswith("ai_agents_healthy") and float(line.split()[-1]) == 1 for line in samples)
 
         config.write_text(config.read_text().replace("check_interval: 0.5", "check_interval: -1"))
         wait_for(lambda: any(a["alert"] == "config_rejected" for a in Webhook.received), timeout=15,

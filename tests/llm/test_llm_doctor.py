@@ -37,7 +37,11 @@ def test_doctor_bypasses_cache_budget_and_retries(server, make_client, entry, se
     assert len(server.requests) == 4  # nothing from the cache, budget of 0 not applied
     server.fail_next(1, status=429)
     [result] = check_llm_chain(client)
-    assert not result.ok and "429" in result.detail and "rate limited" in result.detail
+    # Reachable (the key and model were accepted), only busy: not a failure.
+    assert result.ok and "reachable, rate-limited (429)" in result.detail and result.data["rate_limited"]
+    server.fail_next(1, status=503)
+    [result] = check_llm_chain(client)
+    assert not result.ok and "503" in result.detail
     assert sleeps.calls == []
 
 

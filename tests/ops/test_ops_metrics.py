@@ -10,13 +10,22 @@ import urllib.request
 from datetime import timedelta
 
 import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from ai_agents.domain import TaskStatus, TaskType, iso, parse_iso, utcnow
 from ai_agents.memory.database import Database
 from ai_agents.memory.store import MemoryStore
 from ai_agents.memory.tasks import TaskStore
 from ai_agents.ops.health import HealthReport
-from ai_agents.ops.metrics import MetricsServer, collect_metrics, parse_listen, render_prometheus
+from ai_agents.ops.metrics import (
+    OPENMETRICS_CONTENT_TYPE,
+    MetricsServer,
+    collect_metrics,
+    parse_listen,
+    render_openmetrics,
+    render_prometheus,
+)
 
 # name{label="value",...} value  -- label values may hold escaped \\ \" and \n.
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*\})? '
@@ -126,7 +135,7 @@ def test_render_escapes_label_values(stores):
     db, memory, tasks = stores
     m = collect_metrics(db, memory, tasks, queue_depths={'odd "role"\\\nname': 1})
     text = render_prometheus(m)
-    assert 'ai_agents_queue_depth{role="odd \\"role\\"\\\\\\nname"} 1' in text
+    assert 'ai_agents_queue_depth{role="odd \\"role\\"\\\\\\nname"} 1.0' in text
     parse_exposition(text)
 
 
@@ -146,7 +155,7 @@ def test_server_scrape_over_http(stores):
             samples = parse_exposition(resp.read().decode())
         assert samples[("ai_agents_tasks_total", (("status", "completed"),))] == 4
         assert samples[("ai_agents_tasks_total", (("status", "failed"),))] == 1
-        assert samples[("ai_agents_tasks", (("status", "queued"),))] == 2
+        assert samples[("ai_agents_tasks_by_status", (("status", "queued"),))] == 2
         assert samples[("ai_agents_task_duration_seconds", (("quantile", "0.5"),))] == pytest.approx(35, abs=0.01)
         assert samples[("ai_agents_task_duration_seconds", (("quantile", "0.95"),))] == pytest.approx(87.5, abs=0.01)
         assert samples[("ai_agents_task_duration_seconds_count", ())] == 6
@@ -220,3 +229,42 @@ def test_parse_listen(listen, expected):
 def test_parse_listen_rejects(listen):
     with pytest.raises(ValueError):
         parse_listen(listen)
+
+
+def test_openmetrics_and_text_expositions_parse_with_prometheus_clients_parsers(stores):
+    """OpenMetrics forbids one family name for two types (the old ai_agents_tasks counter + gauge clash)."""
+    db, memory, tasks = stores
+    seed(db, memory, tasks)
+    m = collect_metrics(db, memory, tasks, queue_depths={'odd "role"\\\nname': 1, "developer": 3})
+    families = {f.name: f for f in parse_openmetrics(render_openmetrics(m))}  # raises on any violation
+    assert families["ai_agents_tasks"].type == "counter"
+    assert families["ai_agents_tasks_by_status"].type == "gauge"
+    assert families["ai_agents_task_duration_seconds"].type == "summary"
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    assert values[("ai_agents_tasks_total", (("status", "completed"),))] == 4
+    assert values[("ai_agents_tasks_by_status", (("status", "queued"),))] == 2
+    assert values[("ai_agents_task_duration_seconds", (("quantile", "0.95"),))] == pytest.approx(87.5, abs=0.01)
+    assert values[("ai_agents_queue_depth", (("role", 'odd "role"\\\nname'),))] == 1
+    assert values[("ai_agents_llm_cost_usd_total", ())] == pytest.approx(1.75)
+    text = {f.name: f.type for f in parse_text(render_prometheus(m))}
+    assert text["ai_agents_tasks"] == "counter" and text["ai_agents_tasks_by_status"] == "gauge"
+    # Both formats carry the same families.
+    assert set(text) == set(families)
+
+
+def test_server_answers_openmetrics_to_a_scraper_that_asks_for_it(stores):
+    db, memory, tasks = stores
+    seed(db, memory, tasks)
+    server = MetricsServer(":0", lambda: render_prometheus(collect_metrics(db, memory, tasks)),
+                           render_openmetrics=lambda: render_openmetrics(collect_metrics(db, memory, tasks)))
+    server.start()
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{server.address[1]}/metrics", headers={
+            "Accept": "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"})
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            assert resp.headers["Content-Type"] == OPENMETRICS_CONTENT_TYPE
+            body = resp.read().decode()
+        assert body.endswith("# EOF\n")
+        assert any(f.name == "ai_agents_tasks_by_status" for f in parse_openmetrics(body))
+    finally:
+        server.stop()

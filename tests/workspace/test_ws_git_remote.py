@@ -184,8 +184,16 @@ def test_doctor_checks(repo: GitManager, bare: Path, tmp_path: Path) -> None:
     repo._cmd.run("remote", "add", "gone", "http://127.0.0.1:9/x.git")
     (unreachable_check,) = [c for c in check_git(unreachable, remote_timeout=5) if c.name == "git-remote"]
     assert not unreachable_check.ok and "not reachable" in unreachable_check.detail
+    # A fresh install: no repository yet is not a failure when the daemon's start can make one.
     missing = check_git(GitManager(tmp_path / "nothing-here"))
-    assert [c.ok for c in missing] == [False] and "does not exist" in missing[0].detail
+    assert [c.ok for c in missing] == [True] and "does not exist yet" in missing[0].detail
+    assert "creates it at start" in missing[0].detail
     (tmp_path / "plain").mkdir()
-    not_a_repo = check_git(GitManager(tmp_path / "plain"))
-    assert [c.ok for c in not_a_repo] == [False] and "not a git repository" in not_a_repo[0].detail
+    to_clone = check_git(GitManager(tmp_path / "plain"), repository_url=str(bare))
+    assert [c.ok for c in to_clone] == [True] and "clones git.repository_url" in to_clone[0].detail
+    (tmp_path / "plain" / "notes.txt").write_text("x")
+    not_a_repo = check_git(GitManager(tmp_path / "plain"), repository_url=str(bare))
+    assert [c.ok for c in not_a_repo] == [False] and "cannot clone" in not_a_repo[0].detail
+    # What doctor promised is what the start does.
+    GitManager(tmp_path / "nothing-here").ensure_repository()
+    assert all(c.ok for c in check_git(GitManager(tmp_path / "nothing-here")))
