@@ -138,6 +138,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("running:   " + ", ".join(f"{w}: {t}" for w, t in d["current_tasks"].items()))
     if d.get("unhealthy_roles"):
         print("UNHEALTHY: " + ", ".join(d["unhealthy_roles"]))
+    if d.get("restart_required"):
+        print("RESTART:   edited keys not applied until a restart: " + ", ".join(d["restart_required"]))
     u, b = report["llm_today"], report["budget"]
     print(f"LLM today: {u['calls']} calls, {u['tokens']} tokens, ${u['cost_usd']:.4f}")
     for agent, a in sorted(u["per_agent"].items()):

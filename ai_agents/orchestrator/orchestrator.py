@@ -264,6 +264,7 @@ class TaskOrchestrator:
             "heartbeat_interval": cfg.orchestrator.heartbeat_interval, "paused": cfg.paused,
             "queues": self.queues.depths(), "current_tasks": self.supervisor.current_tasks(),
             "unhealthy_roles": sorted(self.supervisor.unhealthy_roles), "stopped_at": None,
+            "restart_required": self.live.restart_required,  # edited keys that wait for a restart
         }
 
     def heartbeat(self) -> None:
