@@ -13,11 +13,15 @@ no stream to truncate. For each cell:
   retried (``max_retries + 1`` attempts), permanent ones were not;
 * the fault every time, with a healthy fallback: the fallback answers (provider faults), or the
   primary's unusable content ends as ``LLMOutputError`` after the repair round (content faults).
+
+Then a seeded property test: random damage to a good answer (cut at any byte, flipped bytes,
+fields of another type, any status with any body) ends as an answer or a classified error.
 """
 
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
@@ -232,3 +236,53 @@ def test_an_unexpected_exception_falls_back_instead_of_crashing(exc, attempts, s
         client.close()
     assert (answer.provider, answer.text) == ("openai", "ok")
     assert broken.calls == attempts  # a shape error is retried; an unknown one goes straight to the next
+
+
+# --- property: random damage to a good answer ------------------------------------------
+def damaged_bodies(api: str, seed: int, n: int) -> list[tuple[int, bytes]]:
+    """``n`` (status, body) pairs: a good answer cut, bit-flipped, re-typed or under a random status."""
+    from tests.fakes import llm_wire as wire
+
+    rng = random.Random(seed)
+    req = wire.WireRequest(api, "m", ["hi"])
+    good = (wire.anthropic_answer(req, "fine", usage=True) if api == "anthropic"
+            else wire.openai_answer(req, "fine", usage=True))
+    raw = json.dumps(good).encode()
+    out: list[tuple[int, bytes]] = []
+    for _ in range(n):
+        how = rng.choice(("cut", "flip", "retype", "status"))
+        body, status = raw, 200
+        if how == "cut":
+            body = raw[: rng.randrange(len(raw))]
+        elif how == "flip":
+            data = bytearray(raw)
+            for _ in range(rng.randint(1, 4)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            body = bytes(data)
+        elif how == "retype":
+            key = rng.choice(sorted(good))
+            body = json.dumps({**good, key: rng.choice([None, 7, "x", [], {}, [1, 2], {"a": None}])}).encode()
+        else:
+            status = rng.choice(STATUSES)
+            body = rng.choice([raw, b"", b"<html>oops</html>", raw[: len(raw) // 3]])
+        out.append((status, body))
+    return out
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_random_damage_ends_classified_or_answered(sdk, server, make_client, entry, settings_for):
+    client = make_client(settings_for({**entry(sdk, server), "max_retries": 0, "cache": {"enabled": False}}))
+    api = "anthropic" if sdk == "anthropic" else "openai"
+    outcomes: dict[str, int] = {}
+    for status, body in damaged_bodies(api, seed=12, n=40):
+        server.fail_next(1, status=status, headers={}, body=body)
+        try:
+            answer = client.generate("hi")
+        except Exception as exc:  # whatever it is, it must be one of ours with a defined action
+            assert isinstance(exc, AgentsError), f"{status} {body[:80]!r}: {type(exc).__name__}: {exc}"
+            action_for(exc)
+            outcomes[type(exc).__name__] = outcomes.get(type(exc).__name__, 0) + 1
+        else:
+            assert status == 200 and isinstance(answer.text, str) and answer.text.strip()
+            outcomes["answer"] = outcomes.get("answer", 0) + 1
+    assert len(outcomes) >= 3, outcomes  # the damage really varied: answers and several error classes
