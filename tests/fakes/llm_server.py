@@ -13,7 +13,7 @@ From another process (prints its base URL on the first stdout line, serves until
     python -m tests.fakes.llm_server --port 0 --script FILE [--fault-rate R --seed S]
 
 Answer order per request: auth (``require_key``) -> ``unknown_models`` (404) ->
-``reject`` (400) -> ``fail_next`` -> ``fault_rate`` -> ``enqueue``d replies ->
+``reject`` (400) -> ``fail_next`` / ``fault_next`` -> ``fault_rate`` -> ``enqueue``d replies ->
 the script -> defaults ("ok" for text, a minimal valid object for structured requests).
 """
 
