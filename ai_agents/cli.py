@@ -5,13 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ai_agents import __version__
 from ai_agents.errors import AgentsError, ConfigError
 
 EXIT_USAGE = 2
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--status", choices=["queued", "in_progress", "completed", "failed", "cancelled", "escalated",
                                         "awaiting_approval"])
     t.add_argument("--json", action="store_true")
+    t.add_argument("--limit", type=_count(1), default=200, help="show at most this many tasks (default 200)")
+    t.add_argument("--offset", type=_count(0), default=0, help="skip this many tasks first (oldest first)")
     st = cmd("status", "daemon heartbeat, queues, tasks, LLM spend and budget")
     st.add_argument("--json", action="store_true")
     cmd("health", "exit 0 when the daemon is alive and its loop is not stuck, 1 otherwise")

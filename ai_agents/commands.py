@@ -66,12 +66,18 @@ def _task_row(t: Any) -> dict[str, Any]:
 def cmd_tasks(args: argparse.Namespace) -> int:
     settings = load_config(args.config)
     _, _, tasks = _stores(settings)
-    rows = [_task_row(t) for t in tasks.list(args.status)]
+    rows = [_task_row(t) for t in tasks.list(args.status, limit=args.limit, offset=args.offset)]
+    counts = tasks.counts()
+    total = counts.get(args.status, 0) if args.status else sum(counts.values())
+    page = _page_note(args, len(rows), total)
     if args.json:
         print_json(rows)
+        if page:
+            print(page, file=sys.stderr)  # stdout stays one JSON list
         return 0
     if not rows:
-        print("no tasks" + (f" with status {args.status}" if args.status else ""))
+        print("no tasks" + (f" with status {args.status}" if args.status else "")
+              + (f" at offset {args.offset} (there are {total})" if args.offset and total else ""))
         return 0
     for status in TaskStatus:
         group = [r for r in rows if r["status"] == status.value]
@@ -83,7 +89,18 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             print(f"  {r['id']}  {r['priority']:<6} {r['type']:<8} {(r['agent'] or '-'):<10} {r['title']}{stage}")
             if r["error"] and status != TaskStatus.COMPLETED:
                 print(f"      error: {r['error'][:160]}")
+    if page:
+        print(page)
     return 0
+
+
+def _page_note(args: argparse.Namespace, shown: int, total: int) -> str | None:
+    """A line saying which slice of how many tasks is shown, when it is not all of them."""
+    if shown == 0 or (args.offset == 0 and shown >= total):
+        return None
+    first, last = args.offset + 1, args.offset + shown
+    more = f"; next page: --offset {last}" if last < total else ""
+    return f"showing tasks {first}-{last} of {total} (oldest first, --limit {args.limit}){more}"
 
 
 def _heartbeat_age(memory: MemoryStore) -> tuple[dict[str, Any] | None, float | None]:
@@ -138,6 +155,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("running:   " + ", ".join(f"{w}: {t}" for w, t in d["current_tasks"].items()))
     if d.get("unhealthy_roles"):
         print("UNHEALTHY: " + ", ".join(d["unhealthy_roles"]))
+    if d.get("restart_required"):
+        print("RESTART:   edited keys not applied until a restart: " + ", ".join(d["restart_required"]))
     u, b = report["llm_today"], report["budget"]
     print(f"LLM today: {u['calls']} calls, {u['tokens']} tokens, ${u['cost_usd']:.4f}")
     for agent, a in sorted(u["per_agent"].items()):

@@ -13,7 +13,7 @@ import structlog
 from ai_agents.config.live import LiveConfig
 from ai_agents.errors import AgentsError, LLMAuthError, LLMRequestError, LLMUnavailableError
 from ai_agents.llm.base import LLMResponse, Provider, ProviderRequest
-from ai_agents.llm.failures import RequestShapeRejectedError
+from ai_agents.llm.failures import RequestShapeRejectedError, check_reply, classify
 from ai_agents.llm.ratelimit import RateLimiter
 from ai_agents.llm.retry import RetryPolicy
 from ai_agents.llm.usage import Pricer
@@ -81,17 +81,23 @@ class ProviderChain:
             started = time.perf_counter()
             try:
                 reply = provider.complete(request)
-            except Exception as e:
+                check_reply(reply, label=provider.label)
+            except Exception as raised:
+                # The one error-mapping point: whatever the SDK raised becomes a classified error.
+                e = classify(raised, label=provider.label)
                 latency_ms = (time.perf_counter() - started) * 1000
                 self.memory.record_llm_call(agent=request.agent, task_id=task_id, provider=provider.kind,
                                             model=request.model, latency_ms=latency_ms, price_known=True,
                                             error=f"{type(e).__name__}: {e}"[:500])
                 log.warning("llm_attempt_failed", provider=provider.kind, model=request.model,
                             latency_ms=round(latency_ms, 1), agent=request.agent, task_id=task_id,
-                            error_type=type(e).__name__, error=str(e))
+                            error_type=type(e).__name__, error=str(e),
+                            kind=getattr(e, "kind", None), raised=type(raised).__name__)
                 if isinstance(e, RequestShapeRejectedError):
                     continue
-                raise
+                if e is raised:
+                    raise
+                raise e from raised
             latency_ms = (time.perf_counter() - started) * 1000
             cost, known = self.pricer.cost(reply.model, reply.tokens_in, reply.tokens_out, self.live.current.llm.prices)
             self.memory.record_llm_call(agent=request.agent, task_id=task_id, provider=provider.kind,

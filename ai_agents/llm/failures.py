@@ -2,7 +2,11 @@
 
 Both SDKs raise the same shapes (a status error with a response, a timeout, a
 connection error), so the translation lives here once; each provider module only
-says which of its exception classes is which.
+says which of its exception classes is which. Whatever else a call raises (a bare
+``json.JSONDecodeError`` for a cut-off 200 body, a ``UnicodeDecodeError``, an
+``httpx`` error, a response of the wrong shape, any unexpected SDK exception) and an
+answer with nothing in it are classified by :func:`classify` and :func:`check_reply`,
+which the provider chain applies to every call: no provider failure is ever a crash.
 """
 
 from __future__ import annotations
@@ -10,17 +14,23 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ai_agents.errors import AgentsError, LLMAuthError, LLMRequestError, LLMUnavailableError
+
+if TYPE_CHECKING:
+    from ai_agents.llm.base import ProviderReply
 
 # Statuses worth retrying: rate limit, request timeout, server errors, Anthropic's "overloaded".
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
 class ProviderTransientError(LLMUnavailableError):
-    """One provider failed in a way that may pass (429, 5xx, timeout, dropped connection).
+    """One provider failed in a way that may pass (429, 5xx, timeout, dropped connection,
+    an unreadable or empty answer).
 
-    ``kind`` is one of rate_limited, overloaded, server_error, timeout, connection;
+    ``kind`` is one of rate_limited, overloaded, server_error, timeout, connection,
+    bad_response, empty_answer;
     ``retry_after`` is the server's requested wait in seconds, when it sent one.
     """
 
@@ -116,3 +126,48 @@ def api_message_of(body: object) -> str | None:
         if isinstance(body.get("message"), str):
             return body["message"]
     return None
+
+
+# The SDKs' HTTP stacks (httpx, or its fork httpx2 that newer SDKs ship) and their cores:
+# an exception from one of these modules is a transport failure, whichever one is installed.
+_TRANSPORT_MODULES = frozenset({"httpx", "httpx2", "httpcore", "httpcore2", "h11", "anyio", "ssl"})
+
+
+def _is_transport(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, EOFError)):
+        return True
+    return any(cls.__module__.split(".")[0] in _TRANSPORT_MODULES for cls in type(exc).__mro__[:-2])
+
+
+def classify(exc: Exception, *, label: str) -> AgentsError:
+    """The daemon's error for anything a provider call raised; ``label`` names the provider.
+
+    Already classified errors pass through. A transport failure is a dropped connection, a
+    body that cannot be decoded or parsed (``ValueError``: JSON, UTF-8, the SDK's pydantic
+    validation) or read (the wrong shape: ``TypeError``, ``AttributeError``, ``KeyError``,
+    ``IndexError``) is a bad response: both transient, so retried and then the fallback.
+    Anything else is a failure of this provider alone: the chain moves to the next one.
+    """
+    if isinstance(exc, AgentsError):
+        return exc
+    what = f"{type(exc).__name__}: {str(exc)[:200]}"
+    if any(_is_transport(c) for c in _causes(exc)):
+        return ProviderTransientError(f"connection to {label} failed or was dropped ({what})", kind="connection")
+    if isinstance(exc, ValueError):
+        return ProviderTransientError(f"{label} sent an answer that cannot be decoded ({what})", kind="bad_response")
+    if isinstance(exc, (TypeError, AttributeError, KeyError, IndexError)):
+        return ProviderTransientError(f"{label} sent an answer of the wrong shape ({what})", kind="bad_response")
+    return LLMRequestError(f"{label} failed unexpectedly ({what})")
+
+
+def check_reply(reply: ProviderReply, *, label: str) -> None:
+    """Raise a transient error for a reply that carries nothing usable or has the wrong types."""
+    typed = (isinstance(reply.text, str) and isinstance(reply.model, str)
+             and isinstance(reply.tokens_in, int) and isinstance(reply.tokens_out, int))
+    if not typed:
+        raise ProviderTransientError(f"{label} sent an answer of the wrong shape (text, model or usage of "
+                                     "the wrong type)", kind="bad_response")
+    # A reply that calls tools may come without text (native tool calling adds ``tool_calls``).
+    if not reply.text.strip() and not getattr(reply, "tool_calls", None):
+        raise ProviderTransientError(f"{label} answered with no content (an empty answer, or a body "
+                                     "that was not an answer at all)", kind="empty_answer")

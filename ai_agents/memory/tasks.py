@@ -79,11 +79,13 @@ class TaskStore:
         row = self.db.query_one("SELECT * FROM tasks WHERE id = ?", (task_id,))
         return _row_to_task(row) if row else None
 
-    def list(self, status: TaskStatus | str | None = None, limit: int = 1000) -> list[Task]:
+    def list(self, status: TaskStatus | str | None = None, limit: int = 1000, offset: int = 0) -> list[Task]:
+        """Oldest first; ``offset`` skips that many (for paging)."""
+        page = f"LIMIT {int(limit)} OFFSET {max(0, int(offset))}"
         if status is None:
-            rows = self.db.query(f"SELECT * FROM tasks ORDER BY created_at LIMIT {int(limit)}")
+            rows = self.db.query(f"SELECT * FROM tasks ORDER BY created_at, rowid {page}")
         else:
-            rows = self.db.query(f"SELECT * FROM tasks WHERE status = ? ORDER BY created_at LIMIT {int(limit)}",
+            rows = self.db.query(f"SELECT * FROM tasks WHERE status = ? ORDER BY created_at, rowid {page}",
                                  (TaskStatus(status).value,))
         return [_row_to_task(r) for r in rows]
 

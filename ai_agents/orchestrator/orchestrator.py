@@ -242,8 +242,9 @@ class TaskOrchestrator:
         self.recovery.reclaim_stuck()
         self.recovery.expire_approvals()
         if not self.live.current.paused and self._llm_budget_ok():
-            self.recovery.handle_escalations()
-            self.recovery.generate_if_idle()
+            # Contained: a failing step is logged (job_failed) and the rest of the cycle still runs.
+            self._guard("escalations", self.recovery.handle_escalations)()
+            self._guard("generation", self.recovery.generate_if_idle)()
         self.recovery.housekeeping()
         self.loop_at = utcnow()
 
@@ -263,6 +264,7 @@ class TaskOrchestrator:
             "heartbeat_interval": cfg.orchestrator.heartbeat_interval, "paused": cfg.paused,
             "queues": self.queues.depths(), "current_tasks": self.supervisor.current_tasks(),
             "unhealthy_roles": sorted(self.supervisor.unhealthy_roles), "stopped_at": None,
+            "restart_required": self.live.restart_required,  # edited keys that wait for a restart
         }
 
     def heartbeat(self) -> None:

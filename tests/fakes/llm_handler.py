@@ -6,6 +6,7 @@ import contextlib
 import json
 import select
 import socket
+import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +14,12 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from tests.fakes import llm_wire as wire
+
+# Answers broken below their content (not in the server's default FAULT_KINDS mix): a connection
+# reset (RST), a 200 whose JSON body is cut off or is not JSON at all, an empty 200 body, a body
+# shorter than its content-length, bytes that are not UTF-8, valid JSON of the wrong shape, an HTML 200.
+WIRE_FAULT_KINDS = ("reset", "cut_json", "malformed_json", "empty_body", "short_body", "non_utf8",
+                    "wrong_shape", "html_200")
 
 if TYPE_CHECKING:
     from tests.fakes.llm_server import FakeLLMServer
@@ -64,6 +71,46 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         with contextlib.suppress(OSError):  # the client may have gone first: gone either way
             self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _reset(self) -> None:
+        """Close with a TCP RST (SO_LINGER 0) instead of an orderly FIN."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+    def _send_raw(self, data: bytes, *, content_type: str = "application/json", length: int | None = None) -> None:
+        """A 200 with ``data`` as the body; ``length`` claims another content-length (then hang up)."""
+        self.send_response(200)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(data) if length is None else length))
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+        if length is not None:
+            self._drop()
+
+    def _wire_fault(self, fake: FakeLLMServer, req: wire.WireRequest, kind: str) -> None:
+        """One of WIRE_FAULT_KINDS: an answer broken below the level of its content."""
+        good = json.dumps(_answer(fake, req, fake._reply_for(req))).encode()
+        if kind == "reset":
+            self._reset()
+        elif kind == "cut_json":
+            self._send_raw(good[: len(good) // 2])  # well framed, but the JSON stops half-way
+        elif kind == "malformed_json":
+            self._send_raw(b'{"id": "x", "choices": [ nope }')
+        elif kind == "empty_body":
+            self._send_raw(b"")
+        elif kind == "short_body":
+            self._send_raw(good[: len(good) // 2], length=len(good))
+        elif kind == "non_utf8":
+            self._send_raw(b'{"id": "' + bytes([0xFF, 0xFE, 0xC0, 0xAF]) + b'"}')
+        elif kind == "wrong_shape":
+            shape = {"content": "not a list", "usage": 7} if req.api == "anthropic" else \
+                {"choices": "not a list", "usage": 7, "model": 12}
+            self._send_raw(json.dumps(shape).encode())
+        elif kind == "html_200":
+            self._send_raw(b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
 
     def _hang(self, fake: FakeLLMServer) -> None:
         """Hold the answer until the client gives up (its timeout closes the connection),
@@ -122,7 +169,9 @@ class Handler(BaseHTTPRequestHandler):
                 req.api, fault.status, f"injected failure {fault.status}")
             self._send(fault.status, body, fault.headers)
             return
-        if fault in ("429", "500", "529"):
+        if fault in WIRE_FAULT_KINDS:
+            self._wire_fault(fake, req, fault)
+        elif fault in ("429", "500", "529"):
             self._send(int(fault), wire.error_body(req.api, int(fault), f"injected fault {fault}"),
                        {"retry-after": "0"})
         elif fault == "timeout":

@@ -13,7 +13,7 @@ From another process (prints its base URL on the first stdout line, serves until
     python -m tests.fakes.llm_server --port 0 --script FILE [--fault-rate R --seed S]
 
 Answer order per request: auth (``require_key``) -> ``unknown_models`` (404) ->
-``reject`` (400) -> ``fail_next`` -> ``fault_rate`` -> ``enqueue``d replies ->
+``reject`` (400) -> ``fail_next`` / ``fault_next`` -> ``fault_rate`` -> ``enqueue``d replies ->
 the script -> defaults ("ok" for text, a minimal valid object for structured requests).
 """
 
@@ -33,7 +33,7 @@ from typing import Any
 
 from ai_agents.llm.script import Script
 from tests.fakes import llm_wire as wire
-from tests.fakes.llm_handler import Failure, Handler
+from tests.fakes.llm_handler import WIRE_FAULT_KINDS, Failure, Handler
 
 FAULT_KINDS = ("429", "500", "529", "timeout", "drop", "invalid_json", "schema_violation", "empty")
 
@@ -65,7 +65,7 @@ class FakeLLMServer:
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._replies: deque[Any] = deque()
-        self._failures: deque[Failure] = deque()
+        self._failures: deque[Failure | str] = deque()
         self._fault_rate, self._fault_kinds, self._random = 0.0, FAULT_KINDS, random.Random(0)
         self._stopping = threading.Event()
         self._httpd = ThreadingHTTPServer((host, port), Handler)
@@ -133,12 +133,20 @@ class FakeLLMServer:
         with self._lock:
             self._failures.extend(Failure(status, hdrs, body) for _ in range(n))
 
+    def fault_next(self, kind: str, n: int = 1) -> None:
+        """Answer the next ``n`` requests with the fault ``kind`` (one of FAULT_KINDS or WIRE_FAULT_KINDS)."""
+        if kind not in FAULT_KINDS + WIRE_FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        with self._lock:
+            self._failures.extend(kind for _ in range(n))
+
     def fault_rate(self, rate: float, kinds: Iterable[str] | None = None, seed: int | None = None) -> None:
         """Make each request fail with probability ``rate``, with one of ``kinds`` picked at random."""
         chosen = tuple(kinds) if kinds is not None else FAULT_KINDS
-        unknown = set(chosen) - set(FAULT_KINDS)
+        unknown = set(chosen) - set(FAULT_KINDS) - set(WIRE_FAULT_KINDS)
         if unknown or not chosen or not 0 <= rate <= 1:
-            raise ValueError(f"rate must be in [0, 1] and kinds a non-empty subset of {FAULT_KINDS}")
+            raise ValueError(f"rate must be in [0, 1] and kinds a non-empty subset of "
+                             f"{FAULT_KINDS + WIRE_FAULT_KINDS}")
         with self._lock:
             self._fault_rate, self._fault_kinds, self._random = rate, chosen, random.Random(seed)
 

@@ -1,0 +1,41 @@
+"""A provider answering 200 with a cut-off JSON body (the openai SDK then raises a bare
+``json.JSONDecodeError``) is a transient provider failure for the daemon: the task is retried
+and escalated, never ``task_crashed``, and the main loop's cycle survives the escalation call.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ai_agents.domain import TaskStatus
+from tests.conftest import wait_for
+
+
+def test_cut_off_json_bodies_are_retried_not_crashes_and_the_cycle_survives(fake_llm, build):
+    fake_llm.fault_rate(1.0, kinds=["cut_json"], seed=1)
+    app = build(fake_llm, {"orchestrator": {"max_task_attempts": 2, "check_interval": 3600},
+                           "llm": {"max_retries": 0}, "agents": {"cfo": {"workers": 1}}})
+    task = app.orchestrator.submit_task("analysis", "Market study", assigned_agent="cfo")
+    wait_for(lambda: app.tasks.get(task.id).status == TaskStatus.ESCALATED, message="escalated after retries")
+
+    errors = [a for a in app.memory.activities(task.id) if a["activity"] == "task_error"]
+    assert len(errors) == 2
+    for activity in errors:
+        details = activity["details"]
+        assert details["action"] == "retry" and "LLMUnavailableError" in details["error"]
+
+    # The escalation decision hits the same fault: undecided, the cycle still runs to its end.
+    before = app.orchestrator.loop_at
+    app.orchestrator.cycle()
+    assert app.orchestrator.loop_at is not None and app.orchestrator.loop_at != before
+    assert app.tasks.get(task.id).status == TaskStatus.ESCALATED  # decided on a later cycle
+
+    log = app.live.current.logging.file.read_text()
+    events = [json.loads(line).get("event") for line in log.splitlines() if line.startswith("{")]
+    assert "task_crashed" not in events and "job_failed" not in events
+    assert "escalation_undecided" in events
+
+    fake_llm.fault_rate(0.0)
+    fake_llm.enqueue({"action": "drop", "reasoning": "flaky provider"})
+    app.orchestrator.cycle()
+    assert app.tasks.get(task.id).status == TaskStatus.FAILED
