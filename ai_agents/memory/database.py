@@ -119,6 +119,15 @@ MIGRATIONS: list[str] = [
         UNIQUE(task_id, action)
     );
     """,
+    # The dashboard's paged and per-day queries (IF NOT EXISTS: safe whatever order migrations merge in).
+    """
+    CREATE INDEX IF NOT EXISTS idx_tasks_created ON tasks(created_at);
+    CREATE INDEX IF NOT EXISTS idx_tasks_agent ON tasks(assigned_agent, status);
+    CREATE INDEX IF NOT EXISTS idx_tasks_type ON tasks(type, created_at);
+    CREATE INDEX IF NOT EXISTS idx_tasks_finished ON tasks(finished_at);
+    CREATE INDEX IF NOT EXISTS idx_llm_calls_task ON llm_calls(task_id);
+    CREATE INDEX IF NOT EXISTS idx_approvals_status ON approvals(status)
+    """,
 ]
 
 
