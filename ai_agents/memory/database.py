@@ -123,6 +123,9 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX IF NOT EXISTS idx_tasks_created ON tasks(created_at);
     CREATE INDEX IF NOT EXISTS idx_tasks_agent ON tasks(assigned_agent, status);
+    CREATE INDEX IF NOT EXISTS idx_tasks_status_created ON tasks(status, created_at);
+    CREATE INDEX IF NOT EXISTS idx_tasks_agent_created ON tasks(assigned_agent, created_at);
+    CREATE INDEX IF NOT EXISTS idx_tasks_updated ON tasks(updated_at);
     CREATE INDEX IF NOT EXISTS idx_tasks_type ON tasks(type, created_at);
     CREATE INDEX IF NOT EXISTS idx_tasks_finished ON tasks(finished_at);
     CREATE INDEX IF NOT EXISTS idx_llm_calls_task ON llm_calls(task_id);
