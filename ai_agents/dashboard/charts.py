@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from ai_agents.dashboard.html import Escaper, Markup
 
-W, H, PAD_L, PAD_B, PAD_T = 640, 200, 56, 34, 14
+W, H, PAD_L, PAD_B, PAD_T = 640, 210, 56, 44, 14
 DURATION_BUCKETS: tuple[tuple[float, str], ...] = (
     (60, "<1 min"), (300, "1-5 min"), (900, "5-15 min"), (1800, "15-30 min"), (3600, "30-60 min"),
     (4 * 3600, "1-4 h"), (24 * 3600, "4-24 h"), (float("inf"), ">1 d"))
@@ -55,14 +55,14 @@ def bars(e: Escaper, labels: Sequence[str], series: Sequence[tuple[str, Sequence
             parts.append(e.render('<rect class="{c}" x="{x}" y="{y}" width="{w}" height="{h}">'
                                   '<title>{n} {lab}: {v}</title></rect>', c=css, x=f"{x:.1f}", y=f"{base:.1f}",
                                   w=f"{bar_w:.1f}", h=f"{h:.1f}", n=name, lab=label, v=_fmt(v, money)))
-        if n <= 16 or i % max(1, n // 8) == 0:
+        if n <= 8 or i % -(-n // 7) == 0:
             parts.append(e.render('<text class="axis" x="{x}" y="{y}" text-anchor="middle">{t}</text>',
                                   x=f"{x + bar_w / 2:.1f}", y=H - PAD_B + 14, t=label))
     if len(series) > 1:
         for j, (name, _, css) in enumerate(series):
             parts.append(e.render('<rect class="{c}" x="{x}" y="{y}" width="10" height="10"/>'
                                   '<text class="axis" x="{tx}" y="{ty}">{n}</text>',
-                                  c=css, x=PAD_L + j * 110, y=H - 14, tx=PAD_L + j * 110 + 14, ty=H - 5, n=name))
+                                  c=css, x=PAD_L + j * 110, y=H - 13, tx=PAD_L + j * 110 + 14, ty=H - 4, n=name))
     parts.append(Markup("</svg>"))
     return e.join(parts)
 

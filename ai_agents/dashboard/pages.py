@@ -40,8 +40,8 @@ class Pages:
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             '<title>{title} · ai-agents</title><link rel="stylesheet" href="/static/style.css">'
             '<script src="/static/app.js" defer></script></head><body>'
-            '<header><span class="brand">ai-agents</span><nav>{nav}</nav>{logout}'
-            '<span id="live-status" class="muted"></span></header>'
+            '<header><span class="brand">ai-agents</span><nav>{nav}</nav>'
+            '<span id="live-status" class="muted"></span>{logout}</header>'
             '<main><h1>{title}</h1>{before}<div id="live" data-poll="{poll}">{live}</div>{after}</main></body></html>',
             title=title, nav=nav, logout=logout, before=before, live=live, after=after,
             poll=int(self.poll_seconds * 1000) if poll else 0)
@@ -108,8 +108,9 @@ class Pages:
                                       qs=urlencode({"status": s}), s=s, n=o["by_status"].get(s, 0))
                              for s in statuses)
         alerts = e.join(e.render("<tr><td>{t}</td><td>{lvl}</td><td>{n}</td><td>{m}</td></tr>",
-                                 t=a.get("timestamp", ""), lvl=a.get("level", ""), n=a.get("alert", ""),
-                                 m=a.get("message", "")) for a in o["alerts"])
+                                 t=a.get("timestamp", ""), lvl=a.get("level", ""),
+                                 n=a.get("alert_name") or a.get("event", ""), m=a.get("message", ""))
+                        for a in o["alerts"])
         live = e.render(
             '<section class="grid2"><div class="card"><h2>Daemon</h2>{facts}</div>'
             '<div class="card"><h2>Budget</h2>{budget}</div></section>'
