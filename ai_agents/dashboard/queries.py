@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time as time_
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,6 +37,7 @@ SORTS = {"created": "created_at", "updated": "updated_at"}
 # Activities whose details name a commit: the timeline links them to their diff.
 COMMIT_KEYS = ("commit", "tests_commit", "code_commit", "merge_commit")
 ALERT_TAIL_BYTES = 512 * 1024
+CHARTS_TTL = 30.0
 
 
 @dataclass
@@ -46,6 +49,7 @@ class TaskFilter:
     type: str = ""
     agent: str = ""
     page: int = 1
+    exact_id: bool = False  # q is the id of a task: a primary-key lookup instead of a title search
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -59,10 +63,13 @@ class TaskFilter:
         if self.agent:
             clauses.append("assigned_agent = ?")
             params.append(self.agent)
-        if self.q:
-            clauses.append("(id = ? OR title LIKE ? ESCAPE '\\')")
+        if self.exact_id:
+            clauses.append("id = ?")
+            params.append(self.q)
+        elif self.q:
+            clauses.append("title LIKE ? ESCAPE '\\'")
             like = self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            params += [self.q, f"%{like}%"]
+            params.append(f"%{like}%")
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -95,6 +102,8 @@ class DashboardData:
         self.memory = MemoryStore(db)
         self.tasks = TaskStore(db)
         self.git = GitCmd(settings.repo_path, default_timeout=20)
+        self._charts_lock = threading.Lock()
+        self._charts_cache: tuple[float, dict[str, Any] | None] = (0.0, None)
 
     # --- overview --------------------------------------------------------------------------
     def overview(self) -> dict[str, Any]:
@@ -116,13 +125,21 @@ class DashboardData:
             "heartbeat": heartbeat, "heartbeat_age": age,
             "loop_age": (now - loop_at).total_seconds() if loop_at else None,
             "health": health, "budget": budget,
-            "by_agent": self.tasks.counts_by_agent(), "by_status": self.tasks.counts(),
+            "by_agent": self.counts_by_agent(), "by_status": self.tasks.counts(),
             "restart_pending": restart, "state": extra_state,
             "pending_approvals": self.db.query_one("SELECT COUNT(*) AS n FROM approvals WHERE status = 'pending'")
             or {"n": 0},
             "alerts": self.recent_alerts(),
             "recent": self.db.query(f"SELECT {LIST_COLUMNS} FROM tasks ORDER BY updated_at DESC LIMIT 10"),
         }
+
+    def counts_by_agent(self) -> dict[str, dict[str, int]]:
+        """Like TaskStore.counts_by_agent, grouped on the plain columns so idx_tasks_agent covers it."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self.db.query("SELECT assigned_agent, status, COUNT(*) AS n FROM tasks "
+                               "GROUP BY assigned_agent, status"):
+            out.setdefault(r["assigned_agent"] or "-", {})[r["status"]] = r["n"]
+        return out
 
     def recent_alerts(self, limit: int = 10) -> list[dict[str, Any]]:
         """The last alerts from the daemon's JSON log file (alerts are log events, not rows)."""
@@ -145,6 +162,8 @@ class DashboardData:
 
     # --- tasks -----------------------------------------------------------------------------
     def task_page(self, flt: TaskFilter, page_size: int = PAGE_SIZE) -> TaskPage:
+        flt.exact_id = bool(flt.q and TASK_ID.fullmatch(flt.q)
+                            and self.db.query_one("SELECT 1 AS x FROM tasks WHERE id = ?", (flt.q,)))
         where, params = flt.where()
         total = int((self.db.query_one(f"SELECT COUNT(*) AS n FROM tasks {where}", tuple(params)) or {"n": 0})["n"])
         pages = max(1, -(-total // page_size))
@@ -264,16 +283,31 @@ class DashboardData:
 
     # --- charts ----------------------------------------------------------------------------
     def charts(self, days: int = 14) -> dict[str, Any]:
+        """Per-day figures, cached for CHARTS_TTL seconds: they scan days of rows and change slowly."""
+        with self._charts_lock:
+            at, cached = self._charts_cache
+            if cached is None or time_.monotonic() - at > CHARTS_TTL:
+                self._charts_cache = (time_.monotonic(), self._charts(days))
+            return self._charts_cache[1]
+
+    def _charts(self, days: int) -> dict[str, Any]:
         today = utcnow().date()
         first = today - timedelta(days=days - 1)
         since = datetime.combine(first, time(0), tzinfo=UTC).isoformat()
         day_keys = [(first + timedelta(days=i)).isoformat() for i in range(days)]
-        usage = {r["day"]: r for r in self.db.query(
-            "SELECT substr(timestamp, 1, 10) AS day, SUM(tokens_in + tokens_out) AS tokens, SUM(cost_usd) AS cost "
-            "FROM llm_calls WHERE timestamp >= ? GROUP BY day", (since,))}
-        per_agent = self.db.query(
-            "SELECT COALESCE(agent, '-') AS agent, SUM(tokens_in + tokens_out) AS tokens, SUM(cost_usd) AS cost "
-            "FROM llm_calls WHERE timestamp >= ? GROUP BY agent ORDER BY cost DESC, tokens DESC LIMIT 20", (since,))
+        # One pass over the covering index idx_llm_calls_day, summed per day and per agent here.
+        usage: dict[str, dict[str, float]] = {}
+        agents: dict[str, dict[str, float]] = {}
+        for r in self.db.query(
+                "SELECT substr(timestamp, 1, 10) AS day, COALESCE(agent, '-') AS agent, "
+                "SUM(tokens_in + tokens_out) AS tokens, SUM(cost_usd) AS cost FROM llm_calls WHERE timestamp >= ? "
+                "GROUP BY day, agent", (since,)):
+            for bucket in (usage.setdefault(r["day"], {"tokens": 0, "cost": 0.0}),
+                           agents.setdefault(r["agent"], {"tokens": 0, "cost": 0.0})):
+                bucket["tokens"] += r["tokens"] or 0
+                bucket["cost"] += r["cost"] or 0.0
+        per_agent = sorted(({"agent": a, **v} for a, v in agents.items()),
+                           key=lambda a: (-a["cost"], -a["tokens"]))[:20]
         finished = self.db.query(
             "SELECT substr(finished_at, 1, 10) AS day, status, COUNT(*) AS n FROM tasks "
             "WHERE finished_at >= ? GROUP BY day, status", (since,))
@@ -286,7 +320,7 @@ class DashboardData:
                 failed[r["day"]] += r["n"]
         durations = [r["s"] for r in self.db.query(
             "SELECT (julianday(finished_at) - julianday(created_at)) * 86400.0 AS s FROM tasks "
-            "WHERE finished_at >= ? AND status = ? LIMIT 20000", (since, TaskStatus.COMPLETED.value))
+            "WHERE finished_at >= ? AND +status = ? LIMIT 20000", (since, TaskStatus.COMPLETED.value))
             if r["s"] is not None and r["s"] >= 0]
         return {
             "days": day_keys, "since": first,

@@ -127,7 +127,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS idx_tasks_agent_created ON tasks(assigned_agent, created_at);
     CREATE INDEX IF NOT EXISTS idx_tasks_updated ON tasks(updated_at);
     CREATE INDEX IF NOT EXISTS idx_tasks_type ON tasks(type, created_at);
-    CREATE INDEX IF NOT EXISTS idx_tasks_finished ON tasks(finished_at);
+    CREATE INDEX IF NOT EXISTS idx_tasks_finished ON tasks(finished_at, status, created_at);
+    CREATE INDEX IF NOT EXISTS idx_llm_calls_day ON llm_calls(timestamp, agent, tokens_in, tokens_out, cost_usd);
     CREATE INDEX IF NOT EXISTS idx_llm_calls_task ON llm_calls(task_id);
     CREATE INDEX IF NOT EXISTS idx_approvals_status ON approvals(status)
     """,
