@@ -179,7 +179,7 @@ class Pages:
         return self.layout("Tasks", "/tasks", live, before=form)
 
     def task(self, t: dict[str, Any], timeline: list[TimelineEntry], commits: list[tuple[str, str]],
-             diff: str, csrf: str) -> Markup:
+             diff: str, csrf: str, target: str = "") -> Markup:
         e = self.e
         facts: list[tuple[str, Any]] = [
             ("status", e.render('<span class="st {s}" id="task-status">{s}</span>', s=t["status"])),
@@ -191,7 +191,8 @@ class Pages:
             facts.append(("parent", e.render('<a href="/tasks/{p}">{p}</a>', p=t["parent_id"])))
         error = e.render('<div class="card error"><h2>Error</h2><pre id="task-error">{err}</pre></div>',
                          err=e.text(t["error"], 8000)) if t.get("error") else Markup("")
-        approvals = e.join(self._approval_item(a, t["title"], csrf, f"/tasks/{t['id']}") for a in t["approvals"])
+        approvals = e.join(self._approval_item(a, t["title"], csrf, f"/tasks/{t['id']}", target)
+                           for a in t["approvals"])
         rows = e.join(e.render(
             '<tr class="ev {kind}"><td>{at}</td><td>{kind}</td><td>{who}</td><td>{what}</td><td>{details}{links}</td>'
             '</tr>', at=(ev.at or "")[:23], kind=ev.kind, who=ev.who, what=ev.what, details=e.details(ev.details),

@@ -256,7 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
                 commits.append((sha, subject))
                 if not text.startswith("commit") or "\nMerge:" not in text.split("\n\n", 1)[0]:
                     diffs.append(data.show(sha))
-            self._send(200, pages.task(task, data.timeline(task), commits, "\n".join(diffs), o.csrf_token()))
+            self._send(200, pages.task(task, data.timeline(task), commits, "\n".join(diffs), o.csrf_token(),
+                                       data.deploy_target()))
         elif len(parts) == 2 and parts[0] == "commit" and SHA.fullmatch(parts[1]):
             task_id = query.get("task", "")
             self._send(200, pages.commit(parts[1], data.show(parts[1]),

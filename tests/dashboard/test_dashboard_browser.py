@@ -63,6 +63,20 @@ def browser(profile: Path):  # -> selenium WebDriver
     return webdriver.Chrome(options=options, service=Service(executable_path=DRIVER))
 
 
+def click(driver, by: str, value: str, within: float = 10) -> None:
+    """Click an element of a polled page: found afresh until the click lands on a live element."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def attempt(d) -> bool:
+        try:
+            d.find_element(by, value).click()
+            return True
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+    WebDriverWait(driver, within).until(attempt)
+
+
 def test_daemon_dashboard_in_a_real_browser(fake_llm, write_config, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -113,7 +127,7 @@ def test_daemon_dashboard_in_a_real_browser(fake_llm, write_config, tmp_path):
         row = driver.find_element(By.CSS_SELECTOR, f'tr[data-id="{task_id}"]')
         assert TITLE in row.text  # the payload is shown as text
         driver.save_screenshot(str(shots / "tasks.png"))
-        row.find_element(By.LINK_TEXT, task_id).click()
+        click(driver, By.CSS_SELECTOR, f'tr[data-id="{task_id}"] a')
 
         WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "task-status"))
         assert driver.find_element(By.ID, "task-title").text == TITLE
@@ -124,7 +138,7 @@ def test_daemon_dashboard_in_a_real_browser(fake_llm, write_config, tmp_path):
         assert "+def slugify" in driver.find_element(By.ID, "task-diff").text
         assert driver.execute_script("return window.__xss === undefined")
         driver.save_screenshot(str(shots / "task.png"))
-        driver.find_elements(By.PARTIAL_LINK_TEXT, "diff ")[0].click()
+        click(driver, By.PARTIAL_LINK_TEXT, "diff ")
         WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "commit-diff"))
         assert "Task-Id: " + task_id in driver.find_element(By.ID, "commit-diff").text
         driver.save_screenshot(str(shots / "commit.png"))
@@ -138,7 +152,7 @@ def test_daemon_dashboard_in_a_real_browser(fake_llm, write_config, tmp_path):
         item = driver.find_element(By.CSS_SELECTOR, f'.approval[data-task="{task_id}"]')
         assert "would: deploy commit" in item.text and "ci_cd" in item.text
         driver.save_screenshot(str(shots / "approvals.png"))
-        driver.find_element(By.ID, f"approve-{task_id}").click()
+        click(driver, By.ID, f"approve-{task_id}")
         WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "no-pending"))
 
         driver.get(f"{base}/tasks/{task_id}")
