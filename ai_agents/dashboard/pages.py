@@ -77,8 +77,11 @@ class Pages:
             facts.append(("stopped at", hb["stopped_at"]))
         if hb.get("unhealthy_roles"):
             facts.append(("unhealthy roles", hb["unhealthy_roles"]))
-        for key, value in o["restart_pending"].items():
-            facts.append((f"pending restart: {key}", value or "none"))
+        for key, value in o["restart_pending"].items():  # e.g. the heartbeat's restart_required keys
+            label = "config waiting for a restart" if key == "restart_required" else key.replace("_", " ")
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            facts.append((label, e.render('<span class="{c}">{v}</span>', c="bad" if shown else "",
+                                          v=shown or "none")))
         b = o["budget"]
         lim, rem = b["limits"], b["remaining"]
         budget = [

@@ -11,7 +11,7 @@ import json
 import re
 import threading
 import time as time_
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -38,6 +38,7 @@ SORTS = {"created": "created_at", "updated": "updated_at"}
 COMMIT_KEYS = ("commit", "tests_commit", "code_commit", "merge_commit")
 ALERT_TAIL_BYTES = 512 * 1024
 CHARTS_TTL = 30.0
+SHOW_CACHE_ENTRIES = 64
 
 
 @dataclass
@@ -103,6 +104,8 @@ class DashboardData:
         self.tasks = TaskStore(db)
         self.git = GitCmd(settings.repo_path, default_timeout=20)
         self._charts_lock = threading.Lock()
+        self._show_lock = threading.Lock()
+        self._shown: OrderedDict[tuple[str, bool], str] = OrderedDict()
         self._charts_cache: tuple[float, dict[str, Any] | None] = (0.0, None)
 
     # --- overview --------------------------------------------------------------------------
@@ -245,9 +248,27 @@ class DashboardData:
         return shas
 
     def show(self, sha: str, *, patch: bool = True) -> str:
-        """``git show`` of one commit (stat and patch), cut at MAX_DIFF_CHARS; '' when unknown."""
+        """``git show`` of one commit (stat and patch), cut at MAX_DIFF_CHARS; '' when unknown.
+
+        A commit never changes, so answers for full shas are kept (a few dozen, LRU): a polled
+        task page does not start git again for every refresh.
+        """
         if not SHA.fullmatch(sha):
             return ""
+        key = (sha, patch)
+        with self._show_lock:
+            if key in self._shown:
+                self._shown.move_to_end(key)
+                return self._shown[key]
+        text = self._show(sha, patch)
+        if len(sha) == 40 and text:
+            with self._show_lock:
+                self._shown[key] = text
+                while len(self._shown) > SHOW_CACHE_ENTRIES:
+                    self._shown.popitem(last=False)
+        return text
+
+    def _show(self, sha: str, patch: bool) -> str:
         args = ["show", "--no-ext-diff", "--no-textconv", "--no-color", "--stat"]
         args += ["--patch"] if patch else []
         try:

@@ -38,6 +38,13 @@ def test_hostile_text_is_escaped_and_secrets_never_rendered(dash_settings, serve
     assert "&lt;b&gt;bold?&lt;/b&gt;" in task_page
     secret_page = client.get(f"/tasks/{ids['secret']}").body
     assert "[REDACTED]" in secret_page and "&lt;svg onload=alert(1)&gt;" in secret_page
+    # What the daemon records in its heartbeat: last cycle, restart-only edits waiting (when present).
+    db = Database(settings.memory.database_path)
+    MemoryStore(db).set_state("heartbeat", {"pid": 4242, "loop_at": "2026-01-01T00:00:00+00:00",
+                                            "restart_required": ["git.branch", "memory.database_path"]})
+    overview = client.get("/").body
+    assert "<dt>config waiting for a restart</dt><dd><span class=\"bad\">git.branch, memory.database_path" in overview
+    assert "<dt>pid</dt><dd>4242</dd>" in overview and "last main-loop cycle" in overview
     # The overview's pending-approval count and the approvals page's "would" line.
     assert "1 waiting for approval" in client.get("/").body
     approvals = client.get("/approvals").body
