@@ -118,18 +118,17 @@ class DashboardData:
         health = check_health(self.memory, now)
         budget = BudgetGuard(LiveConfig(self.settings), self.memory).status()
         # Other daemon state rows (e.g. restart-only config changes waiting for a restart), shown as recorded.
-        extra_state = {r["key"]: {"value": loads(r["value"]), "updated_at": r["updated_at"]}
-                       for r in self.db.query("SELECT key, value, updated_at FROM daemon_state "
-                                              "WHERE key NOT IN (?, ?) ORDER BY key LIMIT 50",
-                                              (HEARTBEAT_KEY, "deployment"))}
-        restart = {k: v for k, v in {**heartbeat, **{k: v["value"] for k, v in extra_state.items()}}.items()
-                   if "restart" in k}
+        # Only keys about a restart are shown from these rows.
+        rows = self.db.query("SELECT key, value FROM daemon_state WHERE key NOT IN (?, ?) AND key LIKE '%restart%' "
+                             "ORDER BY key LIMIT 50", (HEARTBEAT_KEY, "deployment"))
+        extra_state = {r["key"]: loads(r["value"]) for r in rows}
+        restart = {k: v for k, v in {**heartbeat, **extra_state}.items() if "restart" in k}
         return {
             "heartbeat": heartbeat, "heartbeat_age": age,
             "loop_age": (now - loop_at).total_seconds() if loop_at else None,
             "health": health, "budget": budget,
             "by_agent": self.counts_by_agent(), "by_status": self.tasks.counts(),
-            "restart_pending": restart, "state": extra_state,
+            "restart_pending": restart,
             "pending_approvals": self.db.query_one("SELECT COUNT(*) AS n FROM approvals WHERE status = 'pending'")
             or {"n": 0},
             "alerts": self.recent_alerts(),
