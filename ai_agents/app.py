@@ -20,6 +20,7 @@ from ai_agents.agents import CEOAgent, ReviewerAgent
 from ai_agents.agents.coder import DeveloperAgent, QAAgent
 from ai_agents.config import ConfigWatcher, LiveConfig, load_config
 from ai_agents.config.models import Settings
+from ai_agents.dashboard import DashboardServer
 from ai_agents.deployment import DeploymentManager
 from ai_agents.domain import Role, TaskType
 from ai_agents.errors import FatalError
@@ -54,16 +55,21 @@ class App:
     alerter: Alerter
     redactor: Redactor
     metrics_server: MetricsServer | None = None
+    dashboard: DashboardServer | None = None
 
     def start(self) -> None:
         if self.metrics_server is not None:
             self.metrics_server.start()
+        if self.dashboard is not None:
+            self.dashboard.start()
         self.orchestrator.start()
 
     def stop(self) -> None:
         self.orchestrator.shutdown()
         if self.metrics_server is not None:
             self.metrics_server.stop()
+        if self.dashboard is not None:
+            self.dashboard.stop()
         self.alerter.close(2.0)
         self.llm.close()
         self.db.close()
@@ -134,8 +140,11 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         metrics_server = MetricsServer(settings.metrics.listen, lambda: render_prometheus(figures()),
                                        render_openmetrics=lambda: render_openmetrics(figures()),
                                        health=lambda: check_health(memory), allow_remote=metrics_remote)
+    # The dashboard (restart-only) gets its own Database: its request threads never share the daemon's connections.
+    dashboard = DashboardServer(settings, redactor=redactor) if settings.dashboard.listen else None
     return App(live=live, db=db, memory=memory, tasks=tasks, llm=llm, workspace=workspace,
-               orchestrator=orchestrator, alerter=alerter, redactor=redactor, metrics_server=metrics_server)
+               orchestrator=orchestrator, alerter=alerter, redactor=redactor, metrics_server=metrics_server,
+               dashboard=dashboard)
 
 
 class InstanceLock:

@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, verb in (("approve", "approve"), ("reject", "reject")):
         a = cmd(name, f"{verb} a task waiting for approval")
         a.add_argument("task_id")
+    db = cmd("dashboard", "serve the web dashboard (loopback by default; see dashboard: in config.yaml)")
+    db.add_argument("--listen", default=None, help="host:port, default dashboard.listen or 127.0.0.1:8080")
     ap = cmd("approvals", "list pending approvals")
     ap.add_argument("--all", action="store_true")
     return p

@@ -185,14 +185,23 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def decide_approval(tasks: TaskStore, memory: MemoryStore, task_id: str, *, approved: bool,
+                    decided_by: str) -> dict[str, Any] | None:
+    """What `approve`/`reject` do (the CLI and the dashboard): decide, then record who did it."""
+    row = tasks.decide_approval(task_id, approved=approved, decided_by=decided_by)
+    if row is not None:
+        memory.log_activity("human", "approval_" + row["status"], {"action": row["action"], "by": decided_by},
+                            task_id=task_id)
+    return row
+
+
 def _decide(args: argparse.Namespace, approved: bool) -> int:
     settings = load_config(args.config)
     _, memory, tasks = _stores(settings)
-    row = tasks.decide_approval(args.task_id, approved=approved, decided_by="cli")
+    row = decide_approval(tasks, memory, args.task_id, approved=approved, decided_by="cli")
     if row is None:
         print(f"ai-agents: task {args.task_id} has no pending approval (see 'approvals')", file=sys.stderr)
         return 1
-    memory.log_activity("human", "approval_" + row["status"], {"action": row["action"]}, task_id=args.task_id)
     print(f"{row['status']} {row['action']} for task {args.task_id}; the daemon will continue it")
     return 0
 
@@ -215,3 +224,9 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         print(f"{r['task_id']}  {r['action']:<7} {r['status']:<9} requested {r['requested_at']}"
               + (f"  decided by {r['decided_by']}" if r["decided_by"] else ""))
     return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from ai_agents.dashboard import serve_dashboard
+
+    return serve_dashboard(args.config, args.listen)

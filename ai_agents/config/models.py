@@ -7,6 +7,7 @@ directory of config.yaml by the loader (see ``loader.resolve_paths``).
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -288,6 +289,37 @@ class MetricsConfig(Section):
     listen: str | None = Field(None, description="host:port for Prometheus text, e.g. 127.0.0.1:9464")
 
 
+class DashboardConfig(Section):
+    """The web dashboard (restart-only). Loopback by default; any other address needs ``token``."""
+
+    listen: str | None = Field(None, description="host:port the daemon serves the dashboard on, e.g. 127.0.0.1:8080")
+    token: SecretStr | None = Field(None, description="required beyond loopback; use ${DASHBOARD_TOKEN}")
+    poll_seconds: float = Field(5.0, ge=1, le=300, description="how often open pages refresh themselves")
+
+    _blank_token = field_validator("token", mode="before")(_blank_secret_to_none)
+
+    @model_validator(mode="after")
+    def _remote_needs_token(self) -> DashboardConfig:
+        if self.listen is not None and self.token is None and not listen_is_loopback(self.listen):
+            raise ValueError(f"dashboard.listen {self.listen!r} is not loopback: set dashboard.token "
+                             "(e.g. token: ${DASHBOARD_TOKEN}) so every request is authenticated")
+        if self.token is not None and len(self.token.get_secret_value()) < 16:
+            raise ValueError("dashboard.token must be at least 16 characters")
+        return self
+
+
+def listen_is_loopback(listen: str) -> bool:
+    """Is the host of 'host:port' ('[::1]:p', ':p', 'p' = 127.0.0.1) a loopback address?"""
+    text = listen.strip()
+    host = text[1:].partition("]")[0] if text.startswith("[") else (text.rpartition(":")[0] if ":" in text else "")
+    if host in ("", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name we would have to resolve: treat as remote
+
+
 class AlertsConfig(Section):
     webhook_url: str | None = None
     min_interval_seconds: float = Field(300.0, ge=0, description="same alert name at most once per interval")
@@ -312,6 +344,7 @@ class Settings(Section):
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     paused: bool = False
 
     @property
@@ -320,7 +353,7 @@ class Settings(Section):
 
     def secret_values(self) -> list[str]:
         """Every configured secret, so logs and commits can be scrubbed of them."""
-        secrets = [self.llm.api_key, self.git.token, *(f.api_key for f in self.llm.fallback)]
+        secrets = [self.llm.api_key, self.git.token, self.dashboard.token, *(f.api_key for f in self.llm.fallback)]
         return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
 
 

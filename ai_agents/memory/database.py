@@ -119,6 +119,19 @@ MIGRATIONS: list[str] = [
         UNIQUE(task_id, action)
     );
     """,
+    # The dashboard's paged and per-day queries (IF NOT EXISTS: safe whatever order migrations merge in).
+    """
+    CREATE INDEX IF NOT EXISTS idx_tasks_created ON tasks(created_at);
+    CREATE INDEX IF NOT EXISTS idx_tasks_agent ON tasks(assigned_agent, status);
+    CREATE INDEX IF NOT EXISTS idx_tasks_status_created ON tasks(status, created_at);
+    CREATE INDEX IF NOT EXISTS idx_tasks_agent_created ON tasks(assigned_agent, created_at);
+    CREATE INDEX IF NOT EXISTS idx_tasks_updated ON tasks(updated_at);
+    CREATE INDEX IF NOT EXISTS idx_tasks_type ON tasks(type, created_at);
+    CREATE INDEX IF NOT EXISTS idx_tasks_finished ON tasks(finished_at, status, created_at);
+    CREATE INDEX IF NOT EXISTS idx_llm_calls_day ON llm_calls(timestamp, agent, tokens_in, tokens_out, cost_usd);
+    CREATE INDEX IF NOT EXISTS idx_llm_calls_task ON llm_calls(task_id);
+    CREATE INDEX IF NOT EXISTS idx_approvals_status ON approvals(status)
+    """,
 ]
 
 
