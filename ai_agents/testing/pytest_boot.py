@@ -49,6 +49,7 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
     tests_dir: str = workspace + cfg["tests_dir"].strip("/") + "/"
     canary_name: str = cfg["canary"]
     canary_nonce: str = cfg["canary_nonce"]
+    allowed_plugins = None if cfg.get("plugins") is None else frozenset(cfg["plugins"])
     pid = getpid()
     workspace_root = cfg["workspace"]
     state = {"open": True, "sealed": False, "busy": False}
@@ -75,14 +76,16 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
     # --- the audit hook -------------------------------------------------------------------------
     frame_of = sys._getframe
     frames = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"})
+    # ctypes is imported before the seal (its import opens libraries, and libraries such as numpy
+    # import it); what reads or calls into the process's memory afterwards is refused.
+    import ctypes  # noqa: F401
     always = frozenset({"sys.settrace", "sys.setprofile", "sys.addaudithook", "sys._current_frames",
                         "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.string_at", "ctypes.wstring_at",
-                        "ctypes.addressof", "ctypes.call_function", "ctypes.get_errno", "ctypes.set_errno",
-                        "ctypes.seh_exception"})
+                        "ctypes.call_function"})
     by_developer = frozenset({"sys._getframe", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
                               "compile", "exec", "object.__getattr__"})
     rewrites = frozenset({"__code__", "__class__", "__defaults__", "__kwdefaults__", "__bases__", "__dict__"})
-    proc_parts = ("/fd", "/fdinfo", "/mem", "/map_files", "/task", "/environ")
+    proc_parts = ("/fd", "/fdinfo", "/mem", "/map_files", "/task")
     helpers = ("/inspect.py", "/traceback.py")
 
     def developer_file(name: str) -> bool:
@@ -163,22 +166,35 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
                                      callables(vars(value)), True))
         state["sealed"] = True
 
+    told: set[str] = set()
+
     def check(where: str) -> None:
         for label, live, saved, is_class in snapshot:
-            for key, value in saved.items():
-                if live.get(key) is not value:  # type: ignore[attr-defined]
-                    emit("tamper", why=f"{label}.{key} was replaced or removed ({where})")
-                    return
-            if is_class and len(live) != len(saved) and set(callables(live)) - set(saved):
-                added = sorted(set(callables(live)) - set(saved))[:3]
-                emit("tamper", why=f"{label} gained {added} ({where})")
-                return
+            changed = [k for k, v in saved.items() if live.get(k) is not v]  # type: ignore[attr-defined]
+            if is_class and len(live) != len(saved):  # type: ignore[arg-type]
+                changed += sorted(set(callables(live)) - set(saved))
+            for key in changed:
+                if f"{label}.{key}" not in told:  # each change once, where it was first seen
+                    told.add(f"{label}.{key}")
+                    emit("tamper", why=f"{label}.{key} was replaced, removed or added ({where})")
 
     def canary() -> None:
         raise AssertionError(f"the daemon's canary must fail: {canary_nonce}")
 
     class Verdict:
         """The daemon's plugin: streams what happened; the daemon decides."""
+
+        def pytest_plugin_registered(self, plugin: object) -> None:
+            file = getattr(plugin, "__file__", None)
+            if not isinstance(file, str):
+                return
+            real = os.path.realpath(file)
+            if not real.startswith(workspace):
+                return
+            known = os.path.basename(real) == "conftest.py" if allowed_plugins is None else real in allowed_plugins
+            if not known:
+                emit("tamper", why=f"{real[len(workspace):]} was loaded as a pytest plugin but is no tracked "
+                                   "conftest.py (planted by an earlier run, or named by -p / pytest_plugins)")
 
         @pytest.hookimpl(tryfirst=True)
         def pytest_collection(self, session: pytest.Session) -> None:

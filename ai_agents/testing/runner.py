@@ -34,7 +34,7 @@ from ai_agents.file_system.paths import normalize
 from ai_agents.testing import launcher
 from ai_agents.testing.cgroup import PidsCgroup
 from ai_agents.testing.detect import detect_framework
-from ai_agents.testing.outcome import decide, failure_result
+from ai_agents.testing.outcome import decide, failure_result, signal_name
 from ai_agents.testing.parsers import parse_test_results
 from ai_agents.testing.result import TestFailure, TestResult, tail
 from ai_agents.testing.sandbox import Limits, bwrap_args, find_bwrap, minimal_env, probe_bwrap
@@ -210,7 +210,7 @@ class TestRunner:
     def _run_pytest(self, argv: list[str], env: dict[str, str], report_dir: Path, cgroup: PidsCgroup | None,
                     expected: Sequence[str] | None) -> TestResult:
         """pytest under the daemon's reporter; the daemon judges its records (verdict.py)."""
-        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests")
+        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests", self._tracked_conftests())
         fds = channel.open()
         env = {**env, **channel.env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
         try:
@@ -220,9 +220,14 @@ class TestRunner:
             channel.close()
         result = judge(channel, rc, timed_out, expected)
         output = channel.scrub(output)
-        if result.outcome == "timeout" and not result.failures:
-            result.failures.append(TestFailure(test_name="timeout", error_message=(
-                f"the tests did not finish within {self.timeout:g}s and were killed")))
+        if result.outcome == "timeout":
+            result.failures.insert(0, TestFailure(test_name="timeout", error_message=(
+                f"the tests did not finish within {self.timeout:g}s and were killed (an endless loop or a wait "
+                "that never ends?)"), traceback=output[-2000:]))
+        elif rc < 0 and not result.tampering:
+            result.failures.insert(0, TestFailure(test_name="test process", error_message=(
+                f"the test process was killed by {signal_name(rc)} (a resource limit: CPU time, memory or "
+                "processes?)"), traceback=output[-2000:]))
         elif result.outcome in ("could_not_run", "failed") and not result.failures:
             last = " / ".join([ln.strip() for ln in output.splitlines() if ln.strip()][-3:]) or "no output"
             why = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
@@ -235,6 +240,18 @@ class TestRunner:
         result.output_tail = output
         result.duration = duration
         return result
+
+    def _tracked_conftests(self) -> list[str] | None:
+        """The conftest.py files git tracks (the only ones pytest may load), or None without git."""
+        if not (self.project_path / ".git").exists() or not shutil.which("git"):
+            return None
+        try:
+            out = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-C",
+                                  str(self.project_path), "ls-files", "-z", "--", "conftest.py", "*/conftest.py"],
+                                 capture_output=True, timeout=30, check=True, stdin=subprocess.DEVNULL).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return [os.path.realpath(self.project_path / p) for p in out.decode(errors="replace").split("\0") if p]
 
     def _execute(self, argv: list[str], env: dict[str, str], output_file: Path, cgroup: PidsCgroup | None,
                  pass_fds: Sequence[int] = (), started: Callable[[], None] | None = None
