@@ -23,9 +23,11 @@ The daemon judges the records (``verdict.py``); a plugin cannot make it pass any
 
 
 def _main() -> None:  # everything local: nothing reachable through sys.modules["__main__"]
+    globals().pop("_main", None)
     import contextlib
     import fcntl
     import json
+    import operator
     import os
     import random
     import resource
@@ -147,31 +149,58 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
         return {k: v for k, v in dict(mapping).items()  # type: ignore[call-overload]
                 if callable(v) or isinstance(v, property | staticmethod | classmethod)}
 
-    # (label, live namespace, its callables at seal time, is a class): a module's functions and
-    # classes must stay the same objects; a class must also gain none (pytest sets some module
-    # globals, e.g. _reprcompare, while it runs: new module names are not checked).
-    snapshot: list[tuple[str, object, dict[str, object], bool]] = []
+    # (label, live namespace, its callables at seal time, their keys, their ids, its size, is a class):
+    # a module's functions and classes must stay the same objects; a class must also gain none
+    # (pytest sets some module globals, e.g. _reprcompare, while it runs: new module names are not
+    # checked). Compared with operator.is_ in C (map; not id(), which raises an audit event per
+    # call), so a check costs well under a millisecond.
+    snapshot: list[tuple[str, dict[str, object], dict[str, object], tuple[str, ...], list[object], int, bool]] = []
+    # The same, flattened for one pass in C: getters[i](keys[i]) is values[i]; len(classes[j]) == sizes[j].
+    getters: list[object] = []
+    keys_flat: list[str] = []
+    values_flat: list[object] = []
+    classes: list[object] = []
+    sizes: list[int] = []
+    same, call = operator.is_, operator.call
 
     def seal() -> None:
         seen: set[int] = set()
+
+        def add(label: str, live: object, is_class: bool) -> None:
+            saved = callables(live)
+            keys = tuple(saved)
+            if not keys:
+                return
+            values = [saved[k] for k in keys]
+            snapshot.append((label, live, saved, keys, values, len(live), is_class))  # type: ignore[arg-type]
+            getters.extend([live.get] * len(keys))  # type: ignore[attr-defined]
+            keys_flat.extend(keys)
+            values_flat.extend(values)
+            if is_class:
+                classes.append(live)
+                sizes.append(len(live))  # type: ignore[arg-type]
+
         for name, module in list(sys.modules.items()):
             if module is None or name.split(".")[0] not in ("_pytest", "pytest", "pluggy"):
                 continue
-            snapshot.append((name, vars(module), callables(vars(module)), False))
+            add(name, vars(module), False)
             for value in list(vars(module).values()):
                 if isinstance(value, type) and id(value) not in seen and \
                         str(getattr(value, "__module__", "")).split(".")[0] in ("_pytest", "pytest", "pluggy"):
                     seen.add(id(value))
-                    snapshot.append((f"{value.__module__}.{value.__qualname__}", vars(value),
-                                     callables(vars(value)), True))
+                    add(f"{value.__module__}.{value.__qualname__}", vars(value), True)
         state["sealed"] = True
 
     told: set[str] = set()
 
     def check(where: str) -> None:
-        for label, live, saved, is_class in snapshot:
-            changed = [k for k, v in saved.items() if live.get(k) is not v]  # type: ignore[attr-defined]
-            if is_class and len(live) != len(saved):  # type: ignore[arg-type]
+        if list(map(len, classes)) == sizes and all(map(same, map(call, getters, keys_flat), values_flat)):
+            return
+        for label, live, saved, keys, values, size, is_class in snapshot:
+            if all(map(same, map(live.get, keys), values)) and (not is_class or len(live) == size):
+                continue
+            changed = [k for k, v in saved.items() if live.get(k) is not v]
+            if is_class and len(live) != size:
                 changed += sorted(set(callables(live)) - set(saved))
             for key in changed:
                 if f"{label}.{key}" not in told:  # each change once, where it was first seen
@@ -225,8 +254,10 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
             try:
                 result = yield
             except BaseException as e:
+                check(f"during the call of {item.nodeid}")  # before any framework code runs again
                 emit("call", id=item.nodeid, raised=True, exc=type(e).__name__, fn=function)
                 raise
+            check(f"during the call of {item.nodeid}")
             emit("call", id=item.nodeid, raised=False, exc="", fn=function)
             return result
 
@@ -242,7 +273,8 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
 
         @pytest.hookimpl(tryfirst=True)
         def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-            check(f"after {report.when} of {report.nodeid}")
+            if report.when == "teardown" and report.failed:
+                check(f"after the teardown of {report.nodeid}")  # else the next call's check sees it
             longrepr = str(report.longrepr)[-4000:] if report.failed else ""
             if report.skipped and isinstance(report.longrepr, tuple):
                 longrepr = str(report.longrepr[-1])[:500]
