@@ -77,7 +77,7 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
 
     # --- the audit hook -------------------------------------------------------------------------
     frame_of = sys._getframe
-    frames = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"})
+    frames = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back", "__code__"})
     # ctypes is imported before the seal (its import opens libraries, and libraries such as numpy
     # import it); what reads or calls into the process's memory afterwards is refused.
     import ctypes  # noqa: F401

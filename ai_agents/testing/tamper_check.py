@@ -18,7 +18,8 @@ Report = Callable[[ast.AST, str], None]
 # Names (identifiers, attributes, string constants) that only the test framework's internals use.
 _FRAMEWORK_WORDS = ("_pytest", "pluggy", "runtest", "TestReport", "CollectReport", "CallInfo", "pytest_runtest",
                     "pytest_collect", "pytest_sessionfinish", "pytest_configure", "pytest_plugins", "pluginmanager",
-                    "hookimpl", "hookwrapper", "junitxml", "AI_AGENTS_VERDICT")
+                    "hookimpl", "hookwrapper", "junitxml", "AI_AGENTS_VERDICT", "get_plugins", "meta_path",
+                    "__closure__", "cell_contents", "co_freevars", "_config")
 _FRAMEWORK_MODULES = ("pytest", "_pytest", "pluggy", "py", "unittest.mock", "atexit", "ctypes", "faulthandler")
 _FRAME_HELPERS = {"inspect": ("currentframe", "stack", "trace", "getouterframes", "getinnerframes"),
                   "traceback": ("walk_stack", "walk_tb"), "gc": ("get_objects", "get_referrers", "get_referents")}
