@@ -317,7 +317,11 @@ def judge(channel: Channel, rc: int, timed_out: bool, expected: Sequence[str] | 
     elif timed_out:
         result.outcome = "timeout"
     elif rc < 0 or seen.end is None:
-        result.outcome = "failed" if (result.failures or rc < 0) else "could_not_run"
+        result.outcome = "failed" if (result.failures or rc < 0 or seen.reports) else "could_not_run"
+        if rc >= 0 and seen.reports:
+            result.failures.insert(0, TestFailure(test_name="test process", error_message=(
+                f"the test process ended with exit status {rc} before the session finished (the code under test "
+                "ended it?)")))
     elif seen.end in (3, 4) or (seen.finish is None and not seen.reports):
         result.outcome = "could_not_run"
     elif result.failures or result.failed_count or result.errors:

@@ -236,8 +236,9 @@ def test_expected_ids_follow_pytest_rules() -> None:
     assert expected_test_ids("tests/test_a.py", "x = (" * 300000) == []
 
 
-def test_an_honest_run_passes_and_the_canary_stays_out_of_sight(workspace: Path) -> None:
-    result = run(make(workspace, FIXED))
+@pytest.mark.parametrize("sandbox", ["auto", "none"])
+def test_an_honest_run_passes_and_the_canary_stays_out_of_sight(workspace: Path, sandbox: str) -> None:
+    result = TestRunner(make(workspace, FIXED), timeout=60, sandbox=sandbox).run_tests(expected=EXPECTED)
     assert (result.outcome, result.passed_count, result.failed_count, result.tampering) == ("passed", 5, 0, [])
     assert "5 passed" in result.output_tail and "failed" not in result.output_tail
     assert "canary" not in result.output_tail
@@ -290,6 +291,60 @@ def pytest_runtest_makereport(item, call):
     assert any("evil.egg-info/conftest.py" in t for t in result.tampering), result.tampering
 
 
+def records(channel: Channel, *rows: dict[str, object]) -> Channel:
+    channel.data += b"".join(json.dumps({"k": channel.nonce, **r}).encode() + b"\n" for r in rows)
+    return channel
+
+
+def honest(channel: Channel, outcome: str = "passed", raised: bool = False) -> list[dict[str, object]]:
+    test, canary = "tests/t.py::test_a", f"tests/t.py::{channel.canary_name}"
+    return [{"t": "start"}, {"t": "collected", "ids": [test, canary]},
+            {"t": "call", "id": test, "raised": raised, "exc": "", "fn": True},
+            {"t": "pyfunc", "id": test, "raised": raised, "exc": ""},
+            {"t": "report", "id": test, "when": "call", "outcome": outcome, "longrepr": ""},
+            {"t": "call", "id": canary, "raised": True, "exc": "AssertionError", "fn": True},
+            {"t": "pyfunc", "id": canary, "raised": True, "exc": "AssertionError"},
+            {"t": "report", "id": canary, "when": "call", "outcome": "failed", "longrepr": channel.canary_nonce},
+            {"t": "finish", "exitstatus": 1}, {"t": "end", "rc": 1}]
+
+
+@pytest.mark.parametrize(("change", "rc", "verdict"), [
+    ("none", 1, "passed"),
+    ("the test failed", 1, "failed"),
+    ("canary passed", 1, "tampering"),
+    ("report contradicts the call", 1, "tampering"),
+    ("report sent twice", 1, "tampering"),
+    ("no end record, exit 0", 0, "tampering"),
+    ("no end record, exit 1", 1, "failed"),
+    ("exit status differs", 0, "tampering"),
+    ("expected test missing", 1, "failed"),
+    ("killed by a signal", -9, "failed"),
+])
+def test_judge(change: str, rc: int, verdict: str) -> None:
+    channel = Channel("/ws", "tests")
+    rows = honest(channel)
+    expected = ["tests/t.py::test_a"]
+    if change == "the test failed":
+        rows = honest(channel, "failed", raised=True)
+    elif change == "canary passed":
+        rows[7] = {**rows[7], "outcome": "passed"}
+    elif change == "report contradicts the call":
+        rows[2] = {**rows[2], "raised": True}
+    elif change == "report sent twice":
+        rows.insert(5, rows[4])
+    elif change.startswith("no end record"):
+        rows = rows[:-2]
+    elif change == "expected test missing":
+        expected.append("tests/t.py::test_b")
+    elif change == "killed by a signal":
+        rows = rows[:4]
+    result = judge(records(channel, *rows), rc, False, expected)
+    if verdict == "tampering":
+        assert result.tampering and result.outcome == "failed" and result.failures[0].test_name == "test_tampering"
+    else:
+        assert (result.outcome, result.tampering) == (verdict, []), result.model_dump_json()
+
+
 def test_judge_refuses_records_without_the_nonce_and_reports_after_the_end() -> None:
     channel = Channel("/ws", "tests")
     good = {"k": channel.nonce}
@@ -304,9 +359,9 @@ def test_judge_refuses_records_without_the_nonce_and_reports_after_the_end() -> 
 
 def test_static_check_names_the_reasons() -> None:
     assert tampering_reasons("textutils.py", FIXED) == []
-    for code, _ in ATTACKS.values():
-        if "import pytest" in code and "skip" in code:
-            continue
+    ordinary = "import logging, re, json\nfrom dataclasses import dataclass\n\n@dataclass\nclass P:\n    x: int\n\n" \
+               "def f(self, name, value):\n    setattr(self, 'x', value)\n    return getattr(self, name)\n"
+    assert tampering_reasons("ordinary.py", ordinary) == []
     found = tampering_reasons("textutils.py", ATTACKS["obfuscated_import"][0])
     assert any("__import__" in r for r in found)
     assert any("os._exit" in r for r in tampering_reasons("m.py", "import os\nos._exit(0)\n"))
