@@ -210,7 +210,8 @@ class TestRunner:
     def _run_pytest(self, argv: list[str], env: dict[str, str], report_dir: Path, cgroup: PidsCgroup | None,
                     expected: Sequence[str] | None) -> TestResult:
         """pytest under the daemon's reporter; the daemon judges its records (verdict.py)."""
-        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests", self._tracked_conftests())
+        conftests, test_files = self._tracked()
+        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests", conftests, test_files)
         fds = channel.open()
         env = {**env, **channel.env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
         try:
@@ -241,17 +242,22 @@ class TestRunner:
         result.duration = duration
         return result
 
-    def _tracked_conftests(self) -> list[str] | None:
-        """The conftest.py files git tracks (the only ones pytest may load), or None without git."""
+    def _tracked(self) -> tuple[list[str] | None, list[str] | None]:
+        """(tracked conftest.py files, tracked files under the tests directory), absolute; (None, None)
+        without git. Only the first may load as plugins; only the second count as QA's code in the run."""
         if not (self.project_path / ".git").exists() or not shutil.which("git"):
-            return None
+            return None, None
         try:
             out = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-C",
-                                  str(self.project_path), "ls-files", "-z", "--", "conftest.py", "*/conftest.py"],
+                                  str(self.project_path), "ls-files", "-z"],
                                  capture_output=True, timeout=30, check=True, stdin=subprocess.DEVNULL).stdout
         except (OSError, subprocess.SubprocessError):
-            return None
-        return [os.path.realpath(self.project_path / p) for p in out.decode(errors="replace").split("\0") if p]
+            return None, None
+        files = [p for p in out.decode(errors="replace").split("\0") if p]
+        tests = self.tests_dir.strip("/") + "/"
+        real = [os.path.realpath(self.project_path / p) for p in files]
+        return ([r for p, r in zip(files, real, strict=True) if p.rsplit("/", 1)[-1] == "conftest.py"],
+                [r for p, r in zip(files, real, strict=True) if p.startswith(tests)])
 
     def _execute(self, argv: list[str], env: dict[str, str], output_file: Path, cgroup: PidsCgroup | None,
                  pass_fds: Sequence[int] = (), started: Callable[[], None] | None = None

@@ -76,6 +76,7 @@ class Channel:
     workspace: str
     tests_dir: str
     plugins: list[str] | None = None  # conftest.py files allowed to load (git-tracked); None: any conftest.py
+    trusted: list[str] | None = None  # QA's files (tracked under tests/); None: anything under tests/
     nonce: str = field(default_factory=lambda: secrets.token_hex(16))
     canary_name: str = field(default_factory=lambda: f"test_{secrets.token_hex(6)}")
     canary_nonce: str = field(default_factory=lambda: secrets.token_hex(16))
@@ -92,7 +93,7 @@ class Channel:
         ctl_read, ctl_write = os.pipe()
         config = {"report_fd": self._write, "nonce": self.nonce, "canary": self.canary_name,
                   "canary_nonce": self.canary_nonce, "workspace": self.workspace, "tests_dir": self.tests_dir,
-                  "plugins": self.plugins}
+                  "plugins": self.plugins, "trusted": self.trusted}
         os.write(ctl_write, json.dumps(config).encode())  # far below the pipe's buffer
         os.close(ctl_write)
         self._ctl = ctl_read

@@ -270,13 +270,35 @@ def test_attack_on_the_verdict(workspace: Path, name: str) -> None:
         assert result.outcome == "failed" and not result.tampering, result.model_dump_json()
 
 
-def test_a_conftest_planted_in_an_ignored_directory_is_tampering(workspace: Path) -> None:
-    make(workspace, BUGGY)
+def commit_all(workspace: Path) -> None:
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-C", str(workspace)]
     subprocess.run([*git, "init", "-q"], check=True)
     (workspace / ".gitignore").write_text("*.egg-info/\n")
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "init"], check=True)
+
+
+def test_a_file_the_run_writes_under_tests_is_not_qas(workspace: Path) -> None:
+    walker = "import sys\n\ndef walk():\n    return sys._getframe(1)\n"
+    attack = f'''
+import pathlib
+_real = slugify
+def slugify(text):
+    pathlib.Path("tests/walker_helper.py").write_text({walker!r})
+    from tests import walker_helper
+    walker_helper.walk()
+    return _real(text)
+'''
+    make(workspace, BUGGY + attack, {"tests/__init__.py": ""})
+    commit_all(workspace)
+    result = run(workspace)
+    assert not result.passed
+    assert any("sys._getframe" in t for t in result.tampering), result.tampering
+
+
+def test_a_conftest_planted_in_an_ignored_directory_is_tampering(workspace: Path) -> None:
+    make(workspace, BUGGY)
+    commit_all(workspace)
     make(workspace, BUGGY, {"evil.egg-info/conftest.py": '''
 import pytest
 
