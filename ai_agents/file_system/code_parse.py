@@ -97,10 +97,27 @@ def check_python_syntax(source: str, filename: str) -> None:
         raise WorkspaceError(f"{filename}: syntax error at line {e.lineno}: {e.msg}") from e
     except ValueError as e:  # e.g. "source code string cannot contain null bytes"
         raise WorkspaceError(f"{filename}: not valid Python source: {e}") from e
+    except (RecursionError, MemoryError, OverflowError) as e:
+        raise WorkspaceError(_too_complex(filename, e)) from e
+
+
+def _too_complex(path: str, error: BaseException) -> str:
+    """The refusal of one file that the parser cannot hold (nested too deeply, too large)."""
+    what = {"RecursionError": "nested too deeply", "MemoryError": "too large to parse",
+            "OverflowError": "too large to parse"}.get(type(error).__name__, "not parseable")
+    return f"{path}: refused, {what} for the Python parser ({type(error).__name__})"
 
 
 def parse_source(source: str, path: str) -> ModuleStructure:
-    """Outline ``source``; a syntax error becomes WorkspaceError with the line number."""
+    """Outline ``source``; a syntax error becomes WorkspaceError with the line number, and a file
+    the parser cannot hold (RecursionError, MemoryError, OverflowError) a WorkspaceError saying so."""
+    try:
+        return _parse_source(source, path)
+    except (RecursionError, MemoryError, OverflowError) as e:
+        raise WorkspaceError(_too_complex(path, e)) from e
+
+
+def _parse_source(source: str, path: str) -> ModuleStructure:
     try:
         tree = ast.parse(source, filename=path)
     except SyntaxError as e:

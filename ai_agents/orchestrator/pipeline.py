@@ -25,6 +25,8 @@ from ai_agents.file_system.paths import normalize
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.quality import quality_report
 from ai_agents.orchestrator.workspace import Workspace
+from ai_agents.testing.tamper_check import tampering_reasons
+from ai_agents.testing.verdict import TAMPERING, expected_test_ids
 
 log = structlog.get_logger("ai_agents.pipeline")
 
@@ -178,9 +180,12 @@ class CodeFlow:
     def _attempt(self, task: Task, branch: str, change: CodeChange, suite: dict[str, Any], approach: int,
                  attempt: int) -> tuple[list[dict[str, Any]] | None, Review | None]:
         """Apply, test and (when green) review one attempt. (failures or None, review or None)."""
+        if static := self._static_tampering(task, change, approach, attempt):
+            return static, None
         with self.ws.on_branch(branch):
+            expected = self._expected_tests(suite)
             written, refused = self.ws.apply(change, {suite["test_path"]})
-            result = self.ws.runner.run_tests()
+            result = self.ws.runner.run_tests(expected=expected)
             self.ws.check_limits()
             changed = self.ws.changed_by_tests(self.ws.contents(change, written))
             files = {} if changed else {p: self.ws.fs.read_file(p) for p in written}
@@ -188,6 +193,9 @@ class CodeFlow:
             quality = quality_report(self.ws.fs.workspace_path, files, result) if reviewable else None
         self.dev.record("code_tested", task, approach=approach, attempt=attempt, outcome=result.outcome,
                         passed=result.passed_count, failed=result.failed_count, refused=refused)
+        if result.tampering:
+            self.dev.record(TAMPERING, task, alert=True, source="verdict", approach=approach, attempt=attempt,
+                            reasons=result.tampering[:5])
         if changed:
             return [{"test_name": "files changed by the tests",
                      "error_message": f"{', '.join(changed)} changed while the tests ran"}], None
@@ -198,6 +206,27 @@ class CodeFlow:
             return failures + [{"test_name": "write refused", "error_message": r} for r in refused], None
         review = self._review(task, files, suite, quality or {})
         return None, review
+
+    def _expected_tests(self, suite: dict[str, Any]) -> list[str]:
+        """QA's test ids, read by the daemon from the committed file (lock held, before the Developer's
+        files are written): each must be reported run and passed for the attempt to pass."""
+        try:
+            return expected_test_ids(suite["test_path"], self.ws.fs.read_file(suite["test_path"]))
+        except WorkspaceError:
+            return []
+
+    def _static_tampering(self, task: Task, change: CodeChange, approach: int,
+                          attempt: int) -> list[dict[str, Any]] | None:
+        """Refuse, before anything is written or run, Developer code that reaches for the test framework."""
+        reasons = [r for f in change.files for r in tampering_reasons(f.path, f.content)][:8]
+        if not reasons:
+            return None
+        log.warning(TAMPERING, alert=True, alert_name=TAMPERING, task_id=task.id, source="static check",
+                    reasons=reasons, message="the Developer's code reaches for the test framework; attempt failed")
+        self.dev.record(TAMPERING, task, alert=True, source="static check", approach=approach, attempt=attempt,
+                        reasons=reasons)
+        return [{"test_name": TAMPERING, "error_message": "refused before running, code under test may not touch "
+                 "the test framework: " + "; ".join(reasons)}]
 
     def _review(self, task: Task, files: dict[str, str], suite: dict[str, Any], quality: dict[str, Any]) -> Review:
         code = "\n".join(f"--- {p} ---\n{c[:15000]}" for p, c in files.items())
@@ -213,15 +242,17 @@ class CodeFlow:
 
     def _commit_and_merge(self, task: Task, branch: str, change: CodeChange, suite: dict[str, Any]) -> FlowResult:
         with self.ws.on_branch(branch):
+            expected = self._expected_tests(suite)
             written, _ = self.ws.apply(change, {suite["test_path"]})
-            result = self.ws.runner.run_tests()
+            result = self.ws.runner.run_tests(expected=expected)
             self.ws.check_limits()
             if changed := self.ws.changed_by_tests(self.ws.contents(change, written)):
                 # What would be committed is no longer what the Tech Lead reviewed.
                 raise TaskFailedError(f"{', '.join(changed)} changed while the tests ran, after the review; "
                                       "nothing was committed")
             if not result.passed:
-                raise TaskFailedError(f"tests no longer pass at commit time: {result.outcome}")
+                why = f" ({TAMPERING}: {'; '.join(result.tampering[:3])})" if result.tampering else ""
+                raise TaskFailedError(f"tests no longer pass at commit time: {result.outcome}{why}")
             self.ws.git.add(written)
             diff = self.ws.git.diff(staged=True)
             message = self.dev.commit_message(task, diff).render({})

@@ -27,7 +27,7 @@ def failure_result(outcome: Outcome, framework: str | None, message: str, bwrap:
                       failures=[TestFailure(test_name=outcome, error_message=message, traceback=output[-2000:])])
 
 
-def _signal_name(rc: int) -> str:
+def signal_name(rc: int) -> str:
     try:
         return signal.Signals(-rc).name
     except ValueError:
@@ -41,7 +41,7 @@ def decide(framework: str, rc: int, timed_out: bool, report: Path | None, output
                                 "killed (an endless loop or a wait that never ends?)", output=output)
     elif report is None:
         if rc < 0:
-            result = failure_result("failed", framework, f"the test process was killed by {_signal_name(rc)} "
+            result = failure_result("failed", framework, f"the test process was killed by {signal_name(rc)} "
                                     "(a resource limit: CPU time, memory or processes?)", output=output)
         elif framework == "pytest" and rc == PYTEST_NO_TESTS:
             result = TestResult(outcome="no_tests", framework=framework)
@@ -59,7 +59,7 @@ def decide(framework: str, rc: int, timed_out: bool, report: Path | None, output
             if rc < 0:
                 result.outcome = "failed"
                 result.failures.append(TestFailure(test_name="test process",
-                                                   error_message=f"killed by {_signal_name(rc)}"))
+                                                   error_message=f"killed by {signal_name(rc)}"))
     result.exit_code = rc
     result.output_tail = output
     return result

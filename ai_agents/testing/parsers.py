@@ -11,8 +11,31 @@ from typing import Any
 from ai_agents.errors import TestRunError
 from ai_agents.testing.result import TRACEBACK_CHARS, TestFailure, TestResult, tail
 
-# The report is written inside the sandbox, so it is untrusted input: cap its size.
+# The report is written inside the sandbox, so it is untrusted input: cap its size and depth.
 MAX_REPORT_BYTES = 20 * 1024 * 1024
+MAX_XML_DEPTH = 64  # a JUnit report is 3 levels deep; hundreds of thousands is an attack
+
+
+def _parse_xml(text: str) -> ET.Element:
+    """The root of ``text``, refused if it nests deeper than :data:`MAX_XML_DEPTH`."""
+    parser = ET.XMLPullParser(events=("start", "end"))
+    try:
+        parser.feed(text)
+        parser.close()
+    except ET.ParseError as e:
+        raise TestRunError(f"the JUnit report is not valid XML: {e}") from e
+    depth, root = 0, None
+    for event, element in parser.read_events():
+        if event == "start":
+            root = element if root is None else root
+            depth += 1
+            if depth > MAX_XML_DEPTH:
+                raise TestRunError(f"the JUnit report nests deeper than {MAX_XML_DEPTH} levels")
+        else:
+            depth -= 1
+    if root is None:
+        raise TestRunError("the JUnit report is empty")
+    return root
 
 
 def _node_name(case: ET.Element) -> str:
@@ -29,10 +52,7 @@ def _node_name(case: ET.Element) -> str:
 
 def parse_junit(text: str) -> TestResult:
     """Counts and failures from pytest's ``--junitxml`` report."""
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as e:
-        raise TestRunError(f"the JUnit report is not valid XML: {e}") from e
+    root = _parse_xml(text)
     result = TestResult(outcome="passed", framework="pytest")
     for case in root.iter("testcase"):
         result.test_count += 1
@@ -67,8 +87,10 @@ def parse_jest(text: str, root: Path | None = None) -> TestResult:
     """Counts and failures from ``jest --json --outputFile``."""
     try:
         data: dict[str, Any] = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise TestRunError(f"the jest report is not valid JSON: {e}") from e
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise TestRunError(f"the jest report is not valid JSON (or nested too deeply): {type(e).__name__}") from e
+    if not isinstance(data, dict):
+        raise TestRunError("the jest report is not a JSON object")
     result = TestResult(outcome="passed", framework="jest",
                         passed_count=int(data.get("numPassedTests", 0)),
                         failed_count=int(data.get("numFailedTests", 0)),

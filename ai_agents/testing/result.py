@@ -44,6 +44,8 @@ class TestResult(BaseModel):
     exit_code: int | None = None
     sandbox: Literal["bwrap", "none"] = "none"
     protections: list[str] = Field(default_factory=list, description="what contained this run, one line each")
+    tampering: list[str] = Field(default_factory=list, description="why the daemon judged that the test process "
+                                 "tried to change its own verdict (test_tampering); never a pass")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

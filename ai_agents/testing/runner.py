@@ -3,8 +3,11 @@
 The run is contained by (see sandbox.py for bubblewrap): a timeout that kills the
 whole process group, resource limits set by a tiny launcher before exec, a pids
 cgroup when the machine allows one (the only process limit that binds root), a
-minimal environment, and bubblewrap when installed. Results come from the
-framework's machine-readable report, written outside the workspace.
+minimal environment, and bubblewrap when installed.
+
+pytest's verdict is the daemon's (see verdict.py): records streamed by its own plugin over
+an inherited pipe, QA's expected test ids, a canary that must fail; no report file the
+tests could write is read. jest's results come from its ``--json`` report.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
@@ -31,17 +34,18 @@ from ai_agents.file_system.paths import normalize
 from ai_agents.testing import launcher
 from ai_agents.testing.cgroup import PidsCgroup
 from ai_agents.testing.detect import detect_framework
-from ai_agents.testing.outcome import decide, failure_result
+from ai_agents.testing.outcome import decide, failure_result, signal_name
 from ai_agents.testing.parsers import parse_test_results
-from ai_agents.testing.result import TestResult, tail
+from ai_agents.testing.result import TestFailure, TestResult, tail
 from ai_agents.testing.sandbox import Limits, bwrap_args, find_bwrap, minimal_env, probe_bwrap
+from ai_agents.testing.verdict import BOOT_SOURCE, TAMPERING, Channel, judge
 
 log = structlog.get_logger("ai_agents.testing")
 
 # Not `python -m pytest`: that puts the workspace first on sys.path, so a pytest.py (or _pytest/,
 # pluggy.py...) written there would replace the test runner and report whatever it likes. With -P
-# the workspace goes last instead: the tests still import its modules, which can shadow nothing.
-_PYTEST_MAIN = "import os, sys; sys.path.append(os.getcwd()); import pytest; sys.exit(pytest.console_main())"
+# the workspace goes last instead (pytest_boot.py appends it): the tests still import its modules,
+# which can shadow nothing.
 
 
 class TestRunner:
@@ -80,13 +84,17 @@ class TestRunner:
     def detect_framework(self) -> str:
         return self.framework or detect_framework(self.project_path, self.tests_dir)
 
-    def run_tests(self, paths: Sequence[str] | None = None) -> TestResult:
-        """Run the whole suite (or ``paths``, relative to the project)."""
-        return self._run([self._test_arg(p) for p in paths or []])
+    def run_tests(self, paths: Sequence[str] | None = None, *, expected: Sequence[str] | None = None) -> TestResult:
+        """Run the whole suite (or ``paths``, relative to the project).
 
-    def run_specific_test(self, test_path: str) -> TestResult:
+        ``expected``: node ids (pytest) that must each be reported run and passed for a pass,
+        e.g. :func:`~ai_agents.testing.verdict.expected_test_ids` of QA's file.
+        """
+        return self._run([self._test_arg(p) for p in paths or []], expected)
+
+    def run_specific_test(self, test_path: str, *, expected: Sequence[str] | None = None) -> TestResult:
         """Run one file or node id (``tests/test_x.py::test_y``)."""
-        return self._run([self._test_arg(test_path)])
+        return self._run([self._test_arg(test_path)], expected)
 
     def parse_test_results(self, report: str | Path, framework: str | None = None) -> TestResult:
         return parse_test_results(report, framework or self.detect_framework(), self.project_path)
@@ -143,9 +151,10 @@ class TestRunner:
                 import pytest  # noqa: F401 - the daemon's interpreter runs the tests
             except ImportError as e:
                 raise TestRunError("pytest is not installed in the daemon's Python environment") from e
-            junit = report / "junit.xml"
-            return ([sys.executable, "-P", "-c", _PYTEST_MAIN, "-q", "-p", "no:cacheprovider", "--color=no",
-                     "--tb=short", "-o", "junit_family=xunit1", f"--junitxml={junit}", *args], junit, True)
+            # No report file: the daemon's plugin streams records over a pipe (verdict.py).
+            return ([sys.executable, "-P", "-c", BOOT_SOURCE.read_text(encoding="utf-8"), "-q", "-p",
+                     "no:cacheprovider", "-p", "no:junitxml", "-p", "no:pastebin", "--color=no", "--tb=short",
+                     *args], report / "none", True)
         if framework == "jest":
             local = self.project_path / "node_modules" / ".bin" / "jest"
             if not shutil.which("node"):
@@ -161,7 +170,7 @@ class TestRunner:
                     out, False)
         raise TestRunError(f"unknown test framework {framework!r}")
 
-    def _run(self, args: list[str]) -> TestResult:
+    def _run(self, args: list[str], expected: Sequence[str] | None = None) -> TestResult:
         if not self.project_path.is_dir():
             raise TestRunError(f"project path {self.project_path} does not exist")
         framework = self.detect_framework()
@@ -187,9 +196,13 @@ class TestRunner:
                     "cgroup_procs": str(cgroup.procs_file) if cgroup else None}
             argv = [sys.executable, "-I", "-S", launcher.__file__, json.dumps(spec), "--", *command]
             env = minimal_env(report_dir / "home", report_dir / "tmp", extra_path)
-            rc, timed_out, duration, output = self._execute(argv, env, report_dir / "output.txt", cgroup)
-            result = decide(framework, rc, timed_out, report if report.exists() else None, output,
-                            self.timeout, self.project_path)
+            if framework == "pytest":
+                result = self._run_pytest(argv, env, report_dir, cgroup, expected)
+                duration = result.duration
+            else:
+                rc, timed_out, duration, output = self._execute(argv, env, report_dir / "output.txt", cgroup)
+                result = decide(framework, rc, timed_out, report if report.exists() else None, output,
+                                self.timeout, self.project_path)
         result.duration = round(duration, 3)
         result.sandbox = "bwrap" if use_bwrap else "none"
         result.protections = protections
@@ -197,8 +210,61 @@ class TestRunner:
                  failed=result.failed_count, errors=result.errors, duration=result.duration, sandbox=result.sandbox)
         return result
 
-    def _execute(self, argv: list[str], env: dict[str, str], output_file: Path,
-                 cgroup: PidsCgroup | None) -> tuple[int, bool, float, str]:
+    def _run_pytest(self, argv: list[str], env: dict[str, str], report_dir: Path, cgroup: PidsCgroup | None,
+                    expected: Sequence[str] | None) -> TestResult:
+        """pytest under the daemon's reporter; the daemon judges its records (verdict.py)."""
+        conftests, test_files = self._tracked()
+        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests", conftests, test_files)
+        fds = channel.open()
+        env = {**env, **channel.env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        try:
+            rc, timed_out, duration, output = self._execute(argv, env, report_dir / "output.txt", cgroup,
+                                                            pass_fds=fds, started=channel.started)
+        finally:
+            channel.close()
+        result = judge(channel, rc, timed_out, expected)
+        output = channel.scrub(output)
+        if result.outcome == "timeout":
+            result.failures.insert(0, TestFailure(test_name="timeout", error_message=(
+                f"the tests did not finish within {self.timeout:g}s and were killed (an endless loop or a wait "
+                "that never ends?)"), traceback=output[-2000:]))
+        elif rc < 0 and not result.tampering:
+            result.failures.insert(0, TestFailure(test_name="test process", error_message=(
+                f"the test process was killed by {signal_name(rc)} (a resource limit: CPU time, memory or "
+                "processes?)"), traceback=output[-2000:]))
+        elif result.outcome in ("could_not_run", "failed") and not result.failures:
+            last = " / ".join([ln.strip() for ln in output.splitlines() if ln.strip()][-3:]) or "no output"
+            why = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+            result.failures.append(TestFailure(test_name=result.outcome, error_message=f"pytest {why}: {last}",
+                                               traceback=output[-2000:]))
+        if result.tampering:
+            log.warning(TAMPERING, alert=True, alert_name=TAMPERING, reasons=result.tampering[:5],
+                        message="the test process tried to change its own verdict; the run counts as failed")
+        result.exit_code = rc
+        result.output_tail = output
+        result.duration = duration
+        return result
+
+    def _tracked(self) -> tuple[list[str] | None, list[str] | None]:
+        """(tracked conftest.py files, tracked files under the tests directory), absolute; (None, None)
+        without git. Only the first may load as plugins; only the second count as QA's code in the run."""
+        if not (self.project_path / ".git").exists() or not shutil.which("git"):
+            return None, None
+        try:
+            out = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-C",
+                                  str(self.project_path), "ls-files", "-z"],
+                                 capture_output=True, timeout=30, check=True, stdin=subprocess.DEVNULL).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None, None
+        files = [p for p in out.decode(errors="replace").split("\0") if p]
+        tests = self.tests_dir.strip("/") + "/"
+        real = [os.path.realpath(self.project_path / p) for p in files]
+        return ([r for p, r in zip(files, real, strict=True) if p.rsplit("/", 1)[-1] == "conftest.py"],
+                [r for p, r in zip(files, real, strict=True) if p.startswith(tests)])
+
+    def _execute(self, argv: list[str], env: dict[str, str], output_file: Path, cgroup: PidsCgroup | None,
+                 pass_fds: Sequence[int] = (), started: Callable[[], None] | None = None
+                 ) -> tuple[int, bool, float, str]:
         """Run ``argv`` in a new session; on timeout kill the whole group. (exit code, timed out, secs, output)."""
         start = time.monotonic()
         timed_out = False
@@ -207,7 +273,10 @@ class TestRunner:
         with open(output_file, "wb") as out:
             try:
                 proc = subprocess.Popen(argv, cwd=self.project_path, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                        pass_fds=tuple(pass_fds))
+                if started is not None:
+                    started()
             except OSError as e:
                 if cgroup:
                     cgroup.remove()

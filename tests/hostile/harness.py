@@ -35,7 +35,8 @@ happen then. Keys (only ``about``, ``task``, ``replies`` and ``expect`` are requ
 Templates in any string: ``<<outside>>`` ``<<home>>`` ``<<workspace>>`` ``<<config_dir>>``
 ``<<daemon_pid>>`` ``<<port>>`` ``<<llm_port>>`` ``<<story_tests>>``. Reply shorthands: ``"$fixed"`` and
 ``"$buggy"`` (the demo Developer's textutils.py, as a ``files`` entry), ``{"$suite": {...}}`` (the
-demo QA's TestSuite with keys replaced), ``{"$big": N}`` (a text of N bytes).
+demo QA's TestSuite with keys replaced), ``{"$big": N}`` (a text of N bytes), ``{"$deep": N}`` (Python
+source, a sum of N terms: deeper than the compiler's recursion limit).
 
 Whatever its expect block says, every case also checks :meth:`CaseRun.check_invariants`: nothing
 outside the workspace changed, the fake API key and the planted SSH key are nowhere, no process
@@ -162,6 +163,8 @@ def render(value: Any, ctx: dict[str, Any]) -> Any:
     if isinstance(value, dict):
         if set(value) == {"$big"}:
             return "#" * int(value["$big"])
+        if set(value) == {"$deep"}:
+            return "TABLE = 1" + " + 1" * int(value["$deep"]) + "\n"
         if set(value) == {"$suite"}:
             return {**copy.deepcopy(_SUITE), **render(value["$suite"] or {}, ctx)}
         return {k: render(v, ctx) for k, v in value.items()}
