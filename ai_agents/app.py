@@ -119,7 +119,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     metrics_server = None
     if settings.metrics.listen:
         def render() -> str:
-            return render_prometheus(collect_metrics(db, memory, tasks, orchestrator.queues.depths()))
+            return render_prometheus(collect_metrics(db, memory, tasks, orchestrator.queue_depths()))
         metrics_server = MetricsServer(settings.metrics.listen, render, health=lambda: check_health(memory),
                                        allow_remote=metrics_remote)
     return App(live=live, db=db, memory=memory, tasks=tasks, llm=llm, workspace=workspace,

@@ -129,6 +129,9 @@ class OrchestratorConfig(Section):
     shutdown_grace: float = Field(30.0, gt=0, description="seconds in-flight tasks get on SIGTERM")
     heartbeat_interval: float = Field(5.0, gt=0, le=30, description="at most half of the unit's WatchdogSec=60")
     loop_threshold: int = Field(3, ge=2, description="same failure or same generated task this often = a loop")
+    stall_timeout: float = Field(900.0, gt=0, description="seconds without a heartbeat before an attempt is ended; "
+                                 "more than testing.timeout and one LLM call with its retries")
+    max_generation_interval: float = Field(3600.0, gt=0, description="longest back-off between idle generations")
 
 
 class AgentConfig(Section):
@@ -318,6 +321,8 @@ LIVE_KEYS: tuple[str, ...] = (
     "orchestrator.max_new_tasks",
     "orchestrator.generate_when_idle",
     "orchestrator.loop_threshold",
+    "orchestrator.stall_timeout",
+    "orchestrator.max_generation_interval",
     "testing.timeout",
     "logging.level",
     "deployment",

@@ -119,6 +119,17 @@ MIGRATIONS: list[str] = [
         UNIQUE(task_id, action)
     );
     """,
+    # 2: fencing tokens, heartbeats and store-side queues (issue 12). ``lease_token`` counts the
+    # claims of a task: every side effect of an attempt is guarded by the token it claimed with.
+    # ``queue_role`` is the role whose workers take the queued task (NULL: not routed yet).
+    """
+    ALTER TABLE tasks ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN heartbeat_at TIMESTAMP;
+    ALTER TABLE tasks ADD COLUMN queue_role TEXT;
+    CREATE INDEX idx_tasks_queue ON tasks(status, queue_role, priority, created_at);
+    CREATE INDEX idx_tasks_deadline ON tasks(status, queue_role, deadline) WHERE deadline IS NOT NULL;
+    CREATE INDEX idx_tasks_type ON tasks(type, status)
+    """,
 ]
 
 
