@@ -18,7 +18,8 @@ class CEOAgent(BaseAgent):
         super().__init__(Role.CEO, *args, **kwargs)
 
     def generate_tasks(self, *, existing_fingerprints: set[str], existing_descriptions: set[str],
-                       workspace_summary: str, limit: int) -> tuple[list[ProposedTask], list[dict[str, str]], bool]:
+                       workspace_summary: str, limit: int,
+                       task: Task | None = None) -> tuple[list[ProposedTask], list[dict[str, str]], bool]:
         """New tasks from mission, strategy, goals, history and the workspace.
 
         Returns (accepted, skipped, goals_met): never a task whose normalised title or
@@ -42,7 +43,7 @@ class CEOAgent(BaseAgent):
             " the agents to assign (roles: ceo, cfo, developer, qa, risk, legal, security, tech_lead)."
             " If the goals are met and nothing useful is left to do, propose nothing and set goals_met."
         )
-        plan = self.ask(prompt, TaskPlan)
+        plan = self.ask(prompt, TaskPlan, task)
         accepted: list[ProposedTask] = []
         skipped: list[dict[str, str]] = []
         seen_fp, seen_desc = set(existing_fingerprints), set(existing_descriptions)

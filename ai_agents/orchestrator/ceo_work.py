@@ -50,7 +50,7 @@ class GenerationFlow:
             accepted, skipped, goals_met = self.ceo.generate_tasks(
                 existing_fingerprints=self.tasks.open_fingerprints(),
                 existing_descriptions={normalize_text(d) for d in self.tasks.open_descriptions()},
-                workspace_summary=self.workspace_summary(), limit=cfg.max_new_tasks)
+                workspace_summary=self.workspace_summary(), limit=cfg.max_new_tasks, task=task)
         except (LeaseLost, BudgetExceeded):
             raise
         except AgentsError as exc:
