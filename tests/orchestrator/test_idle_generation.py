@@ -15,6 +15,7 @@ import yaml
 from ai_agents.domain import TaskStatus, TaskType, iso
 from ai_agents.llm.script import Script
 from tests.conftest import wait_for
+from tests.daemon import cli
 
 
 class FakeClock:
@@ -91,6 +92,8 @@ def test_goals_met_stops_generation_until_the_company_changes(fake_llm, build):
              message="the heartbeat (status) shows goals_met")
     events = app.live.current.logging.file.read_text()
     assert '"event": "goals_met"' in events
+    status = cli(app.live.path, "status").stdout
+    assert "generate:  stopped: the CEO says the goals are met" in status and "main loop: last cycle" in status
 
     path = app.live.path
     data = yaml.safe_load(path.read_text())
