@@ -105,9 +105,11 @@ def test_stalled_attempt_is_reclaimed_without_waiting_for_task_timeout(tmp_path)
 
 
 @pytest.mark.timeout(120)
-def test_attempt_hung_past_task_timeout_cannot_merge_or_deploy_after_its_replacement(holding_review, build):
+@pytest.mark.parametrize("limit", [{"task_timeout": 8}, {"task_timeout": 600, "stall_timeout": 6}],
+                         ids=["task_timeout", "stall_timeout"])
+def test_attempt_hung_past_its_limit_cannot_merge_or_deploy_after_its_replacement(holding_review, build, limit):
     fake = holding_review
-    app = build(fake, {"orchestrator": {"task_timeout": 8, "max_task_attempts": 3},
+    app = build(fake, {"orchestrator": {**limit, "max_task_attempts": 3},
                        "llm": {"timeout": 120, "max_retries": 0},
                        "deployment": {"enabled": True, "type": "ci_cd"}})
     task = app.orchestrator.submit_task("code", **code_task_payload())
@@ -128,6 +130,9 @@ def test_attempt_hung_past_task_timeout_cannot_merge_or_deploy_after_its_replace
     assert lost, "the abandoned attempt was refused with lease_lost"
     stuck = [e for e in events(app) if e["event"] == "task_stuck" and e.get("task_id") == task.id]
     assert stuck and stuck[0]["action"] == "requeued"
+    reclaimed = app.db.query("SELECT details FROM activity_logs WHERE task_id = ? AND activity = 'lease_lost'",
+                             (task.id,))
+    assert reclaimed
     assert app.tasks.get(task.id).status == TaskStatus.COMPLETED
     activities = [a["activity"] for a in app.memory.activities(task.id)]
     assert activities.count("code_committed") == 1 and activities.count("deployed") == 1
