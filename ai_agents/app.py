@@ -136,7 +136,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     metrics_server = None
     if settings.metrics.listen:
         def figures() -> dict[str, Any]:
-            return collect_metrics(db, memory, tasks, orchestrator.queues.depths())
+            return collect_metrics(db, memory, tasks, orchestrator.queue_depths())
         metrics_server = MetricsServer(settings.metrics.listen, lambda: render_prometheus(figures()),
                                        render_openmetrics=lambda: render_openmetrics(figures()),
                                        health=lambda: check_health(memory), allow_remote=metrics_remote)

@@ -110,6 +110,28 @@ def _heartbeat_age(memory: MemoryStore) -> tuple[dict[str, Any] | None, float | 
     return state, (datetime.now(UTC) - at).total_seconds()
 
 
+def loop_line(state: dict[str, Any] | None) -> str | None:
+    """The main loop's last cycle, how long it took and how late it started (from the heartbeat)."""
+    if not state or not state.get("loop_at"):
+        return None
+    ago = (datetime.now(UTC) - datetime.fromisoformat(state["loop_at"])).total_seconds()
+    took, lag = state.get("loop_duration_ms"), state.get("loop_lag_seconds")
+    return (f"last cycle {ago:.0f}s ago" + (f", took {took:.0f} ms" if took is not None else "")
+            + (f", lag {lag:.1f}s" if lag is not None else ""))
+
+
+def generation_line(state: dict[str, Any] | None) -> str | None:
+    """When the idle CEO is asked for new work next (back-off), or that it said the goals are met."""
+    gen = (state or {}).get("generation")
+    if not gen:
+        return None
+    if gen.get("goals_met"):
+        return "stopped: the CEO says the goals are met (until company.* changes)"
+    if not gen.get("next_at"):
+        return "at the next idle cycle"
+    return f"next due {gen['next_at']} (after {gen.get('empty_cycles', 0)} empty cycle(s))"
+
+
 def status_report(settings: Settings, config_path: str) -> dict[str, Any]:
     from ai_agents.config import LiveConfig
     from ai_agents.llm.usage import BudgetGuard
@@ -157,6 +179,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("UNHEALTHY: " + ", ".join(d["unhealthy_roles"]))
     if d.get("restart_required"):
         print("RESTART:   edited keys not applied until a restart: " + ", ".join(d["restart_required"]))
+    if (loop := loop_line(d)) is not None:
+        print(f"main loop: {loop}")
+    if (gen := generation_line(d)) is not None:
+        print(f"generate:  {gen}")
     u, b = report["llm_today"], report["budget"]
     print(f"LLM today: {u['calls']} calls, {u['tokens']} tokens, ${u['cost_usd']:.4f}")
     for agent, a in sorted(u["per_agent"].items()):
@@ -182,6 +208,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     _, memory, _ = _stores(settings)
     report = check_health(memory)
     print(("healthy: " if report.ok else "unhealthy: ") + report.reason)
+    if (loop := loop_line(memory.get_state("heartbeat")[0])) is not None:
+        print(f"main loop: {loop}")
     return 0 if report.ok else 1
 
 

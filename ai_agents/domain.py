@@ -35,6 +35,12 @@ class TaskType(str, Enum):
     CODE = "code"
     ANALYSIS = "analysis"
     DECISION = "decision"
+    # The CEO's own bookkeeping, queued by the main loop (which never calls a model itself).
+    GENERATION = "generation"
+    ESCALATION = "escalation"
+
+
+CEO_WORK = frozenset({TaskType.GENERATION, TaskType.ESCALATION})
 
 
 class TaskStatus(str, Enum):
@@ -118,6 +124,8 @@ class Task:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     fingerprint: str = ""
+    lease_token: int = 0  # counts the claims: the fencing token of the current attempt
+    heartbeat_at: datetime | None = None
 
     def effective_priority(self, now: datetime | None = None) -> float:
         """Priority moved earlier as the deadline approaches (never past HIGH - 1)."""

@@ -70,6 +70,11 @@ class DeploymentError(TaskFailedError):
     """A deployment step failed."""
 
 
+# --- the attempt lost its lease: stop, touch nothing -----------------------------
+class LeaseLost(AgentsError):
+    """The task was reclaimed (timed out, stalled, released): this attempt may change nothing more."""
+
+
 # --- budget: stop starting LLM work until the budget allows it -----------------
 class BudgetExceeded(AgentsError):
     """The daily token or cost budget is used up."""

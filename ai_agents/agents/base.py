@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from pydantic import BaseModel
 
+from ai_agents import attempt as current_lease
 from ai_agents.agents.models import ProposedTask, Validation, WorkProduct
 from ai_agents.agents.prompts import system_prompt
 from ai_agents.config.live import LiveConfig
@@ -59,9 +60,12 @@ class BaseAgent:
         return system_prompt(self.role, self.live.current.agents.for_role(self.role).system_prompt)
 
     def ask(self, prompt: str, schema: type[T], task: Task | None = None) -> T:
-        """One structured question to the model, as this agent."""
-        return self.llm.generate_structured(prompt, schema, system=self.system_prompt, agent=self.role.value,
-                                            task_id=task.id if task else None)
+        """One structured question to the model, as this agent (a heartbeat of the attempt after it)."""
+        current_lease.check()  # an ended attempt asks the model nothing more
+        answer = self.llm.generate_structured(prompt, schema, system=self.system_prompt, agent=self.role.value,
+                                              task_id=task.id if task else None)
+        current_lease.progress()
+        return answer
 
     def record(self, activity: str, task: Task | None = None, **details: Any) -> None:
         """Every agent action: a row in activity_logs and a JSON log event."""

@@ -10,34 +10,40 @@ from ai_agents.agents.models import CEODecision, EscalationDecision, ProposedTas
 from ai_agents.domain import Role, Task, normalize_text
 from ai_agents.memory.tasks import fingerprint
 
+EMPTY_GENERATION = "generated 0 task(s)"
+
 
 class CEOAgent(BaseAgent):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(Role.CEO, *args, **kwargs)
 
     def generate_tasks(self, *, existing_fingerprints: set[str], existing_descriptions: set[str],
-                       workspace_summary: str, limit: int) -> tuple[list[ProposedTask], list[dict[str, str]]]:
+                       workspace_summary: str, limit: int,
+                       task: Task | None = None) -> tuple[list[ProposedTask], list[dict[str, str]], bool]:
         """New tasks from mission, strategy, goals, history and the workspace.
 
-        Returns (accepted, skipped): never a task whose normalised title or description
-        matches one that is queued, running, waiting or done; at most ``limit``.
+        Returns (accepted, skipped, goals_met): never a task whose normalised title or
+        description matches one that is queued, running, waiting or done; at most ``limit``.
         """
         if limit <= 0:
-            return [], []
+            return [], [], False
         history = self.context.history()
+        # An empty generation is not news: the prompt must not grow with every idle cycle.
+        decided = [d for d in history["decided"] if not d.startswith(f"task_generation: {EMPTY_GENERATION}")]
         prompt = (
             f"Company: {json.dumps(self.context.global_context(), ensure_ascii=False)}\n"
             f"Done recently: {json.dumps(history['done'][-15:], ensure_ascii=False)}\n"
             f"Failed or escalated: {json.dumps(history['failed'][-10:], ensure_ascii=False)}\n"
             f"Queued or running: {json.dumps(history['in_flight'][-15:], ensure_ascii=False)}\n"
-            f"Recent decisions: {json.dumps(history['decided'][-10:], ensure_ascii=False)}\n"
+            f"Recent decisions: {json.dumps(decided[-10:], ensure_ascii=False)}\n"
             f"Workspace:\n{workspace_summary[:6000]}\n\n"
             f"Propose at most {limit} new, small, concrete tasks that move the goals forward and are not"
             " already done or in flight. Types: 'code' (a Python module with tests, written test-first),"
             " 'analysis' (a document), 'decision' (a proposal for the team to vote on). Set priorities and"
             " the agents to assign (roles: ceo, cfo, developer, qa, risk, legal, security, tech_lead)."
+            " If the goals are met and nothing useful is left to do, propose nothing and set goals_met."
         )
-        plan = self.ask(prompt, TaskPlan)
+        plan = self.ask(prompt, TaskPlan, task)
         accepted: list[ProposedTask] = []
         skipped: list[dict[str, str]] = []
         seen_fp, seen_desc = set(existing_fingerprints), set(existing_descriptions)
@@ -54,10 +60,10 @@ class CEOAgent(BaseAgent):
                     seen_desc.add(desc)
         self.memory.record_decision(self.role.value, "task_generation", {
             "summary": f"generated {len(accepted)} task(s)", "reasoning": plan.reasoning,
-            "created": [t.title for t in accepted], "skipped": skipped,
+            "created": [t.title for t in accepted], "skipped": skipped, "goals_met": plan.goals_met,
         })
-        self.record("tasks_generated", None, created=len(accepted), skipped=len(skipped))
-        return accepted, skipped
+        self.record("tasks_generated", None, created=len(accepted), skipped=len(skipped), goals_met=plan.goals_met)
+        return accepted, skipped, plan.goals_met
 
     def decide(self, task: Task, verdicts: dict[str, Verdict]) -> CEODecision:
         """Weigh the V-team's verdicts (and the criteria each chose) and decide."""

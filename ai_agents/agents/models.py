@@ -25,7 +25,8 @@ class Validation(Answer):
 class ProposedTask(Answer):
     title: str = Field(min_length=3, max_length=200)
     description: str = Field(default="", max_length=4000)
-    type: TaskType = TaskType.ANALYSIS
+    # Only work types: the CEO's own bookkeeping types are never the model's to create.
+    type: Literal[TaskType.CODE, TaskType.ANALYSIS, TaskType.DECISION] = TaskType.ANALYSIS
     priority: Literal["high", "medium", "low"] = "medium"
     assigned_agents: list[Role] = Field(default_factory=list)
     deadline_hours: float | None = Field(default=None, gt=0)
@@ -45,6 +46,7 @@ class TaskPlan(Answer):
 
     reasoning: str = ""
     tasks: list[ProposedTask] = Field(default_factory=list)
+    goals_met: bool = False  # nothing useful left to do: generation pauses until company.* changes
 
 
 class WorkProduct(Answer):

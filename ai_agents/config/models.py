@@ -151,6 +151,9 @@ class OrchestratorConfig(Section):
     shutdown_grace: float = Field(30.0, gt=0, description="seconds in-flight tasks get on SIGTERM")
     heartbeat_interval: float = Field(5.0, gt=0, le=30, description="at most half of the unit's WatchdogSec=60")
     loop_threshold: int = Field(3, ge=2, description="same failure or same generated task this often = a loop")
+    stall_timeout: float = Field(900.0, gt=0, description="seconds without a heartbeat before an attempt is ended; "
+                                 "more than testing.timeout and one LLM call with its retries")
+    max_generation_interval: float = Field(3600.0, gt=0, description="longest back-off between idle generations")
     # The in-daemon watchdog (ai_agents/ops/watchdog.py): no main-loop cycle for this long => a critical
     # alert with every thread's stack and exit 70, so Docker's or systemd's restart policy restarts it.
     watchdog_timeout: float = Field(300.0, ge=0, description="seconds without a main-loop cycle; 0 = off")
@@ -382,6 +385,8 @@ LIVE_KEYS: tuple[str, ...] = (
     "orchestrator.max_new_tasks",
     "orchestrator.generate_when_idle",
     "orchestrator.loop_threshold",
+    "orchestrator.stall_timeout",
+    "orchestrator.max_generation_interval",
     "testing.timeout",
     "logging.level",
     "deployment",

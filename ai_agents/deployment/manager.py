@@ -6,7 +6,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -100,10 +100,17 @@ class DeploymentManager:
                                            ci_cd_rollback_command=self._ci_cd_rollback_command)
 
     # --- deploy / rollback --------------------------------------------------------------
-    def deploy(self, commit: str, *, task_id: str | None = None) -> DeploymentRecord:
-        """Deploy ``commit``; on a failed release step roll back to the previous good commit."""
+    def deploy(self, commit: str, *, task_id: str | None = None,
+               guard: Callable[[], None] | None = None) -> DeploymentRecord:
+        """Deploy ``commit``; on a failed release step roll back to the previous good commit.
+
+        ``guard`` (the caller's lease check) runs once this manager's lock is held, right before
+        anything is recorded or run: when it raises, nothing is deployed.
+        """
         commit = self._valid_commit(commit)
         with self._lock:
+            if guard is not None:
+                guard()
             ledger = self.history.load()
             record = self._start(ledger, "deploy", commit, task_id)
             steps = self._recorder(ledger, record)
@@ -125,10 +132,12 @@ class DeploymentManager:
             self._finish(ledger, record, "succeeded")
             return record
 
-    def rollback(self, *, task_id: str | None = None) -> DeploymentRecord:
-        """Go back to the successful deployment before the current one."""
+    def rollback(self, *, task_id: str | None = None, guard: Callable[[], None] | None = None) -> DeploymentRecord:
+        """Go back to the successful deployment before the current one (``guard`` as in :meth:`deploy`)."""
         self._require_enabled()
         with self._lock:
+            if guard is not None:
+                guard()
             ledger = self.history.load()
             target = ledger.previous
             if target is None:

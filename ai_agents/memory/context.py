@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ai_agents.config.live import LiveConfig
-from ai_agents.domain import TaskStatus
+from ai_agents.domain import CEO_WORK, TaskStatus
 from ai_agents.memory.store import MemoryStore
 from ai_agents.memory.tasks import TaskStore
 
@@ -33,7 +33,8 @@ class ContextManager:
     def history(self, limit: int = 20) -> dict[str, list[str]]:
         """Titles of what was done, what failed and what was decided lately."""
         def titles(status: TaskStatus) -> list[str]:
-            return [t.title for t in self.tasks.list(status)][-limit:]
+            # The CEO's own bookkeeping (generation, escalation decisions) is not company history.
+            return [t.title for t in self.tasks.list(status) if t.type not in CEO_WORK][-limit:]
 
         decided = [f"{d['decision_type']}: {d['decision_data'].get('summary', '')}"[:200]
                    for d in self.memory.decisions(limit=limit)]

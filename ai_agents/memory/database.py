@@ -119,14 +119,25 @@ MIGRATIONS: list[str] = [
         UNIQUE(task_id, action)
     );
     """,
-    # The dashboard's paged and per-day queries (IF NOT EXISTS: safe whatever order migrations merge in).
+    # 2: fencing tokens, heartbeats and store-side queues (issue 12). ``lease_token`` counts the
+    # claims of a task: every side effect of an attempt is guarded by the token it claimed with.
+    # ``queue_role`` is the role whose workers take the queued task (NULL: not routed yet).
+    """
+    ALTER TABLE tasks ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN heartbeat_at TIMESTAMP;
+    ALTER TABLE tasks ADD COLUMN queue_role TEXT;
+    CREATE INDEX idx_tasks_queue ON tasks(status, queue_role, priority, created_at);
+    CREATE INDEX idx_tasks_deadline ON tasks(status, queue_role, deadline) WHERE deadline IS NOT NULL;
+    CREATE INDEX idx_tasks_type ON tasks(type, status)
+    """,
+    # 3: the dashboard's paged and per-day queries (IF NOT EXISTS: safe whatever order migrations merge in).
     """
     CREATE INDEX IF NOT EXISTS idx_tasks_created ON tasks(created_at);
     CREATE INDEX IF NOT EXISTS idx_tasks_agent ON tasks(assigned_agent, status);
     CREATE INDEX IF NOT EXISTS idx_tasks_status_created ON tasks(status, created_at);
     CREATE INDEX IF NOT EXISTS idx_tasks_agent_created ON tasks(assigned_agent, created_at);
     CREATE INDEX IF NOT EXISTS idx_tasks_updated ON tasks(updated_at);
-    CREATE INDEX IF NOT EXISTS idx_tasks_type ON tasks(type, created_at);
+    CREATE INDEX IF NOT EXISTS idx_tasks_type_created ON tasks(type, created_at);
     CREATE INDEX IF NOT EXISTS idx_tasks_finished ON tasks(finished_at, status, created_at);
     CREATE INDEX IF NOT EXISTS idx_llm_calls_day ON llm_calls(timestamp, agent, tokens_in, tokens_out, cost_usd);
     CREATE INDEX IF NOT EXISTS idx_llm_calls_task ON llm_calls(task_id);

@@ -1,9 +1,17 @@
 """TaskStore: the ``tasks`` table is the source of truth; every state change is one transaction.
 
 Leases: a worker claims a task with ``claim`` (queued -> in_progress, attempt
-counted, lease owner and expiry set in one UPDATE guarded by the status), so two
-workers can never both run it. A lease that outlives its process is reclaimed
-by ``recover_orphans`` (start-up) or ``expired_leases`` (stuck-task sweep).
+counted, lease owner, expiry and a new fencing token set in one UPDATE guarded by
+the status), so two workers can never both run it. Every later change by that
+attempt names the token it claimed with: once the task was reclaimed (timed out,
+stalled, daemon restarted) the token is stale and the change is refused. A lease
+that outlives its process is reclaimed by ``recover_orphans`` (start-up) or
+``expired_leases`` (task_timeout, or no heartbeat for stall_timeout).
+
+Queue: a queued task carries the role whose workers take it (``queue_role``, set
+by the orchestrator when it routes the task); ``next_for_role`` reads the first
+few by priority through an index, so a dispatch costs the same with 10 or 10,000
+queued tasks.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ def _row_to_task(row: dict[str, Any]) -> Task:
         updated_at=parse_iso(row["updated_at"]), started_at=parse_iso(row["started_at"]),
         finished_at=parse_iso(row["finished_at"]), lease_owner=row["lease_owner"],
         lease_expires_at=parse_iso(row["lease_expires_at"]), fingerprint=row["fingerprint"],
+        lease_token=row["lease_token"], heartbeat_at=parse_iso(row["heartbeat_at"]),
     )
 
 
@@ -113,6 +122,63 @@ class TaskStore:
                              (TaskStatus.CANCELLED.value,))
         return {r["description"] for r in rows}
 
+    # --- the queue ------------------------------------------------------------------------
+    def unrouted(self, limit: int = 500) -> list[Task]:
+        """Queued tasks no role's queue has yet (new submissions, children): to be routed."""
+        rows = self.db.query("SELECT * FROM tasks WHERE status = ? AND queue_role IS NULL ORDER BY priority, "
+                             f"created_at LIMIT {int(limit)}", (TaskStatus.QUEUED.value,))
+        return [_row_to_task(r) for r in rows]
+
+    def route(self, task_id: str, role: str) -> bool:
+        """Put a queued task on ``role``'s queue."""
+        return self.db.execute("UPDATE tasks SET queue_role = ? WHERE id = ? AND status = ?",
+                               (role, task_id, TaskStatus.QUEUED.value)) == 1
+
+    def route_many(self, routes: dict[str, str]) -> int:
+        """Route several queued tasks (task id -> role) in one transaction."""
+        if not routes:
+            return 0
+        with self.db.transaction() as conn:
+            return sum(conn.execute("UPDATE tasks SET queue_role = ? WHERE id = ? AND status = ?",
+                                    (role, task_id, TaskStatus.QUEUED.value)).rowcount
+                       for task_id, role in routes.items())
+
+    def unroute_queued(self) -> int:
+        """At start-up: route every queued task again (the enabled roles may have changed)."""
+        return self.db.execute("UPDATE tasks SET queue_role = NULL WHERE status = ? AND queue_role IS NOT NULL",
+                               (TaskStatus.QUEUED.value,))
+
+    def next_for_role(self, role: str, limit: int, deadline_within: timedelta = timedelta(hours=24)) -> list[Task]:
+        """The first ``limit`` queued tasks of ``role`` by priority, plus those whose deadline is near
+        (their effective priority moves up). Two indexed reads of at most ``limit`` rows each."""
+        cols = "id, type, title, priority, deadline, created_at"
+        rows = self.db.query(f"SELECT {cols} FROM tasks WHERE status = ? AND queue_role = ? "
+                             f"ORDER BY priority, created_at LIMIT {int(limit)}", (TaskStatus.QUEUED.value, role))
+        rows += self.db.query(f"SELECT {cols} FROM tasks WHERE status = ? AND queue_role = ? AND deadline IS NOT "
+                              f"NULL AND deadline < ? ORDER BY deadline LIMIT {int(limit)}",
+                              (TaskStatus.QUEUED.value, role, iso(utcnow() + deadline_within)))
+        return [Task(id=r["id"], type=TaskType(r["type"]), title=r["title"],
+                     priority=Priority.parse(int(r["priority"])), deadline=parse_iso(r["deadline"]),
+                     created_at=parse_iso(r["created_at"])) for r in rows]
+
+    def queued_by_role(self) -> dict[str, int]:
+        rows = self.db.query("SELECT COALESCE(queue_role, '-') AS role, COUNT(*) AS n FROM tasks WHERE status = ? "
+                             "GROUP BY queue_role", (TaskStatus.QUEUED.value,))
+        return {r["role"]: r["n"] for r in rows}
+
+    def open_of_type(self, type: TaskType) -> list[Task]:
+        """Tasks of ``type`` that are queued or running (the CEO's own work: at most a handful)."""
+        rows = self.db.query("SELECT * FROM tasks WHERE type = ? AND status IN (?, ?) ORDER BY created_at",
+                             (TaskType(type).value, TaskStatus.QUEUED.value, TaskStatus.IN_PROGRESS.value))
+        return [_row_to_task(r) for r in rows]
+
+    def busy_counts(self, exclude_types: tuple[TaskType, ...] = ()) -> dict[str, int]:
+        """Tasks per status, leaving out ``exclude_types`` (the CEO's bookkeeping tasks)."""
+        marks = ",".join("?" * len(exclude_types)) or "''"
+        rows = self.db.query(f"SELECT status, COUNT(*) AS n FROM tasks WHERE type NOT IN ({marks}) GROUP BY status",
+                             tuple(t.value for t in exclude_types))
+        return {r["status"]: r["n"] for r in rows}
+
     # --- state changes: one transaction each, guarded by the expected status ---------
     def claim(self, task_id: str, owner: str, lease_seconds: float) -> Task | None:
         """queued -> in_progress for ``owner``; None when someone else has it or it is not queued."""
@@ -120,17 +186,27 @@ class TaskStore:
         with self.db.transaction() as conn:
             changed = conn.execute(
                 "UPDATE tasks SET status = ?, attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?, "
-                "started_at = ?, updated_at = ? WHERE id = ? AND status = ?",
+                "lease_token = lease_token + 1, heartbeat_at = ?, started_at = ?, updated_at = ? "
+                "WHERE id = ? AND status = ?",
                 (TaskStatus.IN_PROGRESS.value, owner, iso(now + timedelta(seconds=lease_seconds)), iso(now),
-                 iso(now), task_id, TaskStatus.QUEUED.value),
+                 iso(now), iso(now), task_id, TaskStatus.QUEUED.value),
             ).rowcount
         return self.get(task_id) if changed else None
 
-    def renew_lease(self, task_id: str, owner: str, lease_seconds: float) -> bool:
+    def renew_lease(self, task_id: str, owner: str, token: int) -> bool:
+        """Heartbeat of a running attempt; False when the lease is no longer this attempt's.
+
+        It moves ``heartbeat_at`` only: ``lease_expires_at`` (task_timeout) is a wall-time cap.
+        """
         return self.db.execute(
-            "UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = ?",
-            (iso(utcnow() + timedelta(seconds=lease_seconds)), task_id, owner, TaskStatus.IN_PROGRESS.value),
-        ) == 1
+            "UPDATE tasks SET heartbeat_at = ? WHERE id = ? AND status = ? AND lease_owner = ? AND lease_token = ?",
+            (iso(utcnow()), task_id, TaskStatus.IN_PROGRESS.value, owner, token)) == 1
+
+    def lease_current(self, task_id: str, owner: str, token: int) -> bool:
+        """Is ``token`` still the lease of the running task (the fencing check before a side effect)?"""
+        return self.db.query_one(
+            "SELECT 1 AS ok FROM tasks WHERE id = ? AND status = ? AND lease_owner = ? AND lease_token = ?",
+            (task_id, TaskStatus.IN_PROGRESS.value, owner, token)) is not None
 
     def update_payload(self, task_id: str, updates: dict[str, Any]) -> None:
         """Merge ``updates`` into the payload (progress markers a restart resumes from)."""
@@ -144,8 +220,9 @@ class TaskStore:
                          (dumps(payload), iso(utcnow()), task_id))
 
     def transition(self, task_id: str, new: TaskStatus, *, expected: TaskStatus | tuple[TaskStatus, ...] | None = None,
-                   owner: str | None = None, result: dict[str, Any] | None = None, error: str | None = None) -> bool:
-        """Move a task to ``new`` if it is in ``expected`` (and leased by ``owner`` when given)."""
+                   owner: str | None = None, token: int | None = None, result: dict[str, Any] | None = None,
+                   error: str | None = None) -> bool:
+        """Move a task to ``new`` if it is in ``expected`` (and leased by ``owner`` with ``token`` when given)."""
         now = iso(utcnow())
         sets = ["status = ?", "updated_at = ?"]
         params: list[Any] = [new.value, now]
@@ -169,10 +246,13 @@ class TaskStore:
         if owner is not None:
             where.append("lease_owner = ?")
             params.append(owner)
+        if token is not None:
+            where.append("lease_token = ?")
+            params.append(token)
         return self.db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE {' AND '.join(where)}", tuple(params)) == 1
 
     def complete(self, task_id: str, owner: str, result: dict[str, Any],
-                 children: list[dict[str, Any]] = ()) -> list[Task] | None:
+                 children: list[dict[str, Any]] = (), *, token: int | None = None) -> list[Task] | None:
         """in_progress -> completed and create follow-up tasks, in one transaction.
 
         Returns the children, or None when ``owner`` no longer holds the lease (the
@@ -183,9 +263,10 @@ class TaskStore:
         with self.db.transaction() as conn:
             changed = conn.execute(
                 "UPDATE tasks SET status = ?, result = ?, error = NULL, lease_owner = NULL, lease_expires_at = NULL, "
-                "finished_at = ?, updated_at = ? WHERE id = ? AND status = ? AND lease_owner = ?",
+                "finished_at = ?, updated_at = ? WHERE id = ? AND status = ? AND lease_owner = ? "
+                "AND lease_token = COALESCE(?, lease_token)",
                 (TaskStatus.COMPLETED.value, dumps(self._redact(result)), iso(now), iso(now), task_id,
-                 TaskStatus.IN_PROGRESS.value, owner)).rowcount
+                 TaskStatus.IN_PROGRESS.value, owner, token)).rowcount
             if not changed:
                 return None
             for spec in children:
@@ -206,29 +287,31 @@ class TaskStore:
         return created
 
     def handoff(self, task_id: str, owner: str, stage: str, assigned_agent: str,
-                payload_updates: dict[str, Any] | None = None) -> bool:
+                payload_updates: dict[str, Any] | None = None, *, token: int | None = None) -> bool:
         """in_progress -> queued for the next stage's role; each stage gets its own attempts."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT payload FROM tasks WHERE id = ? AND status = ? AND lease_owner = ?",
-                               (task_id, TaskStatus.IN_PROGRESS.value, owner)).fetchone()
+            row = conn.execute("SELECT payload FROM tasks WHERE id = ? AND status = ? AND lease_owner = ? "
+                               "AND lease_token = COALESCE(?, lease_token)",
+                               (task_id, TaskStatus.IN_PROGRESS.value, owner, token)).fetchone()
             if row is None:
                 return False
             payload = loads(row["payload"]) or {}
             payload.update(self._redact(payload_updates or {}))
             payload["stage"] = stage
             conn.execute(
-                "UPDATE tasks SET status = ?, payload = ?, assigned_agent = ?, attempts = 0, lease_owner = NULL, "
-                "lease_expires_at = NULL, updated_at = ? WHERE id = ?",
-                (TaskStatus.QUEUED.value, dumps(payload), assigned_agent, iso(utcnow()), task_id))
+                "UPDATE tasks SET status = ?, payload = ?, assigned_agent = ?, queue_role = ?, attempts = 0, "
+                "lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",
+                (TaskStatus.QUEUED.value, dumps(payload), assigned_agent, assigned_agent, iso(utcnow()), task_id))
         return True
 
-    def release(self, task_id: str, owner: str, reason: str) -> bool:
+    def release(self, task_id: str, owner: str, reason: str, *, token: int | None = None) -> bool:
         """in_progress -> queued without counting the attempt (shutdown, budget wait)."""
         return self.db.execute(
             "UPDATE tasks SET status = ?, attempts = MAX(attempts - 1, 0), lease_owner = NULL, "
-            "lease_expires_at = NULL, error = ?, updated_at = ? WHERE id = ? AND status = ? AND lease_owner = ?",
+            "lease_expires_at = NULL, error = ?, updated_at = ? WHERE id = ? AND status = ? AND lease_owner = ? "
+            "AND lease_token = COALESCE(?, lease_token)",
             (TaskStatus.QUEUED.value, self._redact(reason), iso(utcnow()), task_id, TaskStatus.IN_PROGRESS.value,
-             owner)) == 1
+             owner, token)) == 1
 
     def retry_escalated(self, task_id: str, description: str | None, payload_updates: dict[str, Any]) -> bool:
         """escalated -> queued with fresh attempts (the CEO chose to retry differently)."""
@@ -254,10 +337,20 @@ class TaskStore:
         return self._reclaim("status = ?", (TaskStatus.IN_PROGRESS.value,), max_attempts,
                              "the daemon stopped while this task was running")
 
-    def expired_leases(self, max_attempts: int) -> tuple[list[str], list[str]]:
-        """In-progress tasks whose lease ran out (task_timeout): requeue or escalate."""
-        return self._reclaim("status = ? AND lease_expires_at < ?", (TaskStatus.IN_PROGRESS.value, iso(utcnow())),
-                             max_attempts, "the task timed out (its lease expired)")
+    def expired_leases(self, max_attempts: int,
+                       stall_seconds: float | None = None) -> tuple[list[str], list[str]]:
+        """In-progress tasks whose lease ran out (task_timeout, wall time) or whose attempt sent no
+        heartbeat for ``stall_seconds`` (stall_timeout): requeue or escalate."""
+        now = utcnow()
+        requeued, escalated = self._reclaim("status = ? AND lease_expires_at < ?",
+                                            (TaskStatus.IN_PROGRESS.value, iso(now)), max_attempts,
+                                            "the task timed out (its lease expired)")
+        if stall_seconds is not None:
+            more = self._reclaim("status = ? AND heartbeat_at < ?",
+                                 (TaskStatus.IN_PROGRESS.value, iso(now - timedelta(seconds=stall_seconds))),
+                                 max_attempts, f"the task stalled (no heartbeat for {stall_seconds:g}s)")
+            requeued, escalated = requeued + more[0], escalated + more[1]
+        return requeued, escalated
 
     def _reclaim(self, where: str, params: tuple, max_attempts: int, reason: str) -> tuple[list[str], list[str]]:
         now = iso(utcnow())
@@ -274,10 +367,19 @@ class TaskStore:
 
     # --- approvals ----------------------------------------------------------------
     def request_approval(self, task_id: str, action: str, details: dict[str, Any],
-                         payload_updates: dict[str, Any] | None = None) -> None:
-        """Park the task in awaiting_approval with a pending approval row (and its progress), atomically."""
+                         payload_updates: dict[str, Any] | None = None, *, owner: str | None = None,
+                         token: int | None = None) -> bool:
+        """Park the task in awaiting_approval with a pending approval row (and its progress), atomically.
+
+        With ``owner`` (and ``token``) only the attempt holding the lease may do it; False otherwise.
+        """
         now = iso(utcnow())
         with self.db.transaction() as conn:
+            if owner is not None and conn.execute(
+                    "SELECT 1 FROM tasks WHERE id = ? AND status = ? AND lease_owner = ? "
+                    "AND lease_token = COALESCE(?, lease_token)",
+                    (task_id, TaskStatus.IN_PROGRESS.value, owner, token)).fetchone() is None:
+                return False
             if payload_updates:
                 row = conn.execute("SELECT payload FROM tasks WHERE id = ?", (task_id,)).fetchone()
                 payload = {**(loads(row["payload"]) or {}), **payload_updates}
@@ -289,6 +391,7 @@ class TaskStore:
                 (task_id, action, dumps(details), now))
             conn.execute("UPDATE tasks SET status = ?, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? "
                          "WHERE id = ?", (TaskStatus.AWAITING_APPROVAL.value, now, task_id))
+        return True
 
     def decide_approval(self, task_id: str, approved: bool, decided_by: str) -> dict[str, Any] | None:
         """Approve or reject the pending approval of a task; requeue it either way so it can go on."""

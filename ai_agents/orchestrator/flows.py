@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ai_agents import attempt as current_lease
 from ai_agents.agents.base import BaseAgent
 from ai_agents.agents.ceo import CEOAgent
 from ai_agents.agents.models import ProposedTask, Verdict
@@ -59,6 +60,7 @@ class AnalysisFlow:
         agent = self.agents[self.role_for(task)]
         product = agent.process_task(task)
         path = f"docs/{task.id}-{slugify(task.title)}.md"
+        current_lease.check()  # fencing: a reclaimed attempt commits no document
         content = f"# {task.title}\n\n_{agent.name}, task {task.id}_\n\n{product.document.strip()}\n"
         sha = self.write_document(path, content, agent.role, f"docs: {task.title[:60]}", {"Task-Id": task.id})
         agent.record("document_written", task, path=path, commit=sha)

@@ -2,8 +2,12 @@
 
 It owns every thread of the daemon (workers, the APScheduler jobs, the decision
 executor) and the stop event; agents and flows never touch threading or signals.
-SQLite is the source of truth: queues are rebuilt from ``tasks`` and every state
-change is one transaction guarded by the worker's lease.
+SQLite is the queue: each queued task carries its role, the in-memory queues hold
+only a small prefetch of each role's first tasks (refilled by ``dispatch`` through
+an indexed read), and every state change is one transaction guarded by the
+attempt's lease and its fencing token (see lease.py). The main loop does
+bookkeeping only: what needs a model (generation, escalation decisions) is queued
+for the CEO's workers.
 """
 
 from __future__ import annotations
@@ -20,15 +24,19 @@ from typing import Any
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from ai_agents import attempt
 from ai_agents.agents.base import proposed_to_kwargs
 from ai_agents.agents.ceo import CEOAgent
 from ai_agents.config.live import ConfigWatcher, LiveConfig
 from ai_agents.config.models import Settings
-from ai_agents.domain import Role, Task, TaskStatus, TaskType, iso, utcnow
-from ai_agents.errors import AgentsError, BudgetExceeded, ErrorAction, action_for
+from ai_agents.domain import CEO_WORK, Priority, Role, Task, TaskStatus, TaskType, iso, utcnow
+from ai_agents.errors import AgentsError, BudgetExceeded, ErrorAction, LeaseLost, action_for
 from ai_agents.memory.store import MemoryStore
 from ai_agents.memory.tasks import TaskStore
+from ai_agents.orchestrator.ceo_work import EscalationFlow, GenerationFlow
 from ai_agents.orchestrator.flows import Flow, FlowResult
+from ai_agents.orchestrator.lease import Lease
+from ai_agents.orchestrator.pacing import GenerationPacer
 from ai_agents.orchestrator.ports import Alerts, Notifier
 from ai_agents.orchestrator.queues import RoleQueues
 from ai_agents.orchestrator.recovery import Recovery
@@ -37,13 +45,17 @@ from ai_agents.orchestrator.worker import Worker
 
 log = structlog.get_logger("ai_agents.orchestrator")
 
+PREFETCH_PER_WORKER = 2  # queued task ids held in memory per worker of a role (the rest wait in SQLite)
+MIN_PREFETCH = 4
+ROUTE_BATCH = 500
+
 
 class TaskOrchestrator:
     def __init__(self, *, live: LiveConfig, tasks: TaskStore, memory: MemoryStore, ceo: CEOAgent,
                  flows: dict[TaskType, Flow], alerts: Alerts, notifier: Notifier,
                  budget_check: Callable[[], None], workspace_summary: Callable[[], str],
                  executor: Executor | None = None, watcher: ConfigWatcher | None = None,
-                 dispatch_interval: float = 1.0):
+                 dispatch_interval: float = 1.0, clock: Callable[[], datetime] = utcnow):
         self.live = live
         self.tasks = tasks
         self.memory = memory
@@ -63,7 +75,15 @@ class TaskOrchestrator:
         self.scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         self.started_at = utcnow()
         self.loop_at: datetime | None = None
+        self.loop_duration_ms: float | None = None
+        self.loop_lag_seconds: float | None = None
+        self._loop_started: float | None = None
         self._budget_blocked_until = 0.0
+        self.pacer = GenerationPacer(live, memory, clock=clock)
+        # The CEO's bookkeeping runs as queued tasks (never in the main loop).
+        self.flows.setdefault(TaskType.GENERATION, GenerationFlow(ceo, tasks, memory, live, self.pacer, alerts,
+                                                                  workspace_summary=lambda: self.workspace_summary()))
+        self.flows.setdefault(TaskType.ESCALATION, EscalationFlow(ceo, tasks, live))
         live.subscribe(self._on_config_change)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -72,6 +92,9 @@ class TaskOrchestrator:
         requeued, escalated = self.tasks.recover_orphans(cfg.max_task_attempts)
         if requeued or escalated:
             log.warning("tasks_recovered", requeued=requeued, escalated=escalated)
+        self.tasks.unroute_queued()  # the enabled roles may have changed: route every queued task again
+        while self._route(ROUTE_BATCH) == ROUTE_BATCH:
+            pass
         self.supervisor.start_workers()
         self.dispatch()
         self.scheduler.add_job(self._guard("main_loop", self.cycle), "interval", seconds=cfg.check_interval,
@@ -83,8 +106,9 @@ class TaskOrchestrator:
         if self.watcher is not None:
             self.scheduler.add_job(self._guard("config_watch", self.watcher.check), "interval", seconds=1,
                                    id="config_watch")
-        self.scheduler.start()
+        # READY before the jobs run: the first heartbeat's STATUS must not overtake it.
         self.notifier.ready(self.status_line())
+        self.scheduler.start()
         log.info("orchestrator_started", roles=[r.value for r in self.queues.roles],
                  workers=len(self.supervisor.workers), recovered=len(requeued), escalated=len(escalated))
 
@@ -106,9 +130,15 @@ class TaskOrchestrator:
         self.queues.wake(per_role=len(self.supervisor.workers))
         unfinished = self.supervisor.join(grace)
         for worker in unfinished:
-            if worker.current_task and self.tasks.release(worker.current_task, worker.owner,
-                                                           "interrupted by shutdown; will resume at start"):
-                log.warning("task_interrupted", task_id=worker.current_task, worker=worker.name)
+            lease = worker.lease
+            if lease is None:
+                continue
+            # End the attempt first: its test run, git or deployment command is killed, and the
+            # thread can change nothing more; then the task goes back to the queue.
+            lease.cancel("interrupted by shutdown", wait=True)
+            if self.tasks.release(lease.task_id, lease.owner, "interrupted by shutdown; will resume at start",
+                                  token=lease.token):
+                log.warning("task_interrupted", task_id=lease.task_id, worker=worker.name)
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
         state = self.heartbeat_state()
@@ -133,25 +163,67 @@ class TaskOrchestrator:
         task = self.tasks.create(type, title, description, **kwargs)
         self.memory.log_activity("orchestrator", "task_submitted", {"title": task.title, "type": task.type.value},
                                  task_id=task.id)
+        if task.type not in CEO_WORK:
+            self.pacer.reset("task_submitted")
         self.enqueue(task)
         return task
 
+    def submit_internal(self, type: TaskType, title: str, payload: dict[str, Any] | None = None) -> Task:
+        """Queue the CEO's own bookkeeping (generation, an escalation decision) ahead of other work."""
+        task = self.submit_task(type, title, payload=payload or {}, priority=Priority.HIGH, assigned_agent="ceo")
+        log.info("ceo_work_queued", task_id=task.id, type=task.type.value, target=(payload or {}).get("target"))
+        return task
+
     def enqueue(self, task: Task) -> bool:
+        """Route ``task`` to its role (in SQLite) and put it on that role's in-memory queue."""
+        role = self._role_or_escalate(task)
+        if role is None or not self.tasks.route(task.id, role.value):
+            return False  # unroutable, or no longer queued
+        return self.queues.put(role, task)
+
+    def _role_or_escalate(self, task: Task) -> Role | None:
         role = self.role_for(task)
         if role is None:
             self.tasks.transition(task.id, TaskStatus.ESCALATED, expected=TaskStatus.QUEUED,
                                   error=f"no enabled agent can run a {task.type.value} task")
             log.error("task_unroutable", task_id=task.id, type=task.type.value)
-            return False
-        return self.queues.put(role, task)
+        return role
+
+    def _route(self, limit: int) -> int:
+        """Route queued tasks that have no role yet (submitted by the CLI, children, all at start-up), in
+        one transaction; ``dispatch`` then takes each role's first few into memory."""
+        batch = self.tasks.unrouted(limit)
+        routes: dict[str, str] = {}
+        for task in batch:
+            if task.parent_id is None and task.type not in CEO_WORK:
+                self.pacer.reset("task_submitted")
+            role = self._role_or_escalate(task)
+            if role is not None:
+                routes[task.id] = role.value
+        self.tasks.route_many(routes)
+        return len(batch)
+
+    def prefetch(self, role: Role) -> int:
+        return max(MIN_PREFETCH, PREFETCH_PER_WORKER * self.live.current.agents.for_role(role).workers)
 
     def dispatch(self) -> int:
-        """Put every queued task of the database on its queue (new submissions, requeued tasks)."""
+        """Refill each role's in-memory queue with its first few queued tasks from SQLite.
+
+        Two indexed reads of at most ``prefetch`` rows per role: the cost does not grow with the
+        number of queued tasks. A new task of higher priority than those held is among the first
+        few, so it is put on the queue ahead of them.
+        """
+        self._route(ROUTE_BATCH)
         added = 0
-        for task in self.tasks.list(TaskStatus.QUEUED, limit=100_000):
-            if task.deadline is not None or not self.queues.contains(task.id):
-                added += int(self.enqueue(task))
+        for role in self.queues.roles:
+            for task in self.tasks.next_for_role(role.value, self.prefetch(role)):
+                added += int(self.queues.put(role, task))
         return added
+
+    def queue_depths(self) -> dict[str, int]:
+        """Queued tasks per role, as SQLite has them (the in-memory queues hold only a prefetch)."""
+        counts = self.tasks.queued_by_role()
+        return {role.value: counts.get(role.value, 0) for role in self.queues.roles}
 
     # --- running one task (called by a worker thread) -----------------------------------
     def execute(self, worker: Worker, task_id: str) -> None:
@@ -160,23 +232,44 @@ class TaskOrchestrator:
         if task is None:
             return  # someone else has it, or it is no longer queued
         flow = self.flows[task.type]
+        lease = Lease(self.tasks, task.id, worker.owner, task.lease_token,
+                      beat_every=min(5.0, cfg.stall_timeout / 10))
+        lease.bind_thread()
+        worker.lease = lease
         started = time.monotonic()
-        with structlog.contextvars.bound_contextvars(task_id=task.id, agent=worker.role.value):
-            details = {"title": task.title, "attempt": task.attempts, "stage": task.payload.get("stage")}
-            self.memory.log_activity(worker.role.value, "task_started", details, task_id=task.id)
-            log.info("task_started", title=task.title, type=task.type.value, attempt=task.attempts,
-                     worker=worker.name)
-            try:
-                outcome = flow.run(task)
-            except Exception as exc:  # every error is handled and logged in handle_failure
-                self.handle_failure(worker, task, exc)
-                return
-            self._persist(worker, task, outcome, duration_ms=round((time.monotonic() - started) * 1000, 1))
+        try:
+            with structlog.contextvars.bound_contextvars(task_id=task.id, agent=worker.role.value):
+                details = {"title": task.title, "attempt": task.attempts, "stage": task.payload.get("stage")}
+                self.memory.log_activity(worker.role.value, "task_started", details, task_id=task.id)
+                log.info("task_started", title=task.title, type=task.type.value, attempt=task.attempts,
+                         worker=worker.name, fencing=lease.token)
+                try:
+                    with attempt.bound(lease):
+                        outcome = flow.run(task)
+                    lease.check()
+                except LeaseLost as exc:
+                    self._lease_lost(worker, task, str(exc))
+                    return
+                except Exception as exc:  # every error is handled and logged in handle_failure
+                    self.handle_failure(worker, task, exc, lease)
+                    return
+                self._persist(worker, task, lease, outcome,
+                              duration_ms=round((time.monotonic() - started) * 1000, 1))
+        finally:
+            worker.lease = None
 
-    def _persist(self, worker: Worker, task: Task, outcome: FlowResult, duration_ms: float) -> None:
+    def _lease_lost(self, worker: Worker, task: Task, reason: str) -> None:
+        """The attempt was ended (timed out, stalled, reclaimed): its result is discarded, nothing is changed."""
+        log.warning("lease_lost", reason=reason, worker=worker.name, action="result discarded")
+        self.memory.log_activity(worker.role.value, "lease_lost", {"reason": reason[:500]}, task_id=task.id)
+
+    def _persist(self, worker: Worker, task: Task, lease: Lease, outcome: FlowResult, duration_ms: float) -> None:
         if outcome.awaiting_approval:
             progress = {**outcome.result, "stage": outcome.next_stage or task.payload.get("stage")}
-            self.tasks.request_approval(task.id, outcome.awaiting_approval, outcome.result, progress)
+            if not self.tasks.request_approval(task.id, outcome.awaiting_approval, outcome.result, progress,
+                                               owner=lease.owner, token=lease.token):
+                self._lease_lost(worker, task, "lease lost before the approval request")
+                return
             self.alerts.alert("approval_needed", f"task {task.id} waits for approval to {outcome.awaiting_approval}",
                               task_id=task.id, action=outcome.awaiting_approval)
             log.info("task_awaiting_approval", action=outcome.awaiting_approval)
@@ -184,25 +277,33 @@ class TaskOrchestrator:
         if outcome.next_stage:
             next_stage = dataclasses.replace(task, payload={**task.payload, "stage": outcome.next_stage})
             role = self.role_for(next_stage) or worker.role
-            if self.tasks.handoff(task.id, worker.owner, outcome.next_stage, role.value, outcome.result):
+            if self.tasks.handoff(task.id, worker.owner, outcome.next_stage, role.value, outcome.result,
+                                  token=lease.token):
                 log.info("task_handed_off", stage=outcome.next_stage, to=role.value, duration_ms=duration_ms)
                 self.dispatch()
             else:
-                log.warning("task_result_discarded", reason="lease lost before hand-off")
+                self._lease_lost(worker, task, "lease lost before the hand-off")
             return
         children = [proposed_to_kwargs(p) for p in outcome.follow_ups]
-        created = self.tasks.complete(task.id, worker.owner, outcome.result, children)
+        created = self.tasks.complete(task.id, worker.owner, outcome.result, children, token=lease.token)
         if created is None:
-            log.warning("task_result_discarded", reason="lease lost (the task was reclaimed as stuck)")
+            self._lease_lost(worker, task, "lease lost before completion (the task was reclaimed)")
             return
+        if task.type not in CEO_WORK:
+            self.pacer.reset("task_finished")
         for child in created:
-            self.enqueue(child)
+            log.info("task_generated" if task.type == TaskType.GENERATION else "task_follow_up",
+                     child_id=child.id, title=child.title, type=child.type.value,
+                     priority=child.priority.name.lower())
+        if created:
+            self.dispatch()  # routes the children, in priority order
         self.memory.log_activity(worker.role.value, "task_completed",
                                  {"duration_ms": duration_ms, "children": [c.id for c in created]}, task_id=task.id)
         log.info("task_completed", duration_ms=duration_ms, children=[c.id for c in created])
 
-    def handle_failure(self, worker: Worker, task: Task, exc: Exception) -> None:
+    def handle_failure(self, worker: Worker, task: Task, exc: Exception, lease: Lease | None = None) -> None:
         """The one place where an error becomes an action on the task."""
+        token = lease.token if lease is not None else None
         action = action_for(exc)
         reason = f"{type(exc).__name__}: {exc}"[:4000]
         cfg = self.live.current.orchestrator
@@ -216,11 +317,11 @@ class TaskOrchestrator:
         def move(status: TaskStatus) -> bool:
             # Guarded by the lease: a worker whose task was reclaimed as stuck moves nothing.
             return self.tasks.transition(task.id, status, expected=TaskStatus.IN_PROGRESS, owner=worker.owner,
-                                         error=reason)
+                                         token=token, error=reason)
 
         if action == ErrorAction.WAIT_FOR_BUDGET:
             self._budget_blocked_until = time.monotonic() + 60
-            moved = self.tasks.release(task.id, worker.owner, "waiting for LLM budget")
+            moved = self.tasks.release(task.id, worker.owner, "waiting for LLM budget", token=token)
             event = "task_waiting_for_budget"
         elif action == ErrorAction.RETRY and task.attempts < cfg.max_task_attempts:
             moved, event = move(TaskStatus.QUEUED), "task_retry"
@@ -231,13 +332,22 @@ class TaskOrchestrator:
         else:
             moved, event = move(TaskStatus.ESCALATED), "task_escalated"
         if not moved:
-            log.warning("task_result_discarded", reason="lease lost (the task was reclaimed as stuck)", error=reason)
+            self._lease_lost(worker, task, f"lease lost before recording the failure: {reason}")
             return
         log.warning(event, error=reason, attempt=task.attempts, max_attempts=cfg.max_task_attempts)
 
     # --- the main loop ---------------------------------------------------------------
     def cycle(self) -> None:
-        """Specification's main loop: check, recover stuck tasks, escalations, generate when idle."""
+        """Specification's main loop: check, recover stuck tasks, escalations, generate when idle.
+
+        Bookkeeping only: it never calls a model (escalation decisions and generation are queued
+        for the CEO's workers), so a hanging provider cannot delay stuck-task recovery or approvals.
+        """
+        started = time.monotonic()
+        if self._loop_started is not None:
+            interval = self.live.current.orchestrator.check_interval
+            self.loop_lag_seconds = round(max(0.0, started - self._loop_started - interval), 3)
+        self._loop_started = started
         self.supervisor.check()
         self.recovery.reclaim_stuck()
         self.recovery.expire_approvals()
@@ -247,6 +357,7 @@ class TaskOrchestrator:
             self._guard("generation", self.recovery.generate_if_idle)()
         self.recovery.housekeeping()
         self.loop_at = utcnow()
+        self.loop_duration_ms = round((time.monotonic() - started) * 1000, 1)
 
     def _llm_budget_ok(self) -> bool:
         try:
@@ -260,17 +371,20 @@ class TaskOrchestrator:
         cfg = self.live.current
         return {
             "pid": os.getpid(), "started_at": iso(self.started_at), "loop_at": iso(self.loop_at),
+            "loop_duration_ms": self.loop_duration_ms, "loop_lag_seconds": self.loop_lag_seconds,
             "check_interval": cfg.orchestrator.check_interval,
             "heartbeat_interval": cfg.orchestrator.heartbeat_interval, "paused": cfg.paused,
-            "queues": self.queues.depths(), "current_tasks": self.supervisor.current_tasks(),
+            "queues": self.queue_depths(), "current_tasks": self.supervisor.current_tasks(),
+            "generation": self.pacer.snapshot(),
             "unhealthy_roles": sorted(self.supervisor.unhealthy_roles), "stopped_at": None,
             "restart_required": self.live.restart_required,  # edited keys that wait for a restart
         }
 
     def heartbeat(self) -> None:
         self.supervisor.check()
-        self.memory.set_state("heartbeat", self.heartbeat_state())
-        self.notifier.status(self.status_line())
+        state = self.heartbeat_state()
+        self.memory.set_state("heartbeat", state)
+        self.notifier.status(self.status_line(state["queues"]))
         if self._loop_alive():
             self.notifier.watchdog()
 
@@ -279,8 +393,9 @@ class TaskOrchestrator:
         last = self.loop_at or self.started_at
         return (utcnow() - last).total_seconds() < max(3 * interval, interval + 120)
 
-    def status_line(self) -> str:
-        depths = ", ".join(f"{k}={v}" for k, v in self.queues.depths().items() if v) or "empty"
+    def status_line(self, depths_by_role: dict[str, int] | None = None) -> str:
+        by_role = self.queue_depths() if depths_by_role is None else depths_by_role
+        depths = ", ".join(f"{k}={v}" for k, v in by_role.items() if v) or "empty"
         running = len(self.supervisor.current_tasks())
         return f"{'paused; ' if self.live.current.paused else ''}queues: {depths}; running: {running}"
 
@@ -299,4 +414,6 @@ class TaskOrchestrator:
             self.scheduler.reschedule_job("main_loop", trigger="interval", seconds=new.orchestrator.check_interval)
         if old.paused != new.paused:
             log.info("paused" if new.paused else "resumed", in_flight=self.supervisor.current_tasks())
+        if any(k == "company" or k.startswith("company.") for k in keys):
+            self.pacer.reset("company_changed")
 

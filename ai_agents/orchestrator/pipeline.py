@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from ai_agents import attempt as current_lease
 from ai_agents.agents.coder import DeveloperAgent, QAAgent
 from ai_agents.agents.models import CodeChange, Review, TestSuite
 from ai_agents.agents.reviewer import ReviewerAgent
@@ -103,6 +104,7 @@ class CodeFlow:
                     continue
                 result = self.ws.runner.run_specific_test(suite.test_path)
                 self.ws.check_limits()  # a run that filled the workspace fails the task; the clean slate follows
+                current_lease.progress()
                 self.qa.record("tests_run_before_code", task, outcome=result.outcome, failed=result.failed_count,
                                errors=result.errors, passed=result.passed_count)
                 if self.ws.changed_by_tests({suite.test_path: suite.test_code}):
@@ -127,6 +129,7 @@ class CodeFlow:
                              if _PLAIN_PATH.fullmatch(v)}
                 # The model's text goes in as free text (made inert); the daemon's trailers are appended last.
                 message = self.qa.commit_message(task, self.ws.git.diff(staged=True)).render({})
+                current_lease.check()  # fencing: only the attempt holding the lease commits
                 sha = self.ws.git.commit(message, agent=Role.QA, files=[suite.test_path], trailers=trailers)
             self.qa.record("tests_committed", task, branch=branch, commit=sha, test_path=suite.test_path)
             return FlowResult(next_stage="code", result={
@@ -187,6 +190,7 @@ class CodeFlow:
             written, refused = self.ws.apply(change, {suite["test_path"]})
             result = self.ws.runner.run_tests(expected=expected)
             self.ws.check_limits()
+            current_lease.progress()
             changed = self.ws.changed_by_tests(self.ws.contents(change, written))
             files = {} if changed else {p: self.ws.fs.read_file(p) for p in written}
             reviewable = result.passed and not changed
@@ -246,6 +250,7 @@ class CodeFlow:
             written, _ = self.ws.apply(change, {suite["test_path"]})
             result = self.ws.runner.run_tests(expected=expected)
             self.ws.check_limits()
+            current_lease.progress()
             if changed := self.ws.changed_by_tests(self.ws.contents(change, written)):
                 # What would be committed is no longer what the Tech Lead reviewed.
                 raise TaskFailedError(f"{', '.join(changed)} changed while the tests ran, after the review; "
@@ -256,6 +261,7 @@ class CodeFlow:
             self.ws.git.add(written)
             diff = self.ws.git.diff(staged=True)
             message = self.dev.commit_message(task, diff).render({})
+            current_lease.check()  # fencing: only the attempt holding the lease commits
             sha = self.ws.git.commit(message, agent=Role.DEVELOPER, files=written, trailers={
                 "Task-Id": task.id, "Agent": "Developer", "Tests": f"{result.passed_count} passed"})
         self.dev.record("code_committed", task, branch=branch, commit=sha, tests_passed=result.passed_count)
@@ -263,6 +269,9 @@ class CodeFlow:
 
     def _merge(self, task: Task, branch: str, code_sha: str, tests_passed: int | None) -> FlowResult:
         with self.ws.lock:
+            # Fencing, under the workspace lock: a reclaimed attempt never merges; the one holding the
+            # lease finds an earlier merge (is_merged) and does not merge twice.
+            current_lease.check()
             self.ws.git.checkout(self.ws.main_branch)
             merged = self.ws.git.is_merged(branch, self.ws.main_branch)
             merge_sha = self.ws.git.head_sha() if merged else self.ws.git.merge_branch(
@@ -302,13 +311,14 @@ class CodeFlow:
                     continue
             if action == "push":
                 with self.ws.lock:
+                    current_lease.check()
                     self.ws.git.push(self.ws.main_branch)
                 result["push"] = "pushed"
                 done_now["push_done"] = True
                 self.dev.record("pushed", task, branch=self.ws.main_branch)
             else:
                 try:
-                    record = self.ws.deployer.deploy(merge_sha, task_id=task.id)
+                    record = self.ws.deployer.deploy(merge_sha, task_id=task.id, guard=current_lease.check)
                 except DeploymentFailedError as e:
                     self.dev.record("deploy_failed", task, commit=merge_sha, error=e.record.error,
                                     rolled_back_to=e.record.rolled_back_to)

@@ -1,7 +1,9 @@
 """One PriorityQueue per role. Entries are (effective priority, created_at, seq, task id).
 
-The queues only hold ids: the database decides (by lease) who really runs a
-task, so a stale entry is harmless — it fails to claim and is dropped.
+The queues only hold ids, and only a small prefetch of each role's first queued
+tasks (the orchestrator's ``dispatch`` refills them from SQLite): the database
+decides (by lease) who really runs a task, so a stale entry is harmless — it
+fails to claim and is dropped.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class RoleQueues:
         }
         # task id -> (role, seq) of its live entry; re-putting supersedes older entries.
         self._live: dict[str, tuple[Role, int]] = {}
+        self._prio: dict[str, float] = {}  # task id -> priority of its live entry
         self._seq = itertools.count()
         self._lock = threading.Lock()
 
@@ -35,10 +38,12 @@ class RoleQueues:
         prio = task.effective_priority(now)
         with self._lock:
             current = self._live.get(task.id)
-            if current is not None and current[0] == role and not task.deadline:
+            # A deadline moves the priority: re-queue it when it moved noticeably, not on every dispatch.
+            if current is not None and current[0] == role and abs(self._prio.get(task.id, prio) - prio) < 0.05:
                 return False
             seq = next(self._seq)
             self._live[task.id] = (role, seq)
+            self._prio[task.id] = prio
         self._queues[role].put((prio, task.created_at.timestamp(), seq, task.id))
         return True
 
@@ -55,6 +60,7 @@ class RoleQueues:
             with self._lock:
                 if self._live.get(task_id) == (role, seq):
                     del self._live[task_id]
+                    self._prio.pop(task_id, None)
                     return task_id
             # superseded entry: skip it without waiting again
 

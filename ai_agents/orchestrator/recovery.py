@@ -1,4 +1,8 @@
-"""The main loop's steps besides supervision: stuck tasks, escalations, idle generation, housekeeping."""
+"""The main loop's steps besides supervision: stuck tasks, escalations, idle generation, housekeeping.
+
+None of them calls a model: escalation decisions and generation are queued for the CEO's workers
+(see ceo_work.py); this loop only notices that they are due.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from ai_agents.agents.base import proposed_to_kwargs
-from ai_agents.agents.models import EscalationDecision
-from ai_agents.domain import Task, TaskStatus, normalize_text
-from ai_agents.errors import AgentsError, BudgetExceeded
-from ai_agents.memory.tasks import fingerprint
+from ai_agents.domain import CEO_WORK, TaskStatus, TaskType
 
 if TYPE_CHECKING:
     from ai_agents.orchestrator.orchestrator import TaskOrchestrator
@@ -25,15 +25,16 @@ class Recovery:
         self.orch = orchestrator
 
     def reclaim_stuck(self) -> None:
-        """In-progress tasks past task_timeout: requeue (or escalate); a hung worker is replaced."""
+        """Attempts past task_timeout (wall time) or stall_timeout (no heartbeat): requeue (or escalate);
+        the attempt is ended (its lease cancelled, its child processes killed) and its worker replaced."""
         cfg = self.orch.live.current.orchestrator
-        requeued, escalated = self.orch.tasks.expired_leases(cfg.max_task_attempts)
+        requeued, escalated = self.orch.tasks.expired_leases(cfg.max_task_attempts, cfg.stall_timeout)
         for task_id in requeued + escalated:
             worker = self.orch.supervisor.worker_running(task_id)
             if worker is not None:
-                self.orch.supervisor.replace(worker, reason=f"task {task_id} exceeded task_timeout")
+                self.orch.supervisor.replace(worker, reason=f"task {task_id} exceeded task_timeout or stall_timeout")
             log.warning("task_stuck", task_id=task_id, action="requeued" if task_id in requeued else "escalated",
-                        timeout_seconds=cfg.task_timeout)
+                        timeout_seconds=cfg.task_timeout, stall_timeout_seconds=cfg.stall_timeout)
         if requeued:
             self.orch.dispatch()
 
@@ -45,82 +46,50 @@ class Recovery:
             self.orch.dispatch()
 
     def handle_escalations(self) -> None:
-        """The CEO decides on each escalated task once: retry differently, split, or drop.
+        """Queue one CEO decision per escalated task (the CEO's worker asks the model, never this loop).
 
-        A task escalated again after that is a loop: failed, with an alert, never a third round.
+        A task escalated again after the CEO's decision is a loop: failed, with an alert, never a
+        third round. The CEO's own bookkeeping tasks are never escalated to the CEO: they fail.
         """
-        for task in self.orch.tasks.list(TaskStatus.ESCALATED):
+        tasks = self.orch.tasks
+        cfg = self.orch.live.current.orchestrator
+        pending = {str(t.payload.get("target")) for t in tasks.open_of_type(TaskType.ESCALATION)}
+        for task in tasks.list(TaskStatus.ESCALATED):
             with structlog.contextvars.bound_contextvars(task_id=task.id, agent="ceo"):
+                if task.type in CEO_WORK:
+                    tasks.transition(task.id, TaskStatus.FAILED, expected=TaskStatus.ESCALATED, error=task.error)
+                    continue
                 if task.payload.get("escalations", 0) >= 1:
                     error = f"escalated again after the CEO's decision; last error: {task.error}"
-                    self.orch.tasks.transition(task.id, TaskStatus.FAILED, expected=TaskStatus.ESCALATED, error=error)
+                    tasks.transition(task.id, TaskStatus.FAILED, expected=TaskStatus.ESCALATED, error=error)
                     self.orch.alerts.alert("task_loop", f"task {task.id} keeps failing; given up", task_id=task.id,
                                            title=task.title)
                     continue
-                try:
-                    decision = self.orch.ceo.handle_escalation(task)
-                except BudgetExceeded:
-                    return
-                except AgentsError as exc:
-                    log.warning("escalation_undecided", error=str(exc))
+                if task.id in pending:
                     continue
-                self._apply(task, decision)
+                asked = int(task.payload.get("escalation_requests", 0))
+                if asked >= cfg.max_task_attempts:
+                    tasks.transition(task.id, TaskStatus.FAILED, expected=TaskStatus.ESCALATED,
+                                     error=f"the CEO could not decide on it ({asked} tries); last error: {task.error}")
+                    log.warning("escalation_undecided", tries=asked)
+                    continue
+                tasks.update_payload(task.id, {"escalation_requests": asked + 1})
+                self.orch.submit_internal(TaskType.ESCALATION, f"Decide on escalated task {task.id}",
+                                          payload={"target": task.id})
 
-    def _apply(self, task: Task, decision: EscalationDecision) -> None:
-        tasks = self.orch.tasks
-        marker = {"escalations": task.payload.get("escalations", 0) + 1}
-        if decision.action == "retry":
-            tasks.retry_escalated(task.id, decision.new_description, marker)
-            self.orch.dispatch()
-        elif decision.action == "split" and decision.subtasks:
-            tasks.update_payload(task.id, marker)
-            for sub in decision.subtasks[: self.orch.live.current.orchestrator.max_new_tasks or 1]:
-                child = tasks.create(**proposed_to_kwargs(sub), parent_id=task.id)
-                self.orch.enqueue(child)
-            tasks.transition(task.id, TaskStatus.CANCELLED, expected=TaskStatus.ESCALATED,
-                             result={"split_into": [s.title for s in decision.subtasks]})
-        else:
-            # Keep why it failed: the CEO's reasoning alone does not tell an operator what broke.
-            tasks.transition(task.id, TaskStatus.FAILED, expected=TaskStatus.ESCALATED,
-                             error=f"dropped by the CEO: {decision.reasoning[:1000]}; it had failed with: "
-                                   f"{task.error}"[:4000])
-
-    def generate_if_idle(self) -> None:
-        """When nothing is queued, running or waiting, the CEO generates new tasks."""
+    def generate_if_idle(self) -> bool:
+        """When nothing is queued, running or waiting and the back-off allows it, queue a generation task."""
         orch = self.orch
         cfg = orch.live.current.orchestrator
-        counts = orch.tasks.counts()
-        if not cfg.generate_when_idle or any(counts.get(s.value, 0) for s in BUSY) or counts.get("escalated", 0):
-            return
-        try:
-            accepted, skipped = orch.ceo.generate_tasks(
-                existing_fingerprints=orch.tasks.open_fingerprints(),
-                existing_descriptions={normalize_text(d) for d in orch.tasks.open_descriptions()},
-                workspace_summary=orch.workspace_summary(), limit=cfg.max_new_tasks)
-        except BudgetExceeded:
-            return
-        except AgentsError as exc:
-            log.warning("task_generation_failed", error=str(exc))
-            orch.alerts.alert("critical_error" if "Auth" in type(exc).__name__ else "api_limit",
-                              f"the CEO could not generate tasks: {exc}")
-            return
-        for proposed in accepted:
-            task = orch.tasks.create(**proposed_to_kwargs(proposed))
-            orch.enqueue(task)
-            log.info("task_generated", task_id=task.id, title=task.title, type=task.type.value,
-                     priority=task.priority.name.lower())
-        self._watch_repeats(skipped, cfg.loop_threshold)
-
-    def _watch_repeats(self, skipped: list[dict[str, str]], threshold: int) -> None:
-        """The CEO proposing the same task again and again is a loop: alert once per task."""
-        counts: dict[str, int] = self.orch.memory.recall("ceo", "duplicate_proposals", {}) or {}
-        for item in skipped:
-            fp = fingerprint(item["title"])
-            counts[fp] = counts.get(fp, 0) + 1
-            if counts[fp] == threshold:
-                self.orch.alerts.alert("task_loop", f"the CEO proposed '{item['title']}' {threshold} times",
-                                       title=item["title"])
-        self.orch.memory.remember("ceo", "duplicate_proposals", counts)
+        if not cfg.generate_when_idle or cfg.max_new_tasks <= 0 or not orch.pacer.due():
+            return False
+        if orch.tasks.open_of_type(TaskType.GENERATION):
+            return False
+        counts = orch.tasks.busy_counts(exclude_types=tuple(CEO_WORK))
+        if any(counts.get(s.value, 0) for s in BUSY) or counts.get("escalated", 0):
+            return False
+        orch.submit_internal(TaskType.GENERATION, "Generate new work from the company's goals")
+        return True
 
     def housekeeping(self) -> None:
         cfg = self.orch.live.current

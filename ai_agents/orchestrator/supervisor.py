@@ -56,8 +56,14 @@ class Supervisor:
             self.replace(worker, reason="worker thread died")
 
     def replace(self, worker: Worker, reason: str) -> None:
-        """Retire ``worker`` and start another for its role, within the restart limit."""
+        """Retire ``worker`` and start another for its role, within the restart limit.
+
+        A running attempt is ended first: its lease is cancelled (every later check fails) and the
+        child processes of its thread (tests, git, deployment commands) are killed.
+        """
         worker.retired.set()
+        if worker.lease is not None:
+            worker.lease.cancel(reason)
         if worker in self.workers:
             self.workers.remove(worker)
         role = worker.role

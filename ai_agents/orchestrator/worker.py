@@ -17,6 +17,7 @@ import structlog
 from ai_agents.domain import Role
 
 if TYPE_CHECKING:
+    from ai_agents.orchestrator.lease import Lease
     from ai_agents.orchestrator.orchestrator import TaskOrchestrator
 
 log = structlog.get_logger("ai_agents.orchestrator")
@@ -30,6 +31,7 @@ class Worker:
         self.index = index
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.name}"
         self.current_task: str | None = None
+        self.lease: Lease | None = None  # the running attempt's lease: the only handle on it
         self.last_task: str | None = None
         self.retired = threading.Event()  # set when replaced (its task hung) or at shutdown
         self.thread = threading.Thread(target=self._run, name=f"worker-{self.name}", daemon=True)

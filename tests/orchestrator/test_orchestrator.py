@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
-from ai_agents.domain import TaskStatus
+from ai_agents.domain import TaskStatus, TaskType
 from ai_agents.llm.script import Script
 from tests.conftest import wait_for
 
@@ -14,6 +16,10 @@ GOOD = {"valid": True, "score": 9, "issues": []}
 
 def product(summary: str, follow_ups: list | None = None) -> dict:
     return {"summary": summary, "document": f"## {summary}\n\nDetails.", "follow_up_tasks": follow_ups or []}
+
+
+def log_events(app) -> list[dict]:
+    return [json.loads(line) for line in app.live.current.logging.file.read_text().splitlines()]
 
 
 def statuses(app) -> dict[str, str]:
@@ -37,17 +43,16 @@ def test_idle_ceo_generates_tasks_that_run_in_priority_order(fake_llm, build):
         {"when": {"schema": "WorkProduct"}, "reply": product("done")},
         {"when": {"schema": "Validation"}, "reply": GOOD},
     ]}))
-    # Paused while the CEO generates, so all three are queued before a worker takes one.
-    app = build(fake_llm, {"paused": True, "orchestrator": {"generate_when_idle": True}})
-    app.orchestrator.recovery.generate_if_idle()
-    assert len(app.tasks.list(TaskStatus.QUEUED)) == 3
-    path = app.live.path
-    data = yaml.safe_load(path.read_text())
-    data["paused"] = False
-    path.write_text(yaml.safe_dump(data))
-    wait_for(lambda: all(s == "completed" for s in statuses(app).values()) and len(statuses(app)) == 3,
+    # The idle main loop queues a generation task for the CEO's worker; the CEO's accepted tasks are
+    # created at once (with the generation task's completion) and routed in priority order.
+    app = build(fake_llm, {"orchestrator": {"generate_when_idle": True}})
+    wait_for(lambda: len(statuses(app)) == 4 and all(s == "completed" for s in statuses(app).values()),
              message="all generated tasks completed")
-    assert started_order(app) == ["High priority costing", "Medium priority review", "Low priority survey"]
+    generation = [t for t in app.tasks.list() if t.type == TaskType.GENERATION]
+    assert len(generation) == 1 and generation[0].assigned_agent == "ceo"
+    assert sorted(generation[0].result["created"]) == ["High priority costing", "Low priority survey",
+                                                       "Medium priority review"]
+    assert started_order(app)[1:] == ["High priority costing", "Medium priority review", "Low priority survey"]
     gen = app.memory.decisions(decision_type="task_generation")
     assert gen[0]["decision_data"]["created"] == ["Low priority survey", "High priority costing",
                                                   "Medium priority review"]
@@ -55,6 +60,10 @@ def test_idle_ceo_generates_tasks_that_run_in_priority_order(fake_llm, build):
     log = app.workspace.git.log(10)
     assert any(e["author_email"] == "cfo@ai-agents.local" for e in log)
     assert len(list((app.live.current.file_system.workspace_path / "docs").glob("*.md"))) == 3
+    # The main loop itself never asked the model: the CEO's calls belong to the generation task it ran.
+    ceo_calls = app.db.query("SELECT task_id FROM llm_calls WHERE agent = 'ceo'")
+    assert ceo_calls and {r["task_id"] for r in ceo_calls} == {generation[0].id}
+    assert not any(e.get("event") == "job_failed" for e in log_events(app))
 
 
 def test_follow_up_tasks_are_chained_with_parent(fake_llm, build):
@@ -105,8 +114,9 @@ def test_ceo_never_regenerates_existing_tasks(fake_llm, build):
     app.tasks.transition(done.id, TaskStatus.COMPLETED)
     other = app.tasks.create("analysis", "Other", "Existing description text.")
     app.tasks.transition(other.id, TaskStatus.COMPLETED)
-    app.orchestrator.recovery.generate_if_idle()
-    assert [t.title for t in app.tasks.list()] == ["Write the README", "Other"]
+    generation = app.tasks.create(TaskType.GENERATION, "Generate")
+    outcome = app.orchestrator.flows[TaskType.GENERATION].run(generation)
+    assert outcome.follow_ups == [] and outcome.result["created"] == []
     skipped = app.memory.decisions(decision_type="task_generation")[0]["decision_data"]["skipped"]
     assert len(skipped) == 3
 
@@ -170,10 +180,13 @@ def test_stuck_task_is_retried_then_escalated(fake_llm, build):
     app = build(fake_llm, {"orchestrator": {"task_timeout": 1, "max_task_attempts": 2},
                            "llm": {"timeout": 30, "max_retries": 0}, "agents": {"cfo": {"workers": 1}}})
     task = app.orchestrator.submit_task("analysis", "Slow thing", assigned_agent="cfo")
-    wait_for(lambda: app.tasks.get(task.id).attempts >= 2, timeout=40, message="second attempt")
-    fake_llm.fault_rate(0.0)
+    # Every answer hangs until both attempts were ended by task_timeout (no race with the second call).
     wait_for(lambda: app.tasks.get(task.id).status in (TaskStatus.ESCALATED, TaskStatus.FAILED), timeout=40,
              message="escalated after max attempts")
+    assert app.tasks.get(task.id).attempts == 2
+    fake_llm.fault_rate(0.0)
+    wait_for(lambda: app.tasks.get(task.id).status == TaskStatus.FAILED, timeout=40,
+             message="the CEO's queued escalation decision (drop) applied")
     rows = app.db.query("SELECT activity FROM activity_logs WHERE task_id = ? AND activity = 'task_started'",
                         (task.id,))
     assert len(rows) == 2

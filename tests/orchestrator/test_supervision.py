@@ -69,11 +69,11 @@ def test_main_loop_survives_a_failing_job(build):
     app = build(None, {"orchestrator": {"generate_when_idle": True}}, start=False)
     calls = {"n": 0}
 
-    def broken_summary() -> str:
+    def broken_housekeeping() -> None:
         calls["n"] += 1
-        raise RuntimeError("workspace summary exploded")
+        raise RuntimeError("housekeeping exploded")
 
-    app.orchestrator.workspace_summary = broken_summary
+    app.orchestrator.recovery.housekeeping = broken_housekeeping
     app.start()
     wait_for(lambda: calls["n"] >= 3, timeout=10, message="the main loop ran again after failing")
     failed = [e for e in events(app) if e["event"] == "job_failed"]

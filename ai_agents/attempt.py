@@ -1,0 +1,56 @@
+"""The attempt the current thread runs, as a context variable: its lease guard.
+
+A worker binds the lease of the task it claimed (``bound``); code deep inside a
+flow (an agent's model call, a test run, a merge, a deployment) then asks
+``check()`` right before a side effect and reports ``progress()`` (a heartbeat)
+after each step, without every signature in between carrying the lease. Outside
+an attempt (the CLI, tests of a single part) both do nothing.
+
+Per thread, like structlog's context variables: not shared state. Imports only
+the error root, so adapters may use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Protocol
+
+
+class AttemptGuard(Protocol):
+    def check(self) -> None:
+        """Raise :class:`ai_agents.errors.LeaseLost` unless the lease is still this attempt's."""
+
+    def beat(self) -> None:
+        """Heartbeat: the attempt made progress (renews the lease; raises LeaseLost when it is gone)."""
+
+
+_current: ContextVar[AttemptGuard | None] = ContextVar("ai_agents_attempt", default=None)
+
+
+def current() -> AttemptGuard | None:
+    return _current.get()
+
+
+@contextmanager
+def bound(guard: AttemptGuard) -> Iterator[AttemptGuard]:
+    token = _current.set(guard)
+    try:
+        yield guard
+    finally:
+        _current.reset(token)
+
+
+def check() -> None:
+    """The fencing check: call right before an irreversible step (commit, merge, push, deploy)."""
+    guard = _current.get()
+    if guard is not None:
+        guard.check()
+
+
+def progress() -> None:
+    """A step finished: renew the lease's heartbeat (and stop here if the lease is gone)."""
+    guard = _current.get()
+    if guard is not None:
+        guard.beat()
