@@ -22,6 +22,7 @@ from ai_agents.deployment import DeploymentFailedError
 from ai_agents.domain import Role, Task, slugify
 from ai_agents.errors import TaskFailedError, TestRunError, WorkspaceError
 from ai_agents.file_system.paths import normalize
+from ai_agents.orchestrator.coding_tools import ToolStages
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.quality import quality_report
 from ai_agents.orchestrator.workspace import Workspace
@@ -54,6 +55,11 @@ def suite_problems(suite: TestSuite, tests_dir: str) -> list[str]:
     return problems
 
 
+def _qa_files(suite: dict[str, Any]) -> set[str]:
+    """QA's test files of this task, which the Developer may not write."""
+    return {suite["test_path"], *suite.get("test_paths", [])}
+
+
 class CodeFlow:
     def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, tech_lead: ReviewerAgent,
                  approval_status: Callable[[str, str], str | None]):
@@ -62,6 +68,12 @@ class CodeFlow:
         self.dev = developer
         self.tech_lead = tech_lead
         self.approval_status = approval_status
+        self.tool_stages = ToolStages(ws, qa=qa, developer=developer, llm=developer.llm)
+
+    @property
+    def with_tools(self) -> bool:
+        """QA and the Developer work through tools (``agents.tools.enabled``), read live."""
+        return self.ws.live.current.agents.tools.enabled
 
     def role_for(self, task: Task) -> Role:
         return STAGE_ROLES.get(task.payload.get("stage", "tests"), Role.QA)
@@ -83,6 +95,8 @@ class CodeFlow:
             # Asking QA again would put a second, different QA commit for this task on main.
             self.qa.record("tests_resumed", task, branch=branch, commit=done["QA"])
             return FlowResult(next_stage="code", result={"branch": branch, **resumed})
+        if self.with_tools:
+            return FlowResult(next_stage="code", result=self.tool_stages.write_tests(task, branch))
         cfg = self.ws.live.current
         feedback: list[str] = []
         for attempt in range(1, cfg.agents.max_fix_attempts + 1):
@@ -158,7 +172,8 @@ class CodeFlow:
         for approach in range(cfg.max_approaches):
             if approach:
                 self.dev.record("approach_changed", task, approach=approach + 1, reasons=rejected[-3:])
-            change = self.dev.write_code(task, suite, tests, context, approach=approach, rejected=rejected)
+            change = (self.tool_stages.code_change(task, branch, suite, feedback=rejected) if self.with_tools
+                      else self.dev.write_code(task, suite, tests, context, approach=approach, rejected=rejected))
             for attempt in range(1, cfg.max_fix_attempts + 1):
                 failures, review = self._attempt(task, branch, change, suite, approach + 1, attempt)
                 if failures is None and review is not None and review.approve:
@@ -166,7 +181,9 @@ class CodeFlow:
                 reasons = ([f"{f.get('test_name')}: {str(f.get('error_message'))[:200]}" for f in failures or []]
                            or (review.issues + review.reasons if review else []))
                 rejected += reasons[:3] or ["the attempt failed"]
-                if attempt < cfg.max_fix_attempts:
+                if attempt < cfg.max_fix_attempts and self.with_tools:
+                    change = self.tool_stages.code_change(task, branch, suite, feedback=rejected, previous=change)
+                elif attempt < cfg.max_fix_attempts:
                     change = self.dev.fix_code(task, suite, tests, change, failures=failures or [],
                                                review=(review.issues or review.reasons) if review else [])
         raise TaskFailedError(f"tests still failing after {cfg.max_approaches} approaches of "
@@ -177,7 +194,7 @@ class CodeFlow:
                  attempt: int) -> tuple[list[dict[str, Any]] | None, Review | None]:
         """Apply, test and (when green) review one attempt. (failures or None, review or None)."""
         with self.ws.on_branch(branch):
-            written, refused = self.ws.apply(change, {suite["test_path"]})
+            written, refused = self.ws.apply(change, _qa_files(suite))
             result = self.ws.runner.run_tests()
             changed = self.ws.changed_by_tests(self.ws.contents(change, written))
             files = {} if changed else {p: self.ws.fs.read_file(p) for p in written}
@@ -198,6 +215,8 @@ class CodeFlow:
 
     def _review(self, task: Task, files: dict[str, str], suite: dict[str, Any], quality: dict[str, Any]) -> Review:
         code = "\n".join(f"--- {p} ---\n{c[:15000]}" for p, c in files.items())
+        if self.with_tools:  # the diff with surrounding lines, not whole files
+            code = "Diff of the change:\n" + self.tool_stages.diff_for_review(task.id, files)[:40_000]
         prompt = (f"Review this code; its tests ({suite['test_path']}) pass.\nTask: {task.title}\n"
                   f"Measured quality: {json.dumps(quality, default=str)[:4000]}\n\n{code}\n\n"
                   "Approve only correct, simple, readable code without obvious style problems. Give reasons;"
@@ -210,7 +229,7 @@ class CodeFlow:
 
     def _commit_and_merge(self, task: Task, branch: str, change: CodeChange, suite: dict[str, Any]) -> FlowResult:
         with self.ws.on_branch(branch):
-            written, _ = self.ws.apply(change, {suite["test_path"]})
+            written, _ = self.ws.apply(change, _qa_files(suite))
             result = self.ws.runner.run_tests()
             if changed := self.ws.changed_by_tests(self.ws.contents(change, written)):
                 # What would be committed is no longer what the Tech Lead reviewed.
