@@ -166,7 +166,7 @@ class CodeFlow:
             return self._merge(task, branch, done["Developer"], tests_passed=suite.get("tests_passed"))
         with self.ws.on_branch(branch):
             tests = self.ws.fs.read_file(suite["test_path"])
-            context = self._code_context(suite["module_path"])
+            context = "" if self.with_tools else self._code_context(suite["module_path"])
         cfg = self.ws.live.current.agents
         rejected: list[str] = []
         for approach in range(cfg.max_approaches):
