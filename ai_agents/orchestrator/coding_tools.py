@@ -128,11 +128,15 @@ class ToolStages:
         def new_tests(reg: ToolRegistry) -> list[str]:
             return sorted(p for p in reg.view.changed if p.rsplit("/", 1)[-1].startswith("test_"))
 
+        gate_runs: list[tuple[dict[str, str], TestResult]] = []
+
         def gate(reg: ToolRegistry) -> str | None:
             tests = new_tests(reg)
             if not tests:
                 return f"finish refused: add tests first (a tests file named {tests_dir}/test_<name>.py)"
-            problem = fail_first_problem(reg.run_tests_hook(dict(reg.view.changed), tests))
+            result = reg.run_tests_hook(dict(reg.view.changed), tests)
+            gate_runs.append((dict(reg.view.changed), result))
+            problem = fail_first_problem(result)
             return f"finish refused: {problem}" if problem else None
 
         loop, registry = self._loop(task, Role.QA, view, branch, gate)
@@ -143,12 +147,15 @@ class ToolStages:
         tests = new_tests(registry)
         diff = review_diff(files, outcome.changed)
         message = self.qa.commit_message(task, diff)  # asked before the lock is taken
+        # The gate's own run (ours, not the model's word) saw exactly these files; else run again.
+        ran, result = gate_runs[-1] if gate_runs else ({}, None)
         with self.ws.on_branch(branch):
             for path, content in outcome.changed.items():
                 self.ws.fs.write_file(path, content)
-            result = self.ws.runner.run_tests(tests)
-            if changed := self.ws.changed_by_tests(outcome.changed):
-                raise TaskFailedError(f"{', '.join(changed)} changed while QA's tests ran; nothing was committed")
+            if result is None or ran != outcome.changed:
+                result = self.ws.runner.run_tests(tests)
+                if changed := self.ws.changed_by_tests(outcome.changed):
+                    raise TaskFailedError(f"{', '.join(changed)} changed while QA's tests ran; nothing committed")
             problem = fail_first_problem(result)
             if problem:
                 raise TaskFailedError(f"QA's tests do not fail before the code exists: {problem}")

@@ -30,8 +30,8 @@ def test_demo_runs_the_story_in_under_a_minute(tmp_path):
     assert (ws / "textutils.py").exists() and (ws / "tests" / "test_textutils.py").exists()
     # QA and the Developer worked through tools; the existing module was edited in place (its other
     # function kept), the Developer's first edit failed a test inside its loop, the fix passed.
-    assert "qa         tool_loop_finished (6 turns, 6 tool calls, changed: tests/test_textutils.py)" in shown
-    assert "developer  tool_loop_finished (7 turns, 8 tool calls, changed: textutils.py)" in shown
+    assert "qa         tool_loop_finished (5 turns, 5 tool calls, changed: tests/test_textutils.py)" in shown
+    assert "developer  tool_loop_finished (6 turns, 7 tool calls, changed: textutils.py)" in shown
     module = (ws / "textutils.py").read_text()
     assert "def normalize_spaces(text: str) -> str:" in module and "_WORD.findall(text.lower())" in module
     assert out.stdout.count("code_tested") == 1 and "deploy_succeeded" in out.stdout, shown
