@@ -95,7 +95,13 @@ def apply_edit(path: str, content: str, old: str, new: str) -> tuple[str, str]:
         i = hits[0]
         new_lines = new.strip("\n").split("\n") if new.strip("\n") else []
         first = next((k for k, s in enumerate(stripped) if s), 0)
-        new_lines = _reindent(new_lines, _indent(old_lines[first]), _indent(file_lines[i + first]))
+        old_indent, file_indent = _indent(old_lines[first]), _indent(file_lines[i + first])
+        if not all(_indent(o).startswith(old_indent) and
+                   _indent(f) == file_indent + _indent(o)[len(old_indent):]
+                   for o, f in zip(old_lines, file_lines[i:i + size], strict=True) if o.strip()):
+            raise EditError(f"old text matches line {i + 1} of {path} only when whitespace is ignored, and its "
+                            "indentation differs unevenly; copy the lines exactly as read_file shows them")
+        new_lines = _reindent(new_lines, old_indent, file_indent)
         result = file_lines[:i] + new_lines + file_lines[i + size:]
         return "\n".join(result), f"replaced at line {i + 1} (matched ignoring indentation and trailing spaces)"
     if len(hits) > 1:

@@ -150,6 +150,8 @@ class RepoMap:
             if stem in lowered or any(part in lowered for part in m.path.lower().split("/")):
                 weight += 5.0
             weight += sum(1.0 for d in m.definitions if d.name.rsplit(".", 1)[-1] in mentioned)
+            # Callers of what the task names are where a change spreads to.
+            weight += 0.5 * len(mentioned & m.references)
             if weight:
                 personal[m.path] = weight
         rank = _pagerank([m.path for m in modules], edges, personal)
