@@ -117,6 +117,17 @@ class ToolStages:
                      files=sorted(outcome.changed), largest_prompt_tokens=outcome.largest_prompt_tokens,
                      refused=outcome.refused[-5:])
 
+    def overview(self) -> str:
+        """What the CEO sees of the repository: with tools on, the map of main ranked for the company's
+        mission and goals (so generated tasks name real modules); else the former summary."""
+        cfg = self.ws.live.current
+        if not cfg.agents.tools.enabled:
+            return self.ws.summary()
+        files = self.snapshot(self.ws.main_branch)
+        words = " ".join([cfg.company.mission, cfg.company.strategy, *cfg.company.goals])
+        return (f"{len(files)} files. Repository map (ranked for the goals):\n"
+                + self.repo_map.build(files, budget_tokens=cfg.agents.tools.map_tokens, words=words))
+
     # --- QA -----------------------------------------------------------------------
     def write_tests(self, task: Task, branch: str) -> dict[str, Any]:
         """QA adds tests through the tools; they are committed on ``branch`` once a fresh run shows

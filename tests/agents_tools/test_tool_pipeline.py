@@ -92,3 +92,12 @@ def test_multi_file_change_through_tools(fake_llm, build):
                         "GROUP BY agent", (task.id,))
     usage = {r["agent"]: (r["n"], r["t"]) for r in rows}
     assert usage["qa"][0] >= len(QA) and usage["developer"][0] >= len(DEVELOPER) and usage["developer"][1] > 0
+
+
+def test_ceo_sees_the_repository_map(fake_llm, build):
+    app = build(fake_llm, {**TOOLS_ON, "company": {"goals": ["Discounts in the cart total"]}}, start=False)
+    seed(app, SHOP)
+    overview = app.orchestrator.workspace_summary()
+    assert overview.startswith("7 files. Repository map (ranked for the goals):")
+    assert overview.index("shop/cart.py:") < overview.index("shop/prices.py:")  # "cart" is in the goals
+    assert "L6: def total(items)" in overview and "L8: def gross(amount)" in overview

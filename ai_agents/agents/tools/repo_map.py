@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+MAX_CACHED = 50_000
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 _COMMON = frozenset({"self", "cls", "None", "True", "False", "str", "int", "list", "dict", "len", "print",
                      "the", "and", "for", "with", "from", "import", "return", "def", "class", "test"})
@@ -118,6 +119,8 @@ class RepoMap:
             key = (path, hash(text))
             tags = self._tags.get(key)
             if tags is None:
+                if len(self._tags) > MAX_CACHED:  # an always-on daemon: old versions must not pile up
+                    self._tags.clear()
                 tags = self._tags[key] = tag_module(path, text)
             out.append(tags)
         return out
