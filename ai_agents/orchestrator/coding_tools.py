@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import threading
 from typing import Any
 
 import structlog
@@ -35,6 +36,7 @@ log = structlog.get_logger("ai_agents.pipeline")
 MAX_TESTS_IN_BRIEF = 20_000
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
 REVIEW_CONTEXT_LINES = 6
+BASES_KEPT = 64
 
 
 def fail_first_problem(result: TestResult) -> str | None:
@@ -76,7 +78,9 @@ class ToolStages:
         self.llm = llm
         self.guard = LimitGuard(ws.live, ws.memory)
         self.repo_map = RepoMap()
-        self._bases: dict[str, dict[str, str]] = {}  # task id -> the branch before the Developer's change
+        # task id -> the changed files as they were before the Developer's latest attempt (for the review diff)
+        self._bases: dict[str, dict[str, str]] = {}
+        self._bases_lock = threading.Lock()
 
     # --- shared -------------------------------------------------------------------
     def snapshot(self, branch: str, *, create: bool = False) -> dict[str, str]:
@@ -134,7 +138,8 @@ class ToolStages:
         at least one failing. Returns the stage result for the code stage."""
         tests_dir = normalize(self.ws.live.current.testing.tests_dir).as_posix()
         files = self.snapshot(branch, create=True)
-        view = CodeView(files, WritePolicy(Role.QA, tests_dir, check_path=self.ws.fs.check_writable))
+        view = CodeView(files, WritePolicy(Role.QA, tests_dir, max_bytes=self.ws.fs.max_file_bytes,
+                                                  check_path=self.ws.fs.check_writable))
 
         def new_tests(reg: ToolRegistry) -> list[str]:
             return sorted(p for p in reg.view.changed if p.rsplit("/", 1)[-1].startswith("test_"))
@@ -192,9 +197,8 @@ class ToolStages:
         tests_dir = normalize(self.ws.live.current.testing.tests_dir).as_posix()
         test_paths = list(suite.get("test_paths") or [suite["test_path"]])
         files = self.snapshot(branch)
-        self._bases[task.id] = files
         policy = WritePolicy(Role.DEVELOPER, tests_dir, guarded=frozenset(test_paths),
-                             check_path=self.ws.fs.check_writable)
+                             max_bytes=self.ws.fs.max_file_bytes, check_path=self.ws.fs.check_writable)
         view = CodeView(files, policy)
         for f in previous.files if previous else []:
             try:
@@ -229,14 +233,20 @@ class ToolStages:
             if not registry.view.changed:
                 raise
             self.dev.record("tool_loop_out_of_turns", task, reason=str(e), files=sorted(registry.view.changed))
-            return self._change(registry.view.changed, f"unfinished: {e}")
+            return self._change(task, files, registry.view.changed, f"unfinished: {e}")
         self._record(self.dev, task, outcome)
-        return self._change(outcome.changed, outcome.finish.summary)
+        return self._change(task, files, outcome.changed, outcome.finish.summary)
 
-    @staticmethod
-    def _change(changed: dict[str, str], approach: str) -> CodeChange:
+    def _change(self, task: Task, base: dict[str, str], changed: dict[str, str], approach: str) -> CodeChange:
+        """The attempt as the pipeline's CodeChange; what the changed files were, kept for the review diff."""
+        with self._bases_lock:
+            self._bases[task.id] = {p: base[p] for p in changed if p in base}
+            while len(self._bases) > BASES_KEPT:
+                self._bases.pop(next(iter(self._bases)))
         return CodeChange(approach=approach[:2000], files=[SourceFile(path=p, content=c) for p, c in changed.items()])
 
     def diff_for_review(self, task_id: str, files: dict[str, str]) -> str:
         """The Developer's change as a diff against the branch it started from."""
-        return review_diff(self._bases.get(task_id, {}), files)
+        with self._bases_lock:
+            base = dict(self._bases.get(task_id, {}))
+        return review_diff(base, files)

@@ -68,6 +68,7 @@ def test_qa_may_not_remove_earlier_tests_or_prove_nothing(fake_llm, build):
              old_text="def test_total():\n    from shop.cart import total\n\n    assert total([10]) == 12\n",
              new_text=GOOD_TESTS),
         call("create_file", path="shop/prices_test_helper.py", content="x = 1\n"),  # outside tests/: refused
+        call("create_file", path="tests/conftest.py", content="collect_ignore = ['test_cart.py']\n"),  # refused
         call("create_file", path="tests/test_half.py",  # fails only at collection: refused at finish
              content="from shop.prices import half\n\n\ndef test_half():\n    assert half(10) == 5\n"),
         call("finish", summary="tests"),
@@ -87,9 +88,10 @@ def test_qa_may_not_remove_earlier_tests_or_prove_nothing(fake_llm, build):
     assert "tests/test_cart.py already exists" in results
     assert "write refused: the edit removes test_total in tests/test_cart.py" in results
     assert "shop/prices_test_helper.py is outside tests/" in results
+    assert "tests/conftest.py is test configuration" in results
     assert "finish refused: the tests only fail to be collected" in results
     ws = app.live.current.file_system.workspace_path
     cart_tests = (ws / "tests/test_cart.py").read_text()
     assert cart_tests.startswith(SHOP["tests/test_cart.py"]) and "def test_empty_cart" in cart_tests
-    assert not (ws / "shop/prices_test_helper.py").exists()
+    assert not (ws / "shop/prices_test_helper.py").exists() and not (ws / "tests/conftest.py").exists()
     assert done.result["tests_passed"] == 3

@@ -44,12 +44,14 @@ def defined_tests(source: str) -> dict[str, str] | None:
 
 @dataclass(frozen=True)
 class WritePolicy:
-    """Who may write where. QA: only under the tests directory, never removing or changing an earlier
-    test. Developer: anywhere else, never the tests, the test harness files or ``guarded`` paths."""
+    """Who may write where. QA: only test files under the tests directory, never removing or changing
+    an earlier test. Developer: anywhere else, never the tests, the test harness files or ``guarded`` paths."""
 
     role: Role
     tests_dir: str = "tests"
     guarded: frozenset[str] = frozenset()
+    max_bytes: int = 1_000_000
+    """The file-system manager's limit per file."""
     check_path: Callable[[str], str] = field(default=lambda p: normalize(p).as_posix())
     """The file-system manager's own check (protected and read-only globs, symlinks): the normal path."""
 
@@ -64,6 +66,9 @@ class WritePolicy:
             if not in_tests:
                 raise ToolError(f"write refused: {path} is outside {self.tests_dir}/; QA writes tests only "
                                 "(the Developer writes the code)")
+            if name in HARNESS_FILES:
+                raise ToolError(f"write refused: {path} is test configuration, which could skip or hide the "
+                                "earlier tests; put fixtures and helpers in the test file itself")
         elif in_tests or name in HARNESS_FILES or path in self.guarded:
             raise ToolError(f"write refused: {path} belongs to QA's tests; the Developer may not change tests, "
                             "test configuration or QA's files. Change the code so the tests pass.")
@@ -117,6 +122,10 @@ class CodeView:
             raise ToolError(f"{path} already exists; change it with edit_file (search/replace)")
         if not create and before is None:
             raise ToolError(f"{path} does not exist; use create_file for a new file")
+        size = len(content.encode("utf-8", "replace"))
+        if size > self.policy.max_bytes:
+            raise ToolError(f"write refused: {path} would be {size} bytes, over the {self.policy.max_bytes}-byte "
+                            "limit per file")
         self.policy.check_content(path, self.base.get(path), content)
         if path.endswith(".py"):
             try:
