@@ -125,13 +125,15 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     flows = {
         TaskType.ANALYSIS: AnalysisFlow(doers, workspace.write_document),
         TaskType.DECISION: DecisionFlow(ceo, reviewers, lambda: live.current.agents.v_team, executor),
-        TaskType.CODE: CodeFlow(workspace, qa=QAAgent(*agent_args), developer=DeveloperAgent(*agent_args),
-                                tech_lead=reviewers[Role.TECH_LEAD], approval_status=tasks.approval_status),
+        TaskType.CODE: (code_flow := CodeFlow(workspace, qa=QAAgent(*agent_args),
+                                              developer=DeveloperAgent(*agent_args),
+                                              tech_lead=reviewers[Role.TECH_LEAD],
+                                              approval_status=tasks.approval_status)),
     }
     orchestrator = TaskOrchestrator(
         live=live, tasks=tasks, memory=memory, ceo=ceo, flows=flows, alerts=alerter,
         notifier=notifier or SystemdNotifier({}), budget_check=llm.check_budget,
-        workspace_summary=workspace.summary, executor=executor,
+        workspace_summary=code_flow.tool_stages.overview, executor=executor,
         watcher=ConfigWatcher(live, config_path) if (watch and config_path) else None)
     metrics_server = None
     if settings.metrics.listen:

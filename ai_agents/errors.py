@@ -44,6 +44,18 @@ class WorkspaceError(TaskFailedError):
     """A file operation was refused (path escape, protected file, bad syntax...)."""
 
 
+class ToolError(WorkspaceError):
+    """A tool call of an agent's loop was refused; the message goes back to the model as the result."""
+
+
+class AgentLimitReached(TaskFailedError):
+    """A task or stage used up its turns, tokens or dollars (``agents.tools`` limits); the attempt fails."""
+
+
+class AttemptTurnsUsed(AgentLimitReached):
+    """One loop used ``agents.tools.max_turns_per_attempt`` without finishing: the attempt ends, the stage may go on."""
+
+
 class GitOperationError(TaskFailedError):
     """A git operation failed; the repository was left as it was before."""
 

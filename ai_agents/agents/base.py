@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -17,6 +17,7 @@ from ai_agents.agents.prompts import system_prompt
 from ai_agents.config.live import LiveConfig
 from ai_agents.domain import Role, Task, utcnow
 from ai_agents.errors import TaskFailedError
+from ai_agents.llm.tools import ToolReply, ToolSpec, ToolTurn
 from ai_agents.memory.context import ContextManager
 from ai_agents.memory.store import MemoryStore
 
@@ -32,6 +33,10 @@ class LanguageModel(Protocol):
                             system: str | None = None, temperature: float | None = None,
                             max_tokens: int | None = None, agent: str | None = None,
                             task_id: str | None = None) -> T: ...
+
+    def run_tools(self, turns: Sequence[ToolTurn], tools: Sequence[ToolSpec], *, system: str | None = None,
+                  max_tokens: int | None = None, agent: str | None = None,
+                  task_id: str | None = None) -> ToolReply: ...
 
 
 def task_brief(task: Task) -> str:

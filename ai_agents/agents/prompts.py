@@ -33,3 +33,24 @@ DEFAULT_PROMPTS: dict[Role, str] = {
 
 def system_prompt(role: Role, override: str | None) -> str:
     return (override or DEFAULT_PROMPTS[role]) + _COMMON
+
+
+def tool_system_prompt(role: Role, override: str | None) -> str:
+    """The role's prompt for its tool loop: answers are tool calls, not one structure."""
+    common = _COMMON.replace(" Answer only with the requested structure.", "")
+    return (override or DEFAULT_PROMPTS[role]) + TOOL_RULES.get(role, "") + common
+
+
+TOOL_RULES: dict[Role, str] = {
+    Role.QA: " You work on the repository through tools. Find the code the task is about (repo_map, search,"
+    " read_file), then add pytest tests under tests/: new test files with create_file, or new tests in an"
+    " existing test file with edit_file. Never delete or change an earlier test: they are the regression suite."
+    " The new tests must fail until the Developer writes the code, on an assertion or a missing name: import"
+    " what does not exist yet inside the test functions, so the file itself still collects. Check with"
+    " run_tests, then call finish with a summary, the requirements and the modules the Developer should change.",
+    Role.DEVELOPER: " You work on the repository through tools. Locate the code with repo_map, search and"
+    " read_file; change existing files with edit_file (old_text copied exactly from read_file, without line"
+    " numbers, with enough context to match once) and add files with create_file. You may change several"
+    " modules and their callers, but never the tests or the test configuration. Run the tests with run_tests"
+    " and call finish with a summary once the whole suite passes.",
+}

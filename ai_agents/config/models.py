@@ -175,11 +175,35 @@ class AgentConfig(Section):
     system_prompt: str | None = None
 
 
+class ToolLimits(Section):
+    """Caps on answered model calls, tokens (in + out) and dollars; null = no cap. Counted in llm_calls."""
+
+    max_turns: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_usd: float | None = Field(None, gt=0)
+
+
+class ToolsConfig(Section):
+    """How QA and the Developer work on code: through tools in a bounded loop."""
+
+    enabled: bool = Field(False, description="true in the shipped config.yaml; false: the former one-shot answers")
+    per_stage: ToolLimits = Field(default_factory=lambda: ToolLimits(max_turns=60, max_tokens=1_500_000,
+                                                                      max_usd=3.0))
+    per_task: ToolLimits = Field(default_factory=lambda: ToolLimits(max_turns=150, max_tokens=4_000_000,
+                                                                     max_usd=8.0))
+    max_turns_per_attempt: int = Field(30, ge=2, description="model calls in one loop before it gives up")
+    context_tokens: int = Field(24_000, ge=2000, description="the prompt of one turn never grows past this")
+    map_tokens: int = Field(1500, ge=100, description="budget of the repository map in the first prompt")
+    read_max_lines: int = Field(300, ge=20)
+    search_max_results: int = Field(40, ge=5)
+
+
 class AgentsConfig(Section):
     validation_threshold: float = Field(7.0, ge=0, le=10)
     max_fix_attempts: int = Field(3, ge=1)
     max_approaches: int = Field(2, ge=1)
     v_team: list[Role] = Field(default_factory=lambda: [Role.CFO, Role.RISK, Role.LEGAL, Role.TECH_LEAD])
+    tools: ToolsConfig = Field(default_factory=ToolsConfig)
     ceo: AgentConfig = Field(default_factory=lambda: AgentConfig(temperature=0.8, max_tokens=3000))
     cfo: AgentConfig = Field(default_factory=lambda: AgentConfig(temperature=0.5, max_tokens=2500))
     developer: AgentConfig = Field(default_factory=AgentConfig)
@@ -375,6 +399,7 @@ LIVE_KEYS: tuple[str, ...] = (
     "agents.max_fix_attempts",
     "agents.max_approaches",
     "agents.v_team",
+    "agents.tools",
     "agents.*.model",
     "agents.*.temperature",
     "agents.*.max_tokens",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ai_agents.config.models import Settings
+from ai_agents.demo.seed import seed_workspace
 from ai_agents.domain import FINAL_STATUSES, Task, TaskStatus, TaskType
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ def run_demo(workspace: Path | None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     config_path = write_demo_config(root, workspace.resolve() if workspace is not None else None)
     settings = load_config(config_path)
+    if settings.agents.tools.enabled:
+        seed_workspace(settings.file_system.workspace_path)  # the code the demo's task changes
     print("ai-agents demo: the real daemon on the built-in SCRIPTED model (answers from "
           f"{HERE / 'script.yaml'}); no API key, no network.")
     print(f"workspace: {settings.file_system.workspace_path}\nconfig:    {config_path}\n"
@@ -92,7 +95,10 @@ def _report(settings: Settings, task: Task | None, elapsed: float) -> int:
     memory = MemoryStore(Database(settings.memory.database_path))
     if task is not None:
         for row in memory.activities(task.id):
-            print(f"  {row['agent_name']:<10} {row['activity']}")
+            details = row.get("details") or {}
+            extra = (f" ({details.get('turns')} turns, {details.get('tool_calls')} tool calls, changed: "
+                     f"{', '.join(details.get('files') or [])})" if row["activity"] == "tool_loop_finished" else "")
+            print(f"  {row['agent_name']:<10} {row['activity']}{extra}")
     deployment, _ = memory.get_state("deployment")
     for record in (deployment or {}).get("history", [])[-1:]:
         print(f"\ndeployment: {record['type']} {record['action']} of {record['commit'][:8]} {record['status']}: "

@@ -124,6 +124,10 @@ class FileSystemManager:
         """The absolute real path ``path`` names, after every check (readable, maybe not writable)."""
         return self._resolve(path, write=False).abs
 
+    def check_writable(self, path: object) -> str:
+        """The normal relative path ``path`` names if a write there would be allowed; else WorkspaceError."""
+        return self._resolve(path, write=True).rel.as_posix()
+
     def exists(self, path: object) -> bool:
         return self._resolve(path, write=False).abs.exists()
 

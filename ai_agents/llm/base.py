@@ -13,6 +13,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from ai_agents.config.models import ProviderConfig
+from ai_agents.llm.tools import ToolCall, ToolSpec, ToolTurn
 
 Message = dict[str, str]
 
@@ -27,6 +28,7 @@ class LLMResponse(BaseModel):
     model: str
     latency_ms: float = 0.0
     cached: bool = False
+    tool_calls: list[ToolCall] = []
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class ProviderRequest:
     system: str | None = None
     schema: type[BaseModel] | None = None
     agent: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    """A tool request: the model may call these; the conversation is ``turns``, not ``messages``."""
+    turns: tuple[ToolTurn, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class ProviderReply:
     tokens_in: int
     tokens_out: int
     model: str
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class Provider(Protocol):

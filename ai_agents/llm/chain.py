@@ -107,4 +107,5 @@ class ProviderChain:
                      tokens_in=reply.tokens_in, tokens_out=reply.tokens_out, cost_usd=round(cost, 6),
                      agent=request.agent, task_id=task_id, cached=False)
             return LLMResponse(text=reply.text, tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
-                               provider=provider.kind, model=reply.model, latency_ms=latency_ms)
+                               provider=provider.kind, model=reply.model, latency_ms=latency_ms,
+                               tool_calls=list(reply.tool_calls))

@@ -26,6 +26,7 @@ from ai_agents.llm.providers import build_provider
 from ai_agents.llm.ratelimit import RateLimiter
 from ai_agents.llm.retry import RetryPolicy
 from ai_agents.llm.structured import parse_answer, repair_message, schema_json, schema_name
+from ai_agents.llm.tools import ToolReply, ToolSpec, ToolTurn
 from ai_agents.llm.usage import BudgetGuard, Pricer
 from ai_agents.memory.store import MemoryStore
 
@@ -109,6 +110,23 @@ class LLMClient:
         """An instance of ``schema``, validated; LLMOutputError after one failed repair round."""
         request = self._request(messages, system, temperature, max_tokens, agent, schema)
         return self._structured(request, schema, task_id, _Options())
+
+    def run_tools(self, turns: Sequence[ToolTurn], tools: Sequence[ToolSpec], *, system: str | None = None,
+                  max_tokens: int | None = None, agent: str | None = None,
+                  task_id: str | None = None) -> ToolReply:
+        """One turn of a tool conversation through the chain: the model answers with text and/or
+        tool calls. Never cached (the conversation is the state); the daily budget is checked
+        and usage recorded in ``llm_calls`` as for every call."""
+        if not turns or turns[0].role != "user":
+            raise ValueError("a tool conversation starts with a user turn")
+        if not tools:
+            raise ValueError("a tool request needs at least one tool")
+        base = self._request("(tool conversation)", system, None, max_tokens, agent, None)
+        request = replace(base, messages=[], tools=tuple(tools), turns=tuple(turns))
+        response, _ = self._fetch(request, task_id, replace(_Options(), use_cache=False))
+        return ToolReply(text=response.text, tool_calls=response.tool_calls, tokens_in=response.tokens_in,
+                         tokens_out=response.tokens_out, provider=response.provider, model=response.model,
+                         latency_ms=response.latency_ms)
 
     def probe(self, index: int, messages: Messages, *, schema: type[M] | None = None) -> LLMResponse | M:
         """One call to provider ``index`` alone: no cache, no budget check, no retries (for doctor)."""

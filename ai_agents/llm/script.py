@@ -15,7 +15,9 @@ A script file (YAML or JSON) holds a top-level ``rules:`` list::
 for; absent or "text" means plain text; "*" means anything; a list means any of them),
 ``agent`` (a role value or list; only checked when the caller knows the agent, which the
 fake server does not), ``contains`` / ``not_contains`` (a string or a list of strings that
-must all / must none appear in the system prompt or any message). The first rule in file
+must all / must none appear in the system prompt or any message), ``last_contains`` (must
+all appear in the newest message: in a tool loop, the latest tool result). Schema ``tools``
+answers a tool request: ``{text: ..., tool_calls: [{name: ..., arguments: {...}}]}``. The first rule in file
 order that matches and has uses left answers. A mapping or list reply is the JSON object
 for structured output; a string reply is text.
 """
@@ -60,6 +62,7 @@ class Rule:
     agents: tuple[str, ...] = ()
     contains: tuple[str, ...] = ()
     not_contains: tuple[str, ...] = ()
+    last_contains: tuple[str, ...] = ()
     times: int | None = None
     used: int = field(default=0, compare=False)
 
@@ -72,8 +75,8 @@ class Rule:
         if unknown:
             raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}")
         when = raw.get("when") or {}
-        if not isinstance(when, dict) or set(when) - {"schema", "agent", "contains", "not_contains"}:
-            raise ValueError(f"{where}.when may only hold schema, agent, contains, not_contains")
+        if not isinstance(when, dict) or set(when) - {"schema", "agent", "contains", "not_contains", "last_contains"}:
+            raise ValueError(f"{where}.when may only hold schema, agent, contains, not_contains, last_contains")
         if ("reply" in raw) == ("replies" in raw):
             raise ValueError(f"{where} needs exactly one of 'reply' or 'replies'")
         replies = [raw["reply"]] if "reply" in raw else raw["replies"]
@@ -85,7 +88,8 @@ class Rule:
         return cls(replies=replies, schemas=_strings(when.get("schema"), f"{where}.when.schema") or (TEXT,),
                    agents=_strings(when.get("agent"), f"{where}.when.agent"),
                    contains=_strings(when.get("contains"), f"{where}.when.contains"),
-                   not_contains=_strings(when.get("not_contains"), f"{where}.when.not_contains"), times=times)
+                   not_contains=_strings(when.get("not_contains"), f"{where}.when.not_contains"),
+                   last_contains=_strings(when.get("last_contains"), f"{where}.when.last_contains"), times=times)
 
     def matches(self, schema: str | None, texts: Sequence[str], agent: str | None, agent_known: bool) -> bool:
         if self.times is not None and self.used >= self.times:
@@ -95,6 +99,8 @@ class Rule:
         if self.agents and agent_known and agent not in self.agents:
             return False
         if any(not any(s in t for t in texts) for s in self.contains):
+            return False
+        if self.last_contains and (not texts or any(s not in texts[-1] for s in self.last_contains)):
             return False
         return not any(s in t for s in self.not_contains for t in texts)
 

@@ -125,6 +125,18 @@ class MemoryStore:
             "per_agent": per_agent,
         }
 
+    def task_usage(self, task_id: str, agent: str | None = None) -> dict[str, float]:
+        """Answered calls (``turns``), tokens and cost of one task, optionally of one agent's calls."""
+        sql = ("SELECT COUNT(*) AS turns, COALESCE(SUM(tokens_in + tokens_out), 0) AS tokens, "
+               "COALESCE(SUM(cost_usd), 0) AS cost_usd FROM llm_calls WHERE task_id = ? AND error IS NULL "
+               "AND cached = 0")
+        params: tuple[Any, ...] = (task_id,)
+        if agent is not None:
+            sql += " AND agent = ?"
+            params += (agent,)
+        row = self.db.query(sql, params)[0]
+        return {"turns": row["turns"], "tokens": row["tokens"], "cost_usd": row["cost_usd"]}
+
     # --- llm_cache --------------------------------------------------------------
     def cache_get(self, key: str) -> Any:
         row = self.db.query_one("SELECT response, expires_at FROM llm_cache WHERE key = ?", (key,))

@@ -23,6 +23,7 @@ from ai_agents.deployment import DeploymentFailedError
 from ai_agents.domain import Role, Task, slugify
 from ai_agents.errors import TaskFailedError, TestRunError, WorkspaceError
 from ai_agents.file_system.paths import normalize
+from ai_agents.orchestrator.coding_tools import ToolStages
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.quality import quality_report
 from ai_agents.orchestrator.workspace import Workspace
@@ -57,6 +58,11 @@ def suite_problems(suite: TestSuite, tests_dir: str) -> list[str]:
     return problems
 
 
+def _qa_files(suite: dict[str, Any]) -> set[str]:
+    """QA's test files of this task, which the Developer may not write."""
+    return {suite["test_path"], *suite.get("test_paths", [])}
+
+
 class CodeFlow:
     def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, tech_lead: ReviewerAgent,
                  approval_status: Callable[[str, str], str | None]):
@@ -65,6 +71,12 @@ class CodeFlow:
         self.dev = developer
         self.tech_lead = tech_lead
         self.approval_status = approval_status
+        self.tool_stages = ToolStages(ws, qa=qa, developer=developer, llm=developer.llm)
+
+    @property
+    def with_tools(self) -> bool:
+        """QA and the Developer work through tools (``agents.tools.enabled``), read live."""
+        return self.ws.live.current.agents.tools.enabled
 
     def role_for(self, task: Task) -> Role:
         return STAGE_ROLES.get(task.payload.get("stage", "tests"), Role.QA)
@@ -86,6 +98,8 @@ class CodeFlow:
             # Asking QA again would put a second, different QA commit for this task on main.
             self.qa.record("tests_resumed", task, branch=branch, commit=done["QA"])
             return FlowResult(next_stage="code", result={"branch": branch, **resumed})
+        if self.with_tools:
+            return FlowResult(next_stage="code", result=self.tool_stages.write_tests(task, branch))
         cfg = self.ws.live.current
         feedback: list[str] = []
         for attempt in range(1, cfg.agents.max_fix_attempts + 1):
@@ -159,13 +173,14 @@ class CodeFlow:
             return self._merge(task, branch, done["Developer"], tests_passed=suite.get("tests_passed"))
         with self.ws.on_branch(branch):
             tests = self.ws.fs.read_file(suite["test_path"])
-            context = self._code_context(suite["module_path"])
+            context = "" if self.with_tools else self._code_context(suite["module_path"])
         cfg = self.ws.live.current.agents
         rejected: list[str] = []
         for approach in range(cfg.max_approaches):
             if approach:
                 self.dev.record("approach_changed", task, approach=approach + 1, reasons=rejected[-3:])
-            change = self.dev.write_code(task, suite, tests, context, approach=approach, rejected=rejected)
+            change = (self.tool_stages.code_change(task, branch, suite, feedback=rejected) if self.with_tools
+                      else self.dev.write_code(task, suite, tests, context, approach=approach, rejected=rejected))
             for attempt in range(1, cfg.max_fix_attempts + 1):
                 failures, review = self._attempt(task, branch, change, suite, approach + 1, attempt)
                 if failures is None and review is not None and review.approve:
@@ -173,7 +188,9 @@ class CodeFlow:
                 reasons = ([f"{f.get('test_name')}: {str(f.get('error_message'))[:200]}" for f in failures or []]
                            or (review.issues + review.reasons if review else []))
                 rejected += reasons[:3] or ["the attempt failed"]
-                if attempt < cfg.max_fix_attempts:
+                if attempt < cfg.max_fix_attempts and self.with_tools:
+                    change = self.tool_stages.code_change(task, branch, suite, feedback=rejected, previous=change)
+                elif attempt < cfg.max_fix_attempts:
                     change = self.dev.fix_code(task, suite, tests, change, failures=failures or [],
                                                review=(review.issues or review.reasons) if review else [])
         raise TaskFailedError(f"tests still failing after {cfg.max_approaches} approaches of "
@@ -187,7 +204,7 @@ class CodeFlow:
             return static, None
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
-            written, refused = self.ws.apply(change, {suite["test_path"]})
+            written, refused = self.ws.apply(change, _qa_files(suite))
             result = self.ws.runner.run_tests(expected=expected)
             self.ws.check_limits()
             current_lease.progress()
@@ -214,10 +231,13 @@ class CodeFlow:
     def _expected_tests(self, suite: dict[str, Any]) -> list[str]:
         """QA's test ids, read by the daemon from the committed file (lock held, before the Developer's
         files are written): each must be reported run and passed for the attempt to pass."""
-        try:
-            return expected_test_ids(suite["test_path"], self.ws.fs.read_file(suite["test_path"]))
-        except WorkspaceError:
-            return []
+        expected: list[str] = []
+        for path in sorted(_qa_files(suite)):
+            try:
+                expected += expected_test_ids(path, self.ws.fs.read_file(path))
+            except WorkspaceError:
+                continue
+        return expected
 
     def _static_tampering(self, task: Task, change: CodeChange, approach: int,
                           attempt: int) -> list[dict[str, Any]] | None:
@@ -234,6 +254,8 @@ class CodeFlow:
 
     def _review(self, task: Task, files: dict[str, str], suite: dict[str, Any], quality: dict[str, Any]) -> Review:
         code = "\n".join(f"--- {p} ---\n{c[:15000]}" for p, c in files.items())
+        if self.with_tools:  # the diff with surrounding lines, not whole files
+            code = "Diff of the change:\n" + self.tool_stages.diff_for_review(task.id, files)[:40_000]
         prompt = (f"Review this code; its tests ({suite['test_path']}) pass.\nTask: {task.title}\n"
                   f"Measured quality: {json.dumps(quality, default=str)[:4000]}\n\n{code}\n\n"
                   "Approve only correct, simple, readable code without obvious style problems. Give reasons;"
@@ -247,7 +269,7 @@ class CodeFlow:
     def _commit_and_merge(self, task: Task, branch: str, change: CodeChange, suite: dict[str, Any]) -> FlowResult:
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
-            written, _ = self.ws.apply(change, {suite["test_path"]})
+            written, _ = self.ws.apply(change, _qa_files(suite))
             result = self.ws.runner.run_tests(expected=expected)
             self.ws.check_limits()
             current_lease.progress()

@@ -122,7 +122,9 @@ class FakeLLMServer:
         self.script = script
 
     def enqueue(self, reply: Any) -> None:
-        """Answer the next request with ``reply`` (str = text, dict/list = JSON), before the script."""
+        """Answer the next request with ``reply`` (str = text, dict/list = JSON), before the script.
+        To a tool request, ``{"tool_calls": [{"name": ..., "arguments": {...}}], "text": ...}``
+        answers with those tool calls."""
         with self._lock:
             self._replies.append(reply)
 
@@ -175,8 +177,8 @@ class FakeLLMServer:
                 return self._replies.popleft()
         script = self.script
         if script is not None:
-            found, reply = script.match(schema=req.schema_name if req.structured else None, texts=req.texts,
-                                        agent_known=False)
+            schema = req.schema_name if req.structured or req.agentic else None
+            found, reply = script.match(schema=schema, texts=req.texts, agent_known=False)
             if found:
                 return reply
         return wire.minimal_value(req.schema) if req.structured else "ok"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ai_agents.llm.structured import schema_from_instruction
+from ai_agents.llm.tools import TOOLS_SCHEMA
 
 _ids = itertools.count(1)
 
@@ -22,14 +23,19 @@ class WireRequest:
     api: str  # "openai" or "anthropic"
     model: str
     texts: list[str] = field(default_factory=list)  # system prompt and every message's text
-    mode: str | None = None  # json_schema, json_object, tool, instruction; None = plain text
+    mode: str | None = None  # json_schema, json_object, tool, instruction, tools; None = plain text
     schema_name: str | None = None
     schema: dict[str, Any] | None = None
     temperature: float | None = None
 
     @property
     def structured(self) -> bool:
-        return self.mode is not None
+        return self.mode is not None and self.mode != TOOLS_SCHEMA
+
+    @property
+    def agentic(self) -> bool:
+        """A tool loop's request: tools offered, none forced; answered with text or tool calls."""
+        return self.mode == TOOLS_SCHEMA
 
 
 def _text_of(content: Any) -> str:
@@ -57,15 +63,23 @@ def _from_instruction(req: WireRequest, mode_if_found: str) -> None:
             return
 
 
+def _openai_text(message: dict[str, Any]) -> str:
+    text = _text_of(message.get("content"))
+    calls = [c.get("function") or {} for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+    return "\n".join([text] + [f"{c.get('name')} {c.get('arguments')}" for c in calls]) if calls else text
+
+
 def parse_openai(body: dict[str, Any]) -> WireRequest:
     req = WireRequest("openai", str(body.get("model", "")),
-                      [_text_of(m.get("content")) for m in body.get("messages") or [] if isinstance(m, dict)],
+                      [_openai_text(m) for m in body.get("messages") or [] if isinstance(m, dict)],
                       temperature=body.get("temperature"))
     rf = body.get("response_format") or {}
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and "function" in t]
     if rf.get("type") == "json_schema":
         js = rf.get("json_schema") or {}
         req.mode, req.schema_name, req.schema = "json_schema", js.get("name"), js.get("schema")
+    elif tools and not isinstance(body.get("tool_choice"), dict):
+        req.mode = req.schema_name = TOOLS_SCHEMA
     elif tools:
         choice = body.get("tool_choice")
         wanted = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
@@ -84,7 +98,9 @@ def parse_anthropic(body: dict[str, Any]) -> WireRequest:
     texts += [_text_of(m.get("content")) for m in body.get("messages") or [] if isinstance(m, dict)]
     req = WireRequest("anthropic", str(body.get("model", "")), texts, temperature=body.get("temperature"))
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
-    if tools:
+    if tools and not isinstance(body.get("tool_choice"), dict):
+        req.mode = req.schema_name = TOOLS_SCHEMA
+    elif tools:
         choice = body.get("tool_choice")
         wanted = choice.get("name") if isinstance(choice, dict) else None
         tool = next((t for t in tools if t.get("name") == wanted), tools[0])
@@ -103,7 +119,14 @@ def openai_answer(req: WireRequest, reply: Any, *, usage: bool) -> dict[str, Any
     """``reply``: str = text content; anything else = the JSON value (a tool call in tool mode)."""
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
     finish = "stop"
-    if req.mode == "tool" and not isinstance(reply, str):
+    if req.agentic and isinstance(reply, dict) and reply.get("tool_calls"):
+        message["content"] = reply.get("text") or None
+        message["tool_calls"] = [{"id": f"call_fake_{next(_ids)}", "type": "function",
+                                  "function": {"name": c["name"], "arguments": c["arguments"] if isinstance(
+                                      c.get("arguments"), str) else json.dumps(c.get("arguments") or {})}}
+                                 for c in reply["tool_calls"]]
+        finish, out_text = "tool_calls", json.dumps(reply)
+    elif req.mode == "tool" and not isinstance(reply, str):
         arguments = json.dumps(reply)
         message["tool_calls"] = [{"id": f"call_fake_{next(_ids)}", "type": "function",
                                   "function": {"name": req.schema_name or "tool", "arguments": arguments}}]
@@ -123,6 +146,11 @@ def anthropic_answer(req: WireRequest, reply: Any, *, usage: bool, empty: bool =
     if empty:
         content: list[dict[str, Any]] = []
         out_text, stop = "", "end_turn"
+    elif req.agentic and isinstance(reply, dict) and reply.get("tool_calls"):
+        content = [{"type": "text", "text": reply["text"]}] if reply.get("text") else []
+        content += [{"type": "tool_use", "id": f"toolu_fake_{next(_ids)}", "name": c["name"],
+                     "input": c.get("arguments") or {}} for c in reply["tool_calls"]]
+        out_text, stop = json.dumps(reply), "tool_use"
     elif req.mode == "tool" and not isinstance(reply, str):
         content = [{"type": "tool_use", "id": f"toolu_fake_{next(_ids)}", "name": req.schema_name or "tool",
                     "input": reply}]

@@ -23,10 +23,34 @@ from ai_agents.errors import LLMAuthError, LLMRequestError
 from ai_agents.llm.base import ProviderReply, ProviderRequest
 from ai_agents.llm.failures import RequestShapeRejectedError, api_message_of, connection_error, status_error
 from ai_agents.llm.structured import schema_json, schema_name, with_instruction
+from ai_agents.llm.tools import ToolCall, ToolTurn
 
 log = structlog.get_logger("ai_agents.llm")
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+
+def wire_turns(turns: tuple[ToolTurn, ...]) -> list[dict[str, Any]]:
+    """A tool conversation as Messages API messages: tool results go back as ``tool_result``
+    blocks of a user message, and consecutive user-side turns share one message (the API
+    wants user and assistant to alternate)."""
+    out: list[dict[str, Any]] = []
+    for turn in turns:
+        if turn.role == "assistant":
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": turn.text}] if turn.text else []
+            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in turn.tool_calls]
+            out.append({"role": "assistant", "content": blocks or [{"type": "text", "text": "(no answer)"}]})
+            continue
+        if turn.role == "tool":
+            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": turn.call_id or "",
+                                     "content": turn.text or "(empty)", "is_error": turn.is_error}
+        else:
+            block = {"type": "text", "text": turn.text or "(empty)"}
+        if out and out[-1]["role"] == "user":
+            out[-1]["content"].append(block)
+        else:
+            out.append({"role": "user", "content": [block]})
+    return out
 
 
 class AnthropicProvider:
@@ -60,7 +84,11 @@ class AnthropicProvider:
             # The Messages API takes temperature in [0, 1]; config allows OpenAI's [0, 2].
             params["extra_body"] = {"temperature": min(request.temperature, 1.0)}
         system, tool = request.system, None
-        if request.schema is not None:
+        if request.tools:
+            params["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
+                               for t in request.tools]
+            params["messages"] = wire_turns(request.turns)
+        elif request.schema is not None:
             name, schema = schema_name(request.schema), schema_json(request.schema)
             if self.config.structured_mode in ("json_object", "instruction"):
                 system = with_instruction(system, name, schema)
@@ -107,10 +135,14 @@ class AnthropicProvider:
                     # The model called the tool: its input is the answer, whatever text came along.
                     text = json.dumps(block.input)
                     break
+        calls: tuple[ToolCall, ...] = ()
+        if request.tools:
+            calls = tuple(ToolCall.from_json(b.id, b.name, b.input if isinstance(b.input, dict) else None)
+                          for b in blocks if getattr(b, "type", None) == "tool_use")
         usage = getattr(message, "usage", None)
         return ProviderReply(text=text, tokens_in=int(getattr(usage, "input_tokens", 0) or 0),
                              tokens_out=int(getattr(usage, "output_tokens", 0) or 0),
-                             model=getattr(message, "model", None) or request.model)
+                             model=getattr(message, "model", None) or request.model, tool_calls=calls)
 
     def close(self) -> None:
         if self._sdk is not None:

@@ -29,10 +29,25 @@ from ai_agents.llm.failures import (
     status_error,
 )
 from ai_agents.llm.structured import schema_json, schema_name, with_instruction
+from ai_agents.llm.tools import ToolCall, ToolTurn
 
 log = structlog.get_logger("ai_agents.llm")
 
 AUTO_LADDER = ("json_schema", "json_object", "instruction")
+
+
+def wire_turn(turn: ToolTurn) -> dict[str, Any]:
+    """One tool-conversation turn as a Chat Completions message."""
+    if turn.role == "tool":
+        return {"role": "tool", "tool_call_id": turn.call_id or "", "content": turn.text}
+    if turn.role == "assistant":
+        out: dict[str, Any] = {"role": "assistant", "content": turn.text or None}
+        if turn.tool_calls:
+            out["tool_calls"] = [{"id": c.id, "type": "function",
+                                  "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                                 for c in turn.tool_calls]
+        return out
+    return {"role": "user", "content": turn.text}
 
 
 class OpenAIChatProvider:
@@ -114,7 +129,12 @@ class OpenAIChatProvider:
                 system = with_instruction(system, name, schema)
                 if mode == "json_object":
                     params["response_format"] = {"type": "json_object"}
-        messages = [{"role": "system", "content": system}] if system else []
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+        if request.tools:
+            params["tools"] = [{"type": "function", "function": {
+                "name": t.name, "description": t.description, "parameters": t.parameters}} for t in request.tools]
+            params["messages"] = messages + [wire_turn(t) for t in request.turns]
+            return params
         params["messages"] = messages + list(request.messages)
         return params
 
@@ -149,10 +169,14 @@ class OpenAIChatProvider:
             function = getattr(call, "function", None)
             if function is not None:
                 text = function.arguments if isinstance(function.arguments, str) else json.dumps(function.arguments)
+        calls: tuple[ToolCall, ...] = ()
+        if request.tools and message is not None:
+            calls = tuple(ToolCall.from_json(c.id, c.function.name, c.function.arguments)
+                          for c in message.tool_calls or [] if getattr(c, "function", None) is not None)
         usage = getattr(completion, "usage", None)
         return ProviderReply(text=text, tokens_in=int(getattr(usage, "prompt_tokens", 0) or 0),
                              tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
-                             model=getattr(completion, "model", None) or request.model)
+                             model=getattr(completion, "model", None) or request.model, tool_calls=calls)
 
     def close(self) -> None:
         if self._sdk is not None:

@@ -1,0 +1,139 @@
+"""CodeView: the files an agent's tool loop sees and changes, and the rules for its writes.
+
+The loop never holds the workspace lock while it waits on the model: it works on a snapshot
+of the task branch taken under the lock, and its edits stay in the view until the tests
+run or the change is applied, both under the lock and through the file-system manager. The
+view applies the same path rules first, so a refused path is refused at the tool call,
+with the reason returned to the model.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from ai_agents.domain import Role
+from ai_agents.errors import ToolError, WorkspaceError
+from ai_agents.file_system.paths import normalize
+
+# Files that decide how tests are collected or run (see orchestrator.workspace.TEST_HARNESS_FILES).
+HARNESS_FILES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml",
+                           "pyproject.toml", "setup.cfg", "tox.ini", "package.json", "jest.config.js",
+                           ".gitignore", ".gitattributes"})
+
+
+def defined_tests(source: str) -> dict[str, str] | None:
+    """Each test function or method (``Class.test_x``) of a pytest file -> its AST dump; None if unparsable."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    found: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test"):
+            found[node.name] = ast.dump(node)
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and item.name.startswith("test"):
+                    found[f"{node.name}.{item.name}"] = ast.dump(item)
+    return found
+
+
+
+
+@dataclass(frozen=True)
+class WritePolicy:
+    """Who may write where. QA: only test files under the tests directory, never removing or changing
+    an earlier test. Developer: anywhere else, never the tests, the test harness files or ``guarded`` paths."""
+
+    role: Role
+    tests_dir: str = "tests"
+    guarded: frozenset[str] = frozenset()
+    max_bytes: int = 1_000_000
+    """The file-system manager's limit per file."""
+    check_path: Callable[[str], str] = field(default=lambda p: normalize(p).as_posix())
+    """The file-system manager's own check (protected and read-only globs, symlinks): the normal path."""
+
+    def path(self, raw: str) -> str:
+        try:
+            path = self.check_path(raw)
+        except WorkspaceError as e:
+            raise ToolError(f"write refused: {e}") from None
+        name = path.rsplit("/", 1)[-1]
+        in_tests = path.startswith(f"{self.tests_dir}/")
+        if self.role == Role.QA:
+            if not in_tests:
+                raise ToolError(f"write refused: {path} is outside {self.tests_dir}/; QA writes tests only "
+                                "(the Developer writes the code)")
+            if name in HARNESS_FILES:
+                raise ToolError(f"write refused: {path} is test configuration, which could skip or hide the "
+                                "earlier tests; put fixtures and helpers in the test file itself")
+        elif in_tests or name in HARNESS_FILES or path in self.guarded:
+            raise ToolError(f"write refused: {path} belongs to QA's tests; the Developer may not change tests, "
+                            "test configuration or QA's files. Change the code so the tests pass.")
+        return path
+
+    def check_content(self, path: str, before: str | None, after: str) -> None:
+        """QA may add tests; an earlier test (on the main branch) may not disappear or change."""
+        if self.role != Role.QA or before is None or not path.endswith(".py"):
+            return
+        old = defined_tests(before) or {}
+        new = defined_tests(after)
+        if new is None:
+            raise ToolError(f"write refused: {path} would not parse as Python")
+        gone = [n for n in old if n not in new]
+        changed = [n for n in old if n in new and new[n] != old[n]]
+        if gone or changed:
+            what = "; ".join(filter(None, [f"removes {', '.join(gone)}" if gone else "",
+                                           f"changes {', '.join(changed)}" if changed else ""]))
+            raise ToolError(f"write refused: the edit {what} in {path}. Earlier tests are the regression "
+                            "suite: add new tests beside them instead of deleting or weakening them.")
+
+
+class CodeView:
+    """A snapshot of the workspace (path -> text) plus this loop's changes."""
+
+    def __init__(self, files: Mapping[str, str], policy: WritePolicy):
+        self.base = dict(files)
+        self.files = dict(files)
+        self.policy = policy
+        self.changed: dict[str, str] = {}
+
+    def resolve(self, raw: str) -> str:
+        try:
+            return normalize(raw).as_posix()
+        except WorkspaceError as e:
+            raise ToolError(str(e)) from None
+
+    def read(self, raw: str) -> tuple[str, str]:
+        path = self.resolve(raw)
+        if path not in self.files:
+            stem = path.rsplit("/", 1)[-1]
+            like = [p for p in self.files if p.rsplit("/", 1)[-1] == stem][:5]
+            hint = f"; files with that name: {', '.join(like)}" if like else "; use find_files to locate it"
+            raise ToolError(f"{path} does not exist{hint}")
+        return path, self.files[path]
+
+    def write(self, raw: str, content: str, *, create: bool) -> str:
+        path = self.policy.path(raw)
+        before = self.files.get(path)
+        if create and before is not None:
+            raise ToolError(f"{path} already exists; change it with edit_file (search/replace)")
+        if not create and before is None:
+            raise ToolError(f"{path} does not exist; use create_file for a new file")
+        size = len(content.encode("utf-8", "replace"))
+        if size > self.policy.max_bytes:
+            raise ToolError(f"write refused: {path} would be {size} bytes, over the {self.policy.max_bytes}-byte "
+                            "limit per file")
+        self.policy.check_content(path, self.base.get(path), content)
+        if path.endswith(".py"):
+            try:
+                compile(content, path, "exec", dont_inherit=True)
+            except (SyntaxError, ValueError) as e:
+                line = getattr(e, "lineno", None)
+                raise ToolError(f"the result would not be valid Python ({type(e).__name__}: "
+                                f"{getattr(e, 'msg', e)} at line {line}); nothing was changed") from None
+        self.files[path] = content
+        self.changed[path] = content
+        return path
