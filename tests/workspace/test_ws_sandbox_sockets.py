@@ -148,3 +148,24 @@ def test_sandbox_binds_only_what_tests_need(tmp_path: Path) -> None:
     assert out.stdout.split() == ["passwd-readable", "/run:", "/var/tmp:"], out.stdout
     assert "--unshare-net" in args
     assert not any(a in ("--bind", "--ro-bind") and b == "/" for a, b in itertools.pairwise(args))
+
+
+@needs_bwrap
+def test_daemon_files_inside_the_workspace_hidden_and_kept_paths_read_only(tmp_path: Path) -> None:
+    """workspace_path "." beside data/: data/ is an empty tmpfs inside; kept paths and a venv there are read-only."""
+    workspace = tmp_path / "ws"
+    for d in ("data", "node_modules/pkg", ".venv/bin"):
+        (workspace / d).mkdir(parents=True)
+    (workspace / "data" / "ai_agents.db").write_text("memories")
+    (workspace / "node_modules" / "pkg" / "index.js").write_text("module.exports = 1\n")
+    bwrap = shutil.which("bwrap")
+    assert bwrap
+    args = bwrap_args(bwrap, workspace, [], [workspace / "data"], [workspace / ".venv"],
+                      read_only=[workspace / "node_modules"])
+    script = ("ls -A data; echo x > node_modules/pkg/index.js || echo ro-node; "
+              "touch .venv/bin/planted || echo ro-venv; echo ok > written.txt && echo rw-workspace")
+    out = subprocess.run([*args, "/bin/sh", "-c", script], capture_output=True, text=True, timeout=30)
+    assert out.stdout.split() == ["ro-node", "ro-venv", "rw-workspace"], (out.stdout, out.stderr)
+    assert (workspace / "data" / "ai_agents.db").read_text() == "memories"
+    assert (workspace / "node_modules" / "pkg" / "index.js").read_text() == "module.exports = 1\n"
+    assert not (workspace / ".venv" / "bin" / "planted").exists() and (workspace / "written.txt").exists()
