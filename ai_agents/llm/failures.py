@@ -87,7 +87,8 @@ def status_error(status: int, *, vendor: str, key_hint: str, model: str, config_
                                f"fix {config_path}.model or {config_path}.base_url{said}")
     if status in RETRYABLE_STATUS:
         kind = {429: "rate_limited", 529: "overloaded"}.get(status, "server_error")
-        return ProviderTransientError(f"{vendor} answered {status} ({kind.replace('_', ' ')}){said}",
+        what = {408: "request timeout", 409: "conflict"}.get(status, kind.replace("_", " "))
+        return ProviderTransientError(f"{vendor} answered {status} ({what}){said}",
                                       kind=kind, status=status, retry_after=parse_retry_after(headers))
     if status >= 500:
         return ProviderTransientError(f"{vendor} answered {status} (server error){said}",
