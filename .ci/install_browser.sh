@@ -1,5 +1,5 @@
 #!/bin/sh
-# Install Debian's chromium and chromium-driver: the real headless browser the dashboard's
+# Install Debian's chromium and chromium-driver (and a font): the real headless browser the dashboard's
 # end-to-end test drives (tests/dashboard/test_dashboard_browser.py, through selenium).
 #
 # Called by .ci/run. It never fails CI: without apt-get, root or passwordless sudo, or when
@@ -15,7 +15,8 @@ if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&
 fi
 
 . "$(dirname "$0")/apt_install.sh"
-if apt_install install_browser chromium chromium-driver; then
+# fonts-dejavu-core: without any font the screenshots would show empty boxes.
+if apt_install install_browser chromium chromium-driver fonts-dejavu-core; then
     say "installed: $(chromium --version 2>/dev/null | head -n 1)"
 else
     say "the browser test (tests/dashboard/test_dashboard_browser.py) will be skipped"

@@ -198,7 +198,8 @@ class Pages:
                            for a in t["approvals"])
         rows = e.join(e.render(
             '<tr class="ev {kind}"><td>{at}</td><td>{kind}</td><td>{who}</td><td>{what}</td><td>{details}{links}</td>'
-            '</tr>', at=(ev.at or "")[:23], kind=ev.kind, who=ev.who, what=ev.what, details=e.details(ev.details),
+            '</tr>', at=(ev.at or "")[5:23].replace("T", " "), kind=ev.kind, who=ev.who, what=ev.what,
+            details=e.details(ev.details),
             links=e.join(e.render(' <a href="/commit/{s}?task={t}">diff {short}</a>', s=c, t=t["id"], short=c[:10])
                          for c in ev.commits)) for ev in timeline)
         commit_list = e.join(e.render('<li><a href="/commit/{s}?task={t}"><code>{short}</code></a> {subject}</li>',

@@ -192,8 +192,9 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _form(self) -> dict[str, str] | None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_FORM_BYTES:
+        text = (self.headers.get("Content-Length") or "0").strip()
+        length = int(text) if text.isdigit() else -1
+        if not 0 <= length <= MAX_FORM_BYTES:
             return None
         raw = self.rfile.read(length).decode("utf-8", errors="replace")
         return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
@@ -284,7 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         form = self._form()
         if form is None:
-            self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "form too large\n", "text/plain; charset=utf-8")
+            self._send(HTTPStatus.BAD_REQUEST, "form missing, malformed or too large\n", "text/plain; charset=utf-8")
             return
         if path == "/login" and o.token is not None:
             given = form.get("token", "")

@@ -11,9 +11,12 @@ without them the test skips and says why.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,7 +26,7 @@ import pytest
 from ai_agents.config import load_config
 from ai_agents.domain import TaskStatus
 from ai_agents.memory import Database, TaskStore
-from tests.conftest import FAKE_KEY, wait_for
+from tests.conftest import FAKE_KEY, REPO, wait_for
 from tests.daemon import Daemon, cli
 from tests.dashboard.conftest import DASHBOARD_TOKEN, PLANTED_TOKEN
 
@@ -176,6 +179,32 @@ def test_daemon_dashboard_in_a_real_browser(fake_llm, write_config, tmp_path):
         driver.save_screenshot(str(shots / "overview-after.png"))
         assert all((shots / f"{n}.png").stat().st_size > 5000
                    for n in ("overview", "tasks", "task", "commit", "charts", "approvals", "task-completed"))
+
+        # `python main.py dashboard` on a non-loopback address: nothing without the token.
+        remote = free_port()
+        out = tmp_path / "dashboard-cli.out"
+        with open(out, "w") as sink:
+            proc = subprocess.Popen([sys.executable, str(REPO / "main.py"), "dashboard", "--config", str(config),
+                                     "--listen", f"0.0.0.0:{remote}"], cwd=REPO, stdout=sink,
+                                    stderr=subprocess.STDOUT, env={**os.environ, "DASHBOARD_TOKEN": DASHBOARD_TOKEN})
+        try:
+            wait_for(lambda: f"dashboard: http://0.0.0.0:{remote}/ (token required)" in out.read_text(),
+                     timeout=20, message="the dashboard command serving")
+            for path in ("/", "/approvals", f"/tasks/{task_id}", "/static/app.js"):
+                with pytest.raises(urllib.error.HTTPError) as refused:
+                    urllib.request.urlopen(f"http://127.0.0.1:{remote}{path}", timeout=10)
+                assert refused.value.code == 401, path
+            driver.delete_all_cookies()
+            driver.get(f"http://127.0.0.1:{remote}/tasks/{task_id}")
+            assert driver.find_elements(By.ID, "token") and "Add a slugify helper" not in driver.page_source
+            driver.save_screenshot(str(shots / "remote-login.png"))
+            asked = urllib.request.Request(f"http://127.0.0.1:{remote}/tasks/{task_id}",
+                                           headers={"Authorization": f"Bearer {DASHBOARD_TOKEN}"})
+            with urllib.request.urlopen(asked, timeout=10) as page:
+                assert "completed" in page.read().decode()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
     finally:
         if driver is not None:
             driver.quit()
