@@ -192,6 +192,10 @@ class TestRunner:
                                        [report_dir], self.hidden_paths, keep, self.read_only_paths), *command]
             cgroup = PidsCgroup.create(self.limits.max_processes)
             protections = self._protections(use_bwrap, why_not, cgroup is not None)
+            if framework == "pytest":
+                protections.append("verdict: the daemon's reporter streams records over an inherited pipe; every "
+                                   "expected test must pass, a canary must fail, an audit hook and a snapshot of "
+                                   "the framework catch tampering (test_tampering)")
             spec = {"rlimits": self.limits.rlimits(address_space=limit_as),
                     "cgroup_procs": str(cgroup.procs_file) if cgroup else None}
             argv = [sys.executable, "-I", "-S", launcher.__file__, json.dumps(spec), "--", *command]

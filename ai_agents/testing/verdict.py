@@ -94,12 +94,23 @@ class Channel:
         config = {"report_fd": self._write, "nonce": self.nonce, "canary": self.canary_name,
                   "canary_nonce": self.canary_nonce, "workspace": self.workspace, "tests_dir": self.tests_dir,
                   "plugins": self.plugins, "trusted": self.trusted}
-        os.write(ctl_write, json.dumps(config).encode())  # far below the pipe's buffer
-        os.close(ctl_write)
+        # Fed by a thread: with many tracked files it may not fit the pipe's buffer before the child reads.
+        threading.Thread(target=self._feed, args=(ctl_write, json.dumps(config).encode()),
+                         name="test-verdict-config", daemon=True).start()
         self._ctl = ctl_read
         self._thread = threading.Thread(target=self._drain, name="test-verdict-reader", daemon=True)
         self._thread.start()
         return self._ctl, self._write
+
+    @staticmethod
+    def _feed(fd: int, data: bytes) -> None:
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except OSError:
+            pass  # the child is gone before reading it all: its run fails without its configuration
+        finally:
+            os.close(fd)
 
     @property
     def env(self) -> dict[str, str]:
