@@ -214,11 +214,18 @@ class TaskOrchestrator:
         few, so it is put on the queue ahead of them.
         """
         self._route(ROUTE_BATCH)
+        return sum(self.refill(role) for role in self.queues.roles)
+
+    def refill(self, role: Role) -> int:
+        """Put ``role``'s first few queued tasks on its in-memory queue (one indexed read)."""
         added = 0
-        for role in self.queues.roles:
-            for task in self.tasks.next_for_role(role.value, self.prefetch(role)):
-                added += int(self.queues.put(role, task))
+        for task in self.tasks.next_for_role(role.value, self.prefetch(role)):
+            added += int(self.queues.put(role, task))
         return added
+
+    def running_low(self, role: Role) -> bool:
+        """A worker took the last prefetched ids: refill now rather than at the next dispatch."""
+        return self.queues.depth(role) * 2 < self.prefetch(role)
 
     def queue_depths(self) -> dict[str, int]:
         """Queued tasks per role, as SQLite has them (the in-memory queues hold only a prefetch)."""

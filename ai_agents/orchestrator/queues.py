@@ -74,6 +74,10 @@ class RoleQueues:
         with self._lock:
             return task_id in self._live
 
+    def depth(self, role: Role) -> int:
+        with self._lock:
+            return sum(1 for r, _ in self._live.values() if r == role)
+
     def depths(self) -> dict[str, int]:
         with self._lock:
             counts = {role.value: 0 for role in self._queues}

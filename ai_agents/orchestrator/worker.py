@@ -66,6 +66,8 @@ class Worker:
                 # Taken off the queue just as we stop or pause: it is still queued in the
                 # database, and the dispatcher puts it back on the queue.
                 continue
+            if self.orch.running_low(self.role):
+                self.orch.refill(self.role)  # the store is the queue: the next ids are ready when this ends
             self.current_task = self.last_task = task_id
             try:
                 self.orch.execute(self, task_id)
