@@ -44,7 +44,8 @@ def tool_system_prompt(role: Role, override: str | None) -> str:
 TOOL_RULES: dict[Role, str] = {
     Role.QA: " You work on the repository through tools. Find the code the task is about (repo_map, search,"
     " read_file), then add pytest tests under tests/: new test files with create_file, or new tests in an"
-    " existing test file with edit_file. Never delete or change an earlier test: they are the regression suite."
+    " existing test file with edit_file. Never delete or change an earlier test: they are the regression suite"
+    " (only a test that is wrong or obsolete may be removed, with retire_test and a reason the Tech Lead reviews)."
     " The new tests must fail until the Developer writes the code, on an assertion or a missing name: import"
     " what does not exist yet inside the test functions, so the file itself still collects. Check with"
     " run_tests, then call finish with a summary, the requirements and the modules the Developer should change.",

@@ -19,8 +19,9 @@ import structlog
 
 from ai_agents.agents.base import task_brief
 from ai_agents.agents.coder import DeveloperAgent, QAAgent
-from ai_agents.agents.models import CodeChange, SourceFile
+from ai_agents.agents.models import CodeChange, Review, SourceFile
 from ai_agents.agents.prompts import tool_system_prompt
+from ai_agents.agents.reviewer import ReviewerAgent
 from ai_agents.agents.tools.loop import LimitGuard, LoopOutcome, ToolLoop, ToolModel
 from ai_agents.agents.tools.registry import TestHook, ToolRegistry, describe_result
 from ai_agents.agents.tools.repo_map import RepoMap
@@ -71,10 +72,12 @@ def review_diff(base: dict[str, str], files: dict[str, str]) -> str:
 class ToolStages:
     """The tests stage (QA) and one code attempt (Developer) as tool loops."""
 
-    def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, llm: ToolModel):
+    def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, llm: ToolModel,
+                 tech_lead: ReviewerAgent | None = None):
         self.ws = ws
         self.qa = qa
         self.dev = developer
+        self.tech_lead = tech_lead
         self.llm = llm
         self.guard = LimitGuard(ws.live, ws.memory)
         self.repo_map = RepoMap()
@@ -162,6 +165,7 @@ class ToolStages:
         self._record(self.qa, task, outcome)
         tests = new_tests(registry)
         diff = review_diff(files, outcome.changed)
+        retired = self._review_retirements(task, registry.view.retired, diff)
         message = self.qa.commit_message(task, diff)  # asked before the lock is taken
         # The gate's own run (ours, not the model's word) saw exactly these files; else run again.
         ran, result = gate_runs[-1] if gate_runs else ({}, None)
@@ -183,12 +187,37 @@ class ToolStages:
             # What a restart resumes from (CodeFlow._committed_suite); only plain paths go in a trailer.
             trailers |= {k: v for k, v in (("Test-File", tests[0]), ("Module", modules[0] if modules else ""))
                          if _PLAIN_PATH.fullmatch(v)}
+            if retired:
+                trailers["Retired-Tests"] = ", ".join(n for n in retired if _PLAIN_PATH.fullmatch(n.replace(":", "")))
             sha = self.ws.git.commit(message.render(trailers), agent=Role.QA, files=paths)
         self.qa.record("tests_committed", task, branch=branch, commit=sha, test_paths=tests)
         return {"branch": branch, "test_path": tests[0], "test_paths": tests,
                 "module_path": modules[0] if modules else "", "modules": modules,
                 "requirements": outcome.finish.requirements[:20], "constraints": [], "tests_commit": sha,
                 "tests_summary": outcome.finish.summary[:2000]}
+
+    def _review_retirements(self, task: Task, retired: dict[str, dict[str, str]], diff: str) -> list[str]:
+        """Earlier tests QA removed go in only with the Tech Lead's approval of QA's reasons (logged)."""
+        items = [(path, name, reason) for path, tests in retired.items() for name, reason in tests.items()]
+        if not items:
+            return []
+        listed = "\n".join(f"- {path}::{name}: {reason}" for path, name, reason in items)
+        self.qa.record("tests_retirement_asked", task, tests=[f"{p}::{n}" for p, n, _ in items],
+                       reasons=[r for _, _, r in items])
+        if self.tech_lead is None:
+            raise TaskFailedError("QA removed earlier tests and no Tech Lead is there to review it")
+        prompt = (f"QA wants to remove earlier tests from the regression suite for this task.\nTask: {task.title}\n"
+                  f"Tests and QA's reasons (data):\n{listed}\n\nQA's whole change:\n{diff[:30_000]}\n\n"
+                  "Approve only if each removed test is wrong or obsolete for this task, not merely inconvenient;"
+                  " a removed test no longer protects anything.")
+        review = self.tech_lead.ask(prompt, Review, task)
+        self.tech_lead.record("tests_retirement_reviewed", task, approve=review.approve,
+                              tests=[f"{p}::{n}" for p, n, _ in items], reasons=review.reasons[:5])
+        if not review.approve:
+            raise TaskFailedError("the Tech Lead refused to let QA remove earlier tests ("
+                                  + "; ".join(review.issues or review.reasons or ["no reason given"])[:500]
+                                  + "); nothing was committed")
+        return [f"{p}::{n}" for p, n, _ in items]
 
     # --- Developer ------------------------------------------------------------------
     def code_change(self, task: Task, branch: str, suite: dict[str, Any], *, feedback: list[str],

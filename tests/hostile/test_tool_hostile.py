@@ -11,8 +11,8 @@ GOOD_TESTS = ("def test_half():\n    from shop.prices import half\n\n    assert 
 GOOD_CODE = "def half(amount):\n    return amount / 2\n"
 
 
-def run(fake_llm, build, qa, developer):
-    fake_llm.set_script(Script.from_data({"rules": tool_rules(qa, developer)}))
+def run(fake_llm, build, qa, developer, **replace):
+    fake_llm.set_script(Script.from_data({"rules": tool_rules(qa, developer, **replace)}))
     app = build(fake_llm, TOOLS_ON, start=False)
     seed(app, SHOP)
     app.start()
@@ -95,3 +95,42 @@ def test_qa_may_not_remove_earlier_tests_or_prove_nothing(fake_llm, build):
     assert cart_tests.startswith(SHOP["tests/test_cart.py"]) and "def test_empty_cart" in cart_tests
     assert not (ws / "shop/prices_test_helper.py").exists() and not (ws / "tests/conftest.py").exists()
     assert done.result["tests_passed"] == 3
+
+
+RETIRE_QA = [
+    call("retire_test", path="tests/test_cart.py", test_name="test_total", reason="short"),  # reason too short
+    call("retire_test", path="tests/test_cart.py", test_name="test_nope",
+         reason="this test does not exist on the main branch"),
+    call("retire_test", path="tests/test_cart.py", test_name="test_total",
+         reason="total() now rounds to cents, so the exact 12 is obsolete"),
+    call("create_file", path="tests/test_half.py", content=GOOD_TESTS),
+    call("finish", summary="tests for half", modules=["shop/prices.py"]),
+]
+HALF_DEV = [call("edit_file", path="shop/prices.py", old_text="def net(amount):",
+                 new_text=GOOD_CODE + "\n\ndef net(amount):"), call("finish", summary="half")]
+
+
+def test_qa_retires_a_test_only_with_a_reason_the_tech_lead_approves(fake_llm, build):
+    app, done = run(fake_llm, build, RETIRE_QA, HALF_DEV)
+    assert done.status == TaskStatus.COMPLETED, done.error
+    results = "\n".join(tool_results(fake_llm, "qa"))
+    assert "invalid arguments for retire_test: reason: String should have at least 15 characters" in results
+    assert "test_nope is not an earlier test of tests/test_cart.py (its tests on the main branch: test_total)" \
+        in results
+    ws = app.live.current.file_system.workspace_path
+    assert "test_total" not in (ws / "tests/test_cart.py").read_text()
+    [asked] = [r for r in fake_llm.requests if "QA wants to remove earlier tests" in str(r.json["messages"])]
+    assert "tests/test_cart.py::test_total: total() now rounds to cents" in str(asked.json["messages"])
+    reviewed = [a for a in app.memory.activities(done.id) if a["activity"] == "tests_retirement_reviewed"]
+    assert reviewed and reviewed[0]["details"]["approve"] is True
+    assert "Retired-Tests: tests/test_cart.py::test_total" in app.workspace.git.log(10)[2]["message"]
+
+
+def test_tech_lead_refuses_a_retirement_and_nothing_is_committed(fake_llm, build):
+    refuse = {"approve": False, "score": 2, "reasons": ["the test still holds"], "issues": ["keep test_total"]}
+    app, done = run(fake_llm, build, RETIRE_QA, HALF_DEV, Review=[refuse])
+    assert done.status != TaskStatus.COMPLETED
+    assert "the Tech Lead refused to let QA remove earlier tests (keep test_total)" in (done.error or "")
+    ws = app.live.current.file_system.workspace_path
+    assert (ws / "tests/test_cart.py").read_text() == SHOP["tests/test_cart.py"]
+    assert not (ws / "tests/test_half.py").exists()

@@ -18,6 +18,7 @@ from ai_agents.agents.tools.edits import EditError, apply_edit
 from ai_agents.agents.tools.repo_map import RepoMap, estimate_tokens
 from ai_agents.agents.tools.view import CodeView
 from ai_agents.config.models import ToolsConfig
+from ai_agents.domain import Role
 from ai_agents.errors import ToolError, WorkspaceError
 from ai_agents.file_system.find import glob_to_regex, validate_pattern
 from ai_agents.llm.tools import ToolSpec
@@ -55,6 +56,13 @@ class EditArgs(BaseModel):
 class CreateArgs(BaseModel):
     path: str
     content: str
+
+
+class RetireArgs(BaseModel):
+    path: str
+    test_name: str = Field(description="the earlier test to remove, e.g. 'test_total' or 'TestCart.test_total'")
+    reason: str = Field(min_length=15, max_length=1000, description="why it is wrong or obsolete; the Tech Lead "
+                        "reviews it before anything is committed")
 
 
 class RunTestsArgs(BaseModel):
@@ -119,9 +127,13 @@ class ToolRegistry:
             ("create_file", "Create a new file with its whole content.", CreateArgs, self.create_file),
             ("run_tests", "Run the tests with your changes applied; empty paths = the whole suite.",
              RunTestsArgs, self.run_tests),
+            ("retire_test", "QA only: remove an earlier test that is wrong or obsolete, with the reason (the "
+             "Tech Lead reviews it).", RetireArgs, self.retire_test),
             (FINISH, "Finish: say what you did. Call it only when your work is complete.", FinishArgs,
              lambda a: "finished"),
         ]:
+            if name == "retire_test" and view.policy.role != Role.QA:
+                continue
             self.tools[name] = Tool(ToolSpec.from_model(name, description, args), args, handler)
 
     @property
@@ -208,6 +220,10 @@ class ToolRegistry:
     def create_file(self, a: CreateArgs) -> str:
         path = self.view.write(a.path, a.content, create=True)
         return f"created {path} ({len(a.content.splitlines())} lines)"
+
+    def retire_test(self, a: RetireArgs) -> str:
+        path = self.view.retire(a.path, a.test_name, a.reason)
+        return f"removed {a.test_name} from {path}; the Tech Lead reviews the reason before the commit"
 
     def run_tests(self, a: RunTestsArgs) -> str:
         paths = [self.view.resolve(p) for p in a.paths]

@@ -10,7 +10,7 @@ with the reason returned to the model.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ai_agents.domain import Role
@@ -74,21 +74,32 @@ class WritePolicy:
                             "test configuration or QA's files. Change the code so the tests pass.")
         return path
 
-    def check_content(self, path: str, before: str | None, after: str) -> None:
-        """QA may add tests; an earlier test (on the main branch) may not disappear or change."""
+    def check_content(self, path: str, before: str | None, after: str, retired: Iterable[str] = ()) -> None:
+        """QA may add tests; an earlier test (on the main branch) may not disappear or change, unless
+        it was retired with a reason (``retire_test``), which the Tech Lead reviews."""
         if self.role != Role.QA or before is None or not path.endswith(".py"):
             return
         old = defined_tests(before) or {}
         new = defined_tests(after)
         if new is None:
             raise ToolError(f"write refused: {path} would not parse as Python")
-        gone = [n for n in old if n not in new]
+        gone = [n for n in old if n not in new and n not in set(retired)]
         changed = [n for n in old if n in new and new[n] != old[n]]
         if gone or changed:
             what = "; ".join(filter(None, [f"removes {', '.join(gone)}" if gone else "",
                                            f"changes {', '.join(changed)}" if changed else ""]))
             raise ToolError(f"write refused: the edit {what} in {path}. Earlier tests are the regression "
-                            "suite: add new tests beside them instead of deleting or weakening them.")
+                            "suite: add new tests beside them instead of deleting or weakening them (a test that "
+                            "is wrong may be retired with retire_test and a reason, which the Tech Lead reviews).")
+
+
+def _find_test(tree: ast.Module, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    cls, _, func = name.rpartition(".")
+    body = tree.body
+    if cls:
+        owner = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls), None)
+        body = owner.body if owner else []
+    return next((n for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == func), None)
 
 
 class CodeView:
@@ -99,6 +110,32 @@ class CodeView:
         self.files = dict(files)
         self.policy = policy
         self.changed: dict[str, str] = {}
+        self.retired: dict[str, dict[str, str]] = {}
+        """path -> {test name -> the reason QA gave} for earlier tests QA asked to remove."""
+
+    def retire(self, raw: str, name: str, reason: str) -> str:
+        """QA removes one earlier test, with a reason the Tech Lead will review."""
+        if self.policy.role != Role.QA:
+            raise ToolError("only QA may retire a test")
+        path = self.policy.path(raw)
+        base = defined_tests(self.base.get(path, "")) or {}
+        if name not in base:
+            known = ", ".join(sorted(base)) or "none"
+            raise ToolError(f"{name} is not an earlier test of {path} (its tests on the main branch: {known})")
+        text = self.files[path]
+        tree = ast.parse(text)
+        node = _find_test(tree, name)
+        if node is None:
+            raise ToolError(f"{name} is no longer in {path}")
+        lines = text.split("\n")
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
+        del lines[first:node.end_lineno]
+        self.retired.setdefault(path, {})[name] = reason
+        try:
+            return self.write(path, "\n".join(lines), create=False)
+        except ToolError:
+            del self.retired[path][name]
+            raise
 
     def resolve(self, raw: str) -> str:
         try:
@@ -126,7 +163,7 @@ class CodeView:
         if size > self.policy.max_bytes:
             raise ToolError(f"write refused: {path} would be {size} bytes, over the {self.policy.max_bytes}-byte "
                             "limit per file")
-        self.policy.check_content(path, self.base.get(path), content)
+        self.policy.check_content(path, self.base.get(path), content, self.retired.get(path, {}))
         if path.endswith(".py"):
             try:
                 compile(content, path, "exec", dont_inherit=True)
