@@ -185,7 +185,8 @@ class ToolStages:
                         "Tests": f"{result.test_count} run, {result.failed_count} failing before code"}
             modules = [m for m in outcome.finish.modules if isinstance(m, str)][:10]
             # What a restart resumes from (CodeFlow._committed_suite); only plain paths go in a trailer.
-            trailers |= {k: v for k, v in (("Test-File", tests[0]), ("Module", modules[0] if modules else ""))
+            # ("-": no module named; the tool loop finds the code itself.)
+            trailers |= {k: v for k, v in (("Test-File", tests[0]), ("Module", modules[0] if modules else "-"))
                          if _PLAIN_PATH.fullmatch(v)}
             if retired:
                 trailers["Retired-Tests"] = ", ".join(n for n in retired if _PLAIN_PATH.fullmatch(n.replace(":", "")))

@@ -73,6 +73,8 @@ def test_multi_file_change_through_tools(fake_llm, build):
     log = app.workspace.git.log(10)
     code, tests = log[1], log[2]
     assert git(ws, "show", "--name-only", "--format=", tests["sha"]).split() == ["tests/test_discount.py"]
+    # What a restart resumes the code stage from.
+    assert "Test-File: tests/test_discount.py" in tests["message"] and "Module: shop/prices.py" in tests["message"]
     assert sorted(git(ws, "show", "--name-only", "--format=", code["sha"]).split()) == ["shop/cart.py",
                                                                                         "shop/prices.py"]
     assert (ws / "tests/test_cart.py").read_text() == SHOP["tests/test_cart.py"]  # the earlier test kept
