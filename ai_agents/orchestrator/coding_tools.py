@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from ai_agents import attempt as current_lease
 from ai_agents.agents.base import task_brief
 from ai_agents.agents.coder import DeveloperAgent, QAAgent
 from ai_agents.agents.models import CodeChange, Review, SourceFile
@@ -190,7 +191,9 @@ class ToolStages:
                          if _PLAIN_PATH.fullmatch(v)}
             if retired:
                 trailers["Retired-Tests"] = ", ".join(n for n in retired if _PLAIN_PATH.fullmatch(n.replace(":", "")))
-            sha = self.ws.git.commit(message.render(trailers), agent=Role.QA, files=paths)
+            current_lease.check()  # fencing: only the attempt holding the lease commits
+            # The model's text goes in as free text (made inert); the daemon's trailers are appended last.
+            sha = self.ws.git.commit(message.render({}), agent=Role.QA, files=paths, trailers=trailers)
         self.qa.record("tests_committed", task, branch=branch, commit=sha, test_paths=tests)
         return {"branch": branch, "test_path": tests[0], "test_paths": tests,
                 "module_path": modules[0] if modules else "", "modules": modules,
