@@ -189,16 +189,15 @@ class Workspace:
                 refused.append(f"{f.path}: {kept} is kept between test runs; nothing may be written there")
                 log.warning("write_refused", path=f.path, reason="kept between test runs", agent="developer")
                 continue
-            if path in ignored:
-                # Never committed, yet there for the tests: and the clean slate would remove it anyway.
-                refused.append(f"{f.path}: git ignores this path (.gitignore); it would never be committed")
-                log.warning("write_refused", path=f.path, reason="ignored by git", agent="developer")
-                continue
             if path in guarded or path.startswith(f"{tests_dir}/") or name in TEST_HARNESS_FILES:
                 refused.append(f"{f.path}: the Developer may not change QA's tests")
                 log.warning("write_refused", path=f.path, reason="tests belong to QA", agent="developer")
                 continue
             try:
+                if path in ignored:
+                    self.fs.resolve(path)  # a protected path or a bad symlink is refused for that reason first
+                    # Never committed, yet there for the tests; the clean slate would remove it anyway.
+                    raise WorkspaceError("ignored by git (.gitignore): it would never be committed")
                 self.fs.write_file(path, f.content)
                 written.append(path)
             except WorkspaceError as e:

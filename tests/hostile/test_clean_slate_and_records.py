@@ -154,8 +154,9 @@ def test_conftest_planted_in_an_ignored_dir_by_attempt_one_is_gone_for_attempt_t
 
 def test_files_written_under_build_are_gone_after_the_task(fixtures: tuple[Any, ...]) -> None:
     run = run_case("hb_build_files_removed", {
-        "about": "Passing code that also writes 2,000 files under build/ (ignored by git).",
-        "replies": {"CodeChange": {"files": [module(FIXED_SLUGIFY, many_files(2000))]}},
+        "about": "Passing code that also writes 500 files under build/ (ignored by git).",
+        "config": {"testing": {"timeout": 60}},
+        "replies": {"CodeChange": {"files": [module(FIXED_SLUGIFY, many_files(500))]}},
         "expect": {"status": "completed", "contains": {"textutils.py": "_WORD = re.compile"},
                    "logged": [{"event": "workspace_cleaned", "removed": "build/"}]}}, fixtures)
     assert not (run.workspace / "build").exists()
@@ -170,7 +171,7 @@ def test_a_run_over_the_file_cap_fails_the_task_and_is_removed(fixtures: tuple[A
     run = run_case(f"hb_build_files_over_cap_{count}", {
         "about": f"Code that writes {count} files under build/ while the tests run.",
         "config": {"file_system": {"max_workspace_files": cap},
-                   "testing": {"timeout": 120 if count > 10_000 else 30, "cpu_seconds": 120}},
+                   "testing": {"timeout": 120 if count > 10_000 else 60, "cpu_seconds": 120}},
         "replies": {"CodeChange": {"files": [module(FIXED_SLUGIFY, many_files(count))]}},
         "expect": {"status": "failed", "error": [f"more than {cap} files"], "absent": ["textutils.py"],
                    "logged": [{"event": "workspace_over_limit", "max_files": cap},
