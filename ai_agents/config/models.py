@@ -160,7 +160,10 @@ class OrchestratorConfig(Section):
 
     @model_validator(mode="after")
     def _watchdog_after_cycles(self) -> OrchestratorConfig:
-        if 0 < self.watchdog_timeout < 2 * self.check_interval:
+        if "watchdog_timeout" not in self.model_fields_set and 0 < self.watchdog_timeout < 2 * self.check_interval:
+            # The default follows a long check_interval (3 cycles); only an explicit value is held to it.
+            self.watchdog_timeout = 3 * self.check_interval
+        elif 0 < self.watchdog_timeout < 2 * self.check_interval:
             raise ValueError(f"orchestrator.watchdog_timeout ({self.watchdog_timeout:g}) must be 0 (off) or at "
                              f"least twice check_interval ({self.check_interval:g}), or a healthy loop trips it")
         return self

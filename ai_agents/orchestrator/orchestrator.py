@@ -355,14 +355,14 @@ class TaskOrchestrator:
             interval = self.live.current.orchestrator.check_interval
             self.loop_lag_seconds = round(max(0.0, started - self._loop_started - interval), 3)
         self._loop_started = started
-        self.supervisor.check()
-        self.recovery.reclaim_stuck()
-        self.recovery.expire_approvals()
+        # Every step is contained: a failing one is logged (job_failed, named) and the rest still runs.
+        self._guard("supervision", self.supervisor.check)()
+        self._guard("stuck_tasks", self.recovery.reclaim_stuck)()
+        self._guard("approvals", self.recovery.expire_approvals)()
         if not self.live.current.paused and self._llm_budget_ok():
-            # Contained: a failing step is logged (job_failed) and the rest of the cycle still runs.
             self._guard("escalations", self.recovery.handle_escalations)()
             self._guard("generation", self.recovery.generate_if_idle)()
-        self.recovery.housekeeping()
+        self._guard("housekeeping", self.recovery.housekeeping)()
         self.loop_at = utcnow()
         self.loop_duration_ms = round((time.monotonic() - started) * 1000, 1)
 

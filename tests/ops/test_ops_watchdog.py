@@ -63,6 +63,9 @@ def test_watchdog_timeout_shorter_than_two_cycles_is_rejected(write_config, tmp_
     with pytest.raises(ConfigError, match="watchdog_timeout"):
         load_config(path)
     assert load_config(write_config(extra={"orchestrator": {"watchdog_timeout": 0}})).orchestrator.watchdog_timeout == 0
+    # Left at its default, the watchdog follows a long check_interval instead of rejecting the file.
+    assert load_config(write_config(extra={"orchestrator": {"check_interval": 600}})).orchestrator.watchdog_timeout \
+        == 1800
 
 
 def test_real_daemon_with_a_blocked_main_loop_exits_70_with_stacks(write_config, tmp_path):

@@ -78,7 +78,7 @@ def test_main_loop_survives_a_failing_job(build):
     wait_for(lambda: calls["n"] >= 3, timeout=10, message="the main loop ran again after failing")
     failed = [e for e in events(app) if e["event"] == "job_failed"]
     # Contained to its step: the cycle ran on to its end (housekeeping, loop time).
-    assert failed and failed[0]["job"] == "generation" and failed[0]["exception"]
+    assert failed and failed[0]["job"] == "housekeeping" and failed[0]["exception"]
     assert app.orchestrator.loop_at is not None
     beat = app.memory.get_state("heartbeat")
     assert beat[1] is not None and app.orchestrator.scheduler.running
