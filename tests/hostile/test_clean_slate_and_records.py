@@ -47,12 +47,11 @@ BUGGY_SLUGIFY = '''def slugify(text: str) -> str:
     {extra}return "-".join(words)
 '''
 # Written by attempt 1's code while the tests run (after collection): every test of the next run passes.
-PLANT = '''import pathlib
+# The conftest's text is base64 here so that the daemon's static check (which refuses code naming the
+# framework's internals) lets attempt 1 run: this case is about the clean slate, the next wall.
+PLANT = '''import base64, pathlib
     pathlib.Path("x.egg-info").mkdir(exist_ok=True)
-    pathlib.Path("x.egg-info/conftest.py").write_text(
-        "def pytest_collection_modifyitems(items):\\n"
-        "    for item in items:\\n"
-        "        item.runtest = lambda: None\\n")
+    pathlib.Path("x.egg-info/conftest.py").write_bytes(base64.b64decode("ZGVmIHB5dGVzdF9jb2xsZWN0aW9uX21vZGlmeWl0ZW1zKGl0ZW1zKToKICAgIGZvciBpdGVtIGluIGl0ZW1zOgogICAgICAgIGl0ZW0ucnVudGVzdCA9IGxhbWJkYTogTm9uZQo="))
     '''
 
 
