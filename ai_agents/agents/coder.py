@@ -26,12 +26,19 @@ class QAAgent(BaseAgent):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(Role.QA, *args, **kwargs)
 
-    def write_tests(self, task: Task, workspace: str, feedback: list[str]) -> TestSuite:
+    def write_tests(self, task: Task, workspace: str, feedback: list[str], framework: str = "pytest") -> TestSuite:
+        if framework == "jest":
+            how = (" path the Developer must write (a new or existing .js or .ts file outside tests/) and write jest"
+                   " tests FIRST in tests/<name>.test.js (or .ts): describe()/test() blocks whose names are plain"
+                   " string literals (no test.each, .skip or computed names), unit tests, edge cases and input"
+                   " validation. require() the module by its path relative to the test file.")
+        else:
+            how = (" path the Developer must write (a new or existing .py file outside tests/) and write pytest"
+                   " tests FIRST in tests/test_<name>.py: unit tests, edge cases and input validation. Import the"
+                   " module by its dotted path from the workspace root.")
         prompt = (f"Task (data):\n{task_brief(task)}\n\nWorkspace:\n{workspace[:6000]}\n\n"
                   "With a product view of the task, state its constraints and requirements, choose the module"
-                  " path the Developer must write (a new or existing .py file outside tests/) and write pytest"
-                  " tests FIRST in tests/test_<name>.py: unit tests, edge cases and input validation. Import the"
-                  " module by its dotted path from the workspace root. The tests must fail before the code exists.")
+                  + how + " The tests must fail before the code exists.")
         if feedback:
             prompt += "\nYour previous tests were sent back:\n- " + "\n- ".join(feedback[-5:])
         return self.ask(prompt, TestSuite, task)

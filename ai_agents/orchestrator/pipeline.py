@@ -27,8 +27,9 @@ from ai_agents.orchestrator.coding_tools import ToolStages
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.quality import quality_report
 from ai_agents.orchestrator.workspace import Workspace
+from ai_agents.testing.suites import expected_ids, jest_suite_problems
 from ai_agents.testing.tamper_check import tampering_reasons
-from ai_agents.testing.verdict import TAMPERING, expected_test_ids
+from ai_agents.testing.verdict import TAMPERING
 
 log = structlog.get_logger("ai_agents.pipeline")
 
@@ -37,8 +38,10 @@ STAGE_ROLES = {"tests": Role.QA, "code": Role.DEVELOPER, "release": Role.DEVELOP
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
 
 
-def suite_problems(suite: TestSuite, tests_dir: str) -> list[str]:
+def suite_problems(suite: TestSuite, tests_dir: str, framework: str = "pytest") -> list[str]:
     """Why QA's paths are unusable (empty if they are fine); judged as the file system will resolve them."""
+    if framework == "jest":
+        return jest_suite_problems(suite.test_path, suite.module_path, suite.test_code, tests_dir)
     problems, normal = [], {}
     for field in ("test_path", "module_path"):
         try:
@@ -103,8 +106,10 @@ class CodeFlow:
         cfg = self.ws.live.current
         feedback: list[str] = []
         for attempt in range(1, cfg.agents.max_fix_attempts + 1):
-            suite = self.qa.write_tests(task, self.ws.summary(), feedback)
-            problems = suite_problems(suite, cfg.testing.tests_dir)
+            framework = self.ws.runner.detect_framework()
+            self.ws.runner.ensure_runnable(framework)  # before asking QA: jest may not be installed
+            suite = self.qa.write_tests(task, self.ws.summary(), feedback, framework=framework)
+            problems = suite_problems(suite, cfg.testing.tests_dir, framework)
             if problems:
                 feedback += problems
                 self.qa.record("tests_sent_back", task, attempt=attempt, reasons=problems)
@@ -234,7 +239,7 @@ class CodeFlow:
         expected: list[str] = []
         for path in sorted(_qa_files(suite)):
             try:
-                expected += expected_test_ids(path, self.ws.fs.read_file(path))
+                expected += expected_ids(path, self.ws.fs.read_file(path))
             except WorkspaceError:
                 continue
         return expected
