@@ -292,6 +292,7 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
             emit("finish", exitstatus=int(exitstatus))
 
     emit("start")
+    sys.path.extend(cfg.get("extra_paths") or [])  # the project's own packages, after the daemon's (no shadowing)
     sys.path.append(os.getcwd())
     args = [*sys.argv[1:], f"--rootdir={workspace_root}"]
     sys.argv[:] = ["pytest", *args]

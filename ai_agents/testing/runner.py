@@ -57,7 +57,7 @@ class TestRunner:
     def __init__(self, project_path: Path | str, framework: str | None = None, timeout: float = 300, *,
                  sandbox: str = "auto", cpu_seconds: int = 300, memory_mb: int = 2048, max_processes: int = 256,
                  max_file_mb: int = 64, tests_dir: str = "tests", hidden_paths: Sequence[Path | str] = (),
-                 read_only_paths: Sequence[Path | str] = ()):
+                 read_only_paths: Sequence[Path | str] = (), project_env: Path | str | None = None):
         if sandbox not in ("auto", "bwrap", "none"):
             raise ValueError(f"sandbox must be auto, bwrap or none, not {sandbox!r}")
         self.project_path = Path(os.path.realpath(project_path))
@@ -71,15 +71,19 @@ class TestRunner:
         self.hidden_paths = [Path.home(), Path("/root"), self.project_path.parent, *map(Path, hidden_paths)]
         # What the clean slate keeps between runs (workspace-relative): the tests may not change it.
         self.read_only_paths = [self.project_path / p for p in read_only_paths]
+        # The project's own virtualenv (its packages, installed by the daemon): read-only, appended to sys.path.
+        self.project_env = Path(project_env) if project_env is not None else None
         self._bwrap_lock = threading.Lock()
         self._bwrap: tuple[str | None, str | None] | None = None  # (path, why unusable)
 
     @classmethod
     def from_config(cls, cfg: TestingConfig, project_path: Path | str,
-                    hidden_paths: Sequence[Path | str] = (), read_only_paths: Sequence[Path | str] = ()) -> TestRunner:
+                    hidden_paths: Sequence[Path | str] = (), read_only_paths: Sequence[Path | str] = (),
+                    project_env: Path | str | None = None) -> TestRunner:
         return cls(project_path, cfg.framework, cfg.timeout, sandbox=cfg.sandbox, cpu_seconds=cfg.cpu_seconds,
                    memory_mb=cfg.memory_mb, max_processes=cfg.max_processes, max_file_mb=cfg.max_file_mb,
-                   tests_dir=cfg.tests_dir, hidden_paths=hidden_paths, read_only_paths=read_only_paths)
+                   tests_dir=cfg.tests_dir, hidden_paths=hidden_paths, read_only_paths=read_only_paths,
+                   project_env=project_env)
 
     # --- public API -----------------------------------------------------------------
     def detect_framework(self) -> str:
@@ -198,6 +202,8 @@ class TestRunner:
                         *(Path(p).parent for p in extra_path)]
                 if framework == "jest":  # the daemon's reporter and, wherever it lives, node_modules: read-only
                     keep += [REPORTER_SOURCE, Path(os.path.realpath(self.project_path / "node_modules"))]
+                if self._project_site():
+                    keep.append(self.project_env)
                 command = [*bwrap_args(str(self._bwrap[0] if self._bwrap else "bwrap"), self.project_path,
                                        [report_dir], self.hidden_paths, keep, self.read_only_paths), *command]
             cgroup = PidsCgroup.create(self.limits.max_processes)
@@ -231,7 +237,9 @@ class TestRunner:
                     expected: Sequence[str] | None) -> TestResult:
         """pytest under the daemon's reporter; the daemon judges its records (verdict.py)."""
         conftests, test_files = self._tracked()
-        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests", conftests, test_files)
+        site = self._project_site()
+        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests", conftests, test_files,
+                          extra_paths=[str(site)] if site else [])
         fds = channel.open()
         env = {**env, **channel.env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
         try:
@@ -287,6 +295,13 @@ class TestRunner:
         result.output_tail = output
         result.duration = duration
         return result
+
+    def _project_site(self) -> Path | None:
+        """The project env's site-packages, if the daemon created one."""
+        if self.project_env is None:
+            return None
+        found = sorted(self.project_env.glob("lib/python*/site-packages"))
+        return found[0] if found else None
 
     def _tracked(self) -> tuple[list[str] | None, list[str] | None]:
         """(tracked conftest.py files, tracked files under the tests directory), absolute; (None, None)
