@@ -35,7 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ai_agents.demo import run_demo
 
-    return run_demo(args.workspace)
+    return run_demo(args.workspace, args.scenario)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -58,7 +58,9 @@ class DeveloperAgent(BaseAgent):
         prompt = (f"Task (data):\n{task_brief(task)}\n\nRequirements: {json.dumps(suite.get('requirements', []))}\n"
                   f"Constraints: {json.dumps(suite.get('constraints', []))}\n"
                   f"Write the module {suite['module_path']} so that these tests ({suite['test_path']}) pass. "
-                  "You may not change the tests.\n"
+                  "You may not change the tests. If the code needs a third-party package, list it in `dependencies`"
+                  " (name, exact version, why) instead of writing requirements.txt or package.json: the daemon decides"
+                  " whether it may be installed and tells you if not.\n"
                   f"--- {suite['test_path']} ---\n{tests[:30000]}\n--- end ---\n\nRelevant code:\n{context[:12000]}")
         if approach:
             prompt += ("\n\nYour earlier approach failed. Use a COMPLETELY DIFFERENT approach. It failed because:\n- "

@@ -27,6 +27,8 @@ log = structlog.get_logger("ai_agents.deps")
 LOCK_FILE = "requirements.lock"
 MANIFEST = "requirements.txt"
 ENV_DIR = "project-env"
+NETWORK_ENV = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+                         "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"})
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,9 @@ class ProjectPythonEnv:
         binary = ["--only-binary", ":all:"] if self.only_binary else []
         cmd = [str(self.python), "-m", "pip", "--isolated", "--disable-pip-version-check", "--no-input",
                "--no-cache-dir", *args, *index, *binary]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.path), "LANG": "C.UTF-8"}
+        # The machine's network settings (proxy, CA bundle) and nothing else of the daemon's environment.
+        env = {k: v for k, v in os.environ.items() if k in NETWORK_ENV}
+        env |= {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.path), "LANG": "C.UTF-8"}
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout, env=env,
                                   stdin=subprocess.DEVNULL)

@@ -76,7 +76,7 @@ def test_allow_listed_package_installed_imported_by_sandboxed_tests_and_locked(f
     package = installed[0]["packages"][0]
     assert package["name"] == "attrs" and package["version"] == "23.2.0" and len(package["sha256"]) == 64
     # the sandboxed run imported attrs, could not write the env, had no network (QA's tests say so, all passed)
-    assert done.result["tests_passed"] == 5
+    assert done.result["tests_passed"] == 6
 
 
 def test_unlisted_package_waits_for_approval_then_installs(fake_llm, build, pypi):
