@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ai_agents.commands import status_report
 from ai_agents.domain import TaskStatus
 from ai_agents.llm.script import Script
 from tests.conftest import wait_for
@@ -75,8 +76,11 @@ def test_allow_listed_package_installed_imported_by_sandboxed_tests_and_locked(f
     installed = [a["details"] for a in app.memory.activities(task.id) if a["activity"] == "dependency_installed"]
     package = installed[0]["packages"][0]
     assert package["name"] == "attrs" and package["version"] == "23.2.0" and len(package["sha256"]) == 64
-    # the sandboxed run imported attrs, could not write the env, had no network (QA's tests say so, all passed)
+    # the sandboxed run imported the pinned attrs (not the daemon's), could not write the env, had no network:
+    # QA's tests say so, and all of them passed
     assert done.result["tests_passed"] == 6
+    report = status_report(app.live.current, "config.yaml")
+    assert report["dependencies_installed"][0]["packages"][0]["version"] == "23.2.0"
 
 
 def test_unlisted_package_waits_for_approval_then_installs(fake_llm, build, pypi):
