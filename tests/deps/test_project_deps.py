@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import yaml
 from ai_agents.commands import status_report
 from ai_agents.domain import TaskStatus
 from ai_agents.llm.script import Script
-from tests.conftest import wait_for
+from tests.conftest import REPO, wait_for
 from tests.pipeline.conftest import ROLE_PROMPTS
 
 DEPS_SCRIPT = Path(__file__).resolve().parents[2] / "ai_agents" / "demo" / "script_deps.yaml"
@@ -83,7 +84,12 @@ def test_allow_listed_package_installed_imported_by_sandboxed_tests_and_locked(f
     assert report["dependencies_installed"][0]["packages"][0]["version"] == "23.2.0"
 
 
-def test_unlisted_package_waits_for_approval_then_installs(fake_llm, build, pypi):
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(REPO / "main.py"), *args, "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_unlisted_package_waits_for_approval_then_installs(fake_llm, build, pypi, tmp_path):
     app, task = run_task(fake_llm, build, {"approvals": {"required_for": ["dependency"]}})
     waiting = settle(app, task.id)
     assert waiting.status == TaskStatus.AWAITING_APPROVAL
@@ -94,7 +100,9 @@ def test_unlisted_package_waits_for_approval_then_installs(fake_llm, build, pypi
     assert "boilerplate" in details["why"]["attrs"]
     env = app.live.current.memory.database_path.parent / "project-env"
     assert not list(env.glob("lib/python*/site-packages/attrs*"))  # nothing installed before the approval
-    app.tasks.decide_approval(task.id, True, "test")
+    listing = cli(tmp_path / "config.yaml", "approvals").stdout
+    assert "dependency" in listing and "package attrs==23.2.0 sha256:" in listing and "boilerplate" in listing
+    assert "approved dependency" in cli(tmp_path / "config.yaml", "approve", task.id).stdout
     app.orchestrator.dispatch()
     done = wait_for(lambda: (t := app.tasks.get(task.id)) and t.status in
                     (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.ESCALATED) and t, timeout=150,
