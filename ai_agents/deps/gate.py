@@ -45,8 +45,10 @@ class DependencyGate:
         self.env = env
 
     def prepare(self, task_id: str, requests: list[DependencyRequest],
-                approval_status: Callable[[str, str], str | None]) -> GateResult:
-        """Gate and install ``requests``."""
+                approval_status: Callable[[str, str], str | None],
+                approved: list[dict[str, Any]] | None = None) -> GateResult:
+        """Gate and install ``requests``. ``approved``: the packages of the task's last approval request
+        (an approval covers exactly those names, versions and hashes, nothing a later attempt asks for)."""
         if not requests:
             return GateResult()
         settings = self.live.current
@@ -79,6 +81,9 @@ class DependencyGate:
             return out
         if unlisted:
             status = approval_status(task_id, APPROVAL_ACTION)
+            covered = {(str(a.get("name")), str(a.get("version")), str(a.get("sha256"))) for a in approved or []}
+            if status == "approved" and not all((p.name, p.version, p.sha256) in covered for p in unlisted):
+                status = None  # approved was something else: ask again for this set
             if status in (None, "pending"):
                 out.awaiting = {"action": APPROVAL_ACTION, "packages": [
                     {"name": p.name, "version": p.version, "sha256": p.sha256} for p in unlisted],

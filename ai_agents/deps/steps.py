@@ -43,7 +43,8 @@ class DependencySteps:
             return None
         if self.gate is None:
             return [{"test_name": "dependencies", "error_message": "this daemon installs no dependencies"}]
-        result = self.gate.prepare(task.id, change.dependencies, self.approval_status)
+        approved = task.payload.get("packages") if isinstance(task.payload.get("packages"), list) else []
+        result = self.gate.prepare(task.id, change.dependencies, self.approval_status, approved)
         if result.awaiting is not None:
             self.dev.record("dependency_approval_requested", task, packages=result.awaiting["packages"])
             raise AwaitingDependency(result.awaiting)

@@ -142,3 +142,22 @@ def test_typo_package_fails_clearly_and_installs_nothing(fake_llm, build, pypi):
     site = list((app.live.current.memory.database_path.parent / "project-env").glob("lib/python*/site-packages"))
     assert site and not [p for p in site[0].iterdir() if p.name.lower().startswith("attrs")]
     assert not (Path(app.live.current.file_system.workspace_path) / "requirements.lock").exists()
+
+
+def test_an_approval_covers_only_the_packages_it_showed(tmp_path, pypi):
+    from ai_agents.agents.models import DependencyRequest
+    from ai_agents.config.live import LiveConfig
+    from ai_agents.config.models import Settings
+    from ai_agents.deps.gate import DependencyGate
+    from ai_agents.deps.python_env import ProjectPythonEnv
+
+    live = LiveConfig(Settings.model_validate({"approvals": {"required_for": ["dependency"]}}))
+    env = ProjectPythonEnv(tmp_path / "project-env", timeout=120)
+    gate = DependencyGate(live, lambda: env)
+    first = gate.prepare("t1", [DependencyRequest(name="attrs", version="23.2.0")], lambda t, a: None)
+    assert first.awaiting is not None and [p["name"] for p in first.awaiting["packages"]] == ["attrs"]
+    shown = first.awaiting["packages"]
+    # approved for attrs 23.2.0: a later attempt asking for another version is asked about again
+    again = gate.prepare("t1", [DependencyRequest(name="attrs", version="23.1.0")], lambda t, a: "approved", shown)
+    assert again.awaiting is not None and again.awaiting["packages"][0]["version"] == "23.1.0"
+    assert not list(env.site_packages().glob("attr*"))
