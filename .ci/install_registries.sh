@@ -1,6 +1,6 @@
 #!/bin/sh
 # Fill the caches the project-dependency and jest tests use, from the public registries:
-#  - jest (npm registry) into $AI_AGENTS_JEST_DIR (default ~/.cache/ai-agents-ci/jest), --ignore-scripts;
+#  - jest, ts-jest and typescript (npm registry) into $AI_AGENTS_JEST_DIR (default ~/.cache/ai-agents-ci/jest), --ignore-scripts;
 #  - attrs (PyPI, a small pure-Python wheel) is fetched by the tests themselves, through the daemon's
 #    own installer (that is what they test); here we only say whether PyPI answers.
 # Called by .ci/run. It never fails CI: without node/npm or a registry the tests that need them SKIP
@@ -8,12 +8,12 @@
 set -u
 say() { echo "install_registries: $*"; }
 dir="${AI_AGENTS_JEST_DIR:-$HOME/.cache/ai-agents-ci/jest}"
-if [ -f "$dir/node_modules/jest/bin/jest.js" ]; then
+if [ -f "$dir/node_modules/jest/bin/jest.js" ] && [ -d "$dir/node_modules/ts-jest" ]; then
     say "jest already in $dir"
 elif command -v npm >/dev/null 2>&1; then
     mkdir -p "$dir"
     [ -f "$dir/package.json" ] || echo '{"name": "ai-agents-jest-cache", "private": true}' > "$dir/package.json"
-    if (cd "$dir" && timeout 300 npm install --no-audit --no-fund --ignore-scripts jest@29 >/dev/null 2>&1); then
+    if (cd "$dir" && timeout 300 npm install --no-audit --no-fund --ignore-scripts jest@29 ts-jest@29 typescript@5 >/dev/null 2>&1); then
         say "installed jest into $dir"
     else
         say "could not install jest from the npm registry; the jest tests will be skipped"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-JEST_VERSION = "29"
+PACKAGES = ("jest@29", "ts-jest@29", "typescript@5")  # ts-jest and typescript: the TypeScript case
 
 
 def jest_dir() -> Path:
@@ -25,7 +25,7 @@ def jest_modules() -> Path:
     """A node_modules directory holding a real jest."""
     root = jest_dir()
     modules = root / "node_modules"
-    if (modules / "jest" / "bin" / "jest.js").is_file():
+    if (modules / "jest" / "bin" / "jest.js").is_file() and (modules / "ts-jest").is_dir():
         return modules
     if not (shutil.which("node") and shutil.which("npm")):
         pytest.skip("jest tests need node and npm on PATH")
@@ -33,8 +33,8 @@ def jest_modules() -> Path:
     if not (root / "package.json").exists():
         (root / "package.json").write_text('{"name": "ai-agents-jest-cache", "private": true}\n')
     try:
-        proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts",
-                               f"jest@{JEST_VERSION}"], cwd=root, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", *PACKAGES],
+                              cwd=root, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         pytest.skip("the npm registry did not deliver jest within 300s (unreachable?)")
     if proc.returncode != 0 or not (modules / "jest" / "bin" / "jest.js").is_file():

@@ -135,3 +135,22 @@ def test_expected_ids_scanner():
     assert ids == ["tests/x.test.js::outer > inner > a {brace}", "tests/x.test.js::outer > b",
                    "tests/x.test.js::top"]
     assert len(problems) == 2 and "test.skip" in problems[0] and "string literal" in problems[1]
+
+
+def test_typescript_through_ts_jest(tmp_path, jest_modules):
+    ws = tmp_path / "ts"
+    (ws / "tests").mkdir(parents=True)
+    (ws / "src").mkdir()
+    jest_project(ws, jest_modules)
+    test = ("import { describe, expect, test } from '@jest/globals';\nimport { add } from '../src/add';\n"
+            "describe('add', () => {\n  test('adds numbers', () => { const n: number = add(1, 2); "
+            "expect(n).toBe(3); });\n});\n")
+    (ws / "tests" / "add.test.ts").write_text(test)
+    expected = expected_jest_ids("tests/add.test.ts", test)[0]
+    assert expected == ["tests/add.test.ts::add > adds numbers"]
+    (ws / "src" / "add.ts").write_text("export function add(a: number, b: number): number { return a + b; }\n")
+    assert TestRunner(ws, "jest", timeout=120).run_tests(expected=expected).passed
+    # a type error is a failure: ts-jest type-checks, the code never runs
+    (ws / "src" / "add.ts").write_text("export function add(a: number, b: number): string { return a + b; }\n")
+    broken = TestRunner(ws, "jest", timeout=120).run_tests(expected=expected)
+    assert broken.outcome == "failed" and any("TS2322" in f.traceback for f in broken.failures)
