@@ -31,6 +31,7 @@ from ai_agents.testing.verdict import MAX_RECORD_BYTES, TAMPERING, Channel
 REPORTER_SOURCE = Path(__file__).with_name("jest_reporter.js")
 JEST_TEST_FILE = re.compile(r"[A-Za-z0-9_.-]+\.test\.(js|ts|cjs|mjs)")
 _CALLS = ("describe", "test", "it")
+_SKIPPING = ("xdescribe", "xtest", "xit", "fdescribe", "fit")
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)*")
 _STRING_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "`": "`"}
 
@@ -105,12 +106,14 @@ def expected_jest_ids(test_path: str, source: str) -> tuple[list[str], list[str]
             j = m.end()
             while j < n and source[j] in " \t\r\n":
                 j += 1
-            if head in _CALLS and j < n and source[j] == "(":
+            if head in _SKIPPING and j < n and source[j] == "(":
+                problems.append(f"{name}(...) at offset {i}: skipped or focused tests cannot be required")
+            elif head in _CALLS and j < n and source[j] == "(":
                 k = j + 1
                 while k < n and source[k] in " \t\r\n":
                     k += 1
                 title, _ = _string_at(source, k) if k < n and source[k] in "'\"`" else (None, k)
-                if modifier in ("skip", "todo", "only", "each", "concurrent", "failing") or modifier:
+                if modifier:  # .skip, .todo, .only, .each, .concurrent, .failing: nothing a plain name can require
                     problems.append(f"{name}(...) at offset {i}: only plain describe/test/it calls can be required")
                 elif title is None:
                     problems.append(f"{name}(...) at offset {i}: its name must be a plain string literal")

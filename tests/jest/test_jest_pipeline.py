@@ -130,11 +130,13 @@ def test_expected_ids_scanner():
     src = ("// test('in a comment')\n/* it('in a block') */\n"
            "describe('outer', () => {\n  describe(\"inner\", function () {\n"
            "    it(`a {brace}`, () => { const s = '}'; });\n  });\n  test('b', () => {});\n});\n"
-           "test('top', () => {});\ntest.skip('skipped', () => {});\ntest(`dyn ${x}`, () => {});\n")
+           "test('top', () => {});\ntest.skip('skipped', () => {});\ntest(`dyn ${x}`, () => {});\n"
+           "xit('also skipped', () => {});\n")
     ids, problems = expected_jest_ids("tests/x.test.js", src)
     assert ids == ["tests/x.test.js::outer > inner > a {brace}", "tests/x.test.js::outer > b",
                    "tests/x.test.js::top"]
-    assert len(problems) == 2 and "test.skip" in problems[0] and "string literal" in problems[1]
+    assert len(problems) == 3 and "test.skip" in problems[0] and "string literal" in problems[1]
+    assert "xit" in problems[2]
 
 
 def test_typescript_through_ts_jest(tmp_path, jest_modules):
@@ -154,3 +156,16 @@ def test_typescript_through_ts_jest(tmp_path, jest_modules):
     (ws / "src" / "add.ts").write_text("export function add(a: number, b: number): string { return a + b; }\n")
     broken = TestRunner(ws, "jest", timeout=120).run_tests(expected=expected)
     assert broken.outcome == "failed" and any("TS2322" in f.traceback for f in broken.failures)
+
+
+def test_jest_suite_paths_and_names_are_checked_before_anything_runs():
+    from ai_agents.testing.suites import jest_suite_problems
+
+    good = "test('works', () => {});\n"
+    assert jest_suite_problems("tests/a.test.js", "src/a.js", good, "tests") == []
+    assert jest_suite_problems("tests/a.test.ts", "src/a.ts", good, "tests") == []
+    bad_paths = jest_suite_problems("src/a.test.js", "tests/a.js", good, "tests")
+    assert any("test_path must be" in p for p in bad_paths) and any("module_path must be" in p for p in bad_paths)
+    assert any("offset" in p for p in jest_suite_problems("tests/a.test.js", "a.js", "test.each([1])('x', f);\n",
+                                                          "tests"))
+    assert "no test()/it() call" in " ".join(jest_suite_problems("tests/a.test.js", "a.js", "// nothing\n", "tests"))
