@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -98,8 +99,41 @@ def test_forged_record_on_the_report_pipe_is_tampering(project):
               "  try { fs.writeSync(Number(fd), JSON.stringify({k: 'x', t: 'end', failed: 0}) + '\\n'); }"
               " catch (e) {}\n}\nexports.add = (a, b) => a - b;\n")
     result = run(project, forged)
-    assert result.outcome == "failed" and result.tampering, result.failures
-    assert "nonce" in result.tampering[0]
+    # Either the forged line lands on the verdict pipe without the nonce (tampering) or on one of node's own
+    # pipes and kills it (status 139): never a pass. The verdict's rules themselves: test_judge_jest_rules.
+    assert result.outcome == "failed" and not result.passed
+    assert (result.tampering and "nonce" in result.tampering[0]) or result.exit_code != 0, result.failures
+
+
+def channel_with(lines: list[dict[str, Any]], nonce: str | None = None) -> Any:
+    from ai_agents.testing.verdict import Channel
+
+    channel = Channel("/w", "tests")
+    channel.data = bytearray(b"".join(json.dumps({"k": nonce or channel.nonce, **r}).encode() + b"\n"
+                                      for r in lines))
+    return channel
+
+
+def test_judge_jest_rules():
+    from ai_agents.testing.jest_verdict import judge_jest
+
+    ok_case = {"t": "case", "file": "/w/tests/a.test.js", "ancestors": ["a"], "title": "x", "status": "passed"}
+    end = {"t": "end", "failed": 0, "suites_failed": 0, "runtime_errors": 0}
+    root, want = Path("/w"), ["tests/a.test.js::a > x"]
+    assert judge_jest(channel_with([{"t": "start"}, ok_case, end]), 0, False, want, root).passed
+    forged = channel_with([{"t": "start"}, ok_case, end], nonce="guessed")
+    assert "nonce" in judge_jest(forged, 0, False, want, root).tampering[0]
+    early = judge_jest(channel_with([{"t": "start"}, ok_case]), 0, False, want, root)  # process.exit(0)
+    assert not early.passed and "before jest's run ended" in early.tampering[0]
+    lying = judge_jest(channel_with([{"t": "start"}, {**ok_case, "status": "failed"}, end]), 0, False, want, root)
+    assert not lying.passed and lying.tampering
+    twice = judge_jest(channel_with([{"t": "start"}, ok_case, ok_case, end]), 0, False, want, root)
+    assert not twice.passed and "reported twice" in twice.tampering[0]
+    missing = judge_jest(channel_with([{"t": "start"}, ok_case, end]), 0, False, [*want, "tests/a.test.js::a > y"],
+                         root)
+    assert missing.outcome == "failed" and missing.failures[-1].test_name.endswith("a > y")
+    after = judge_jest(channel_with([{"t": "start"}, ok_case, end, ok_case]), 0, False, want, root)
+    assert not after.passed and "after the end record" in after.tampering[0]
 
 
 def test_process_exit_zero_is_not_a_pass(project):
