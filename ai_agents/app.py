@@ -22,6 +22,8 @@ from ai_agents.config import ConfigWatcher, LiveConfig, load_config
 from ai_agents.config.models import Settings
 from ai_agents.dashboard import DashboardServer
 from ai_agents.deployment import DeploymentManager
+from ai_agents.deps.gate import DependencyGate
+from ai_agents.deps.python_env import ENV_DIR, ProjectPythonEnv
 from ai_agents.domain import Role, TaskType
 from ai_agents.errors import FatalError
 from ai_agents.file_system import FileSystemManager
@@ -103,7 +105,10 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     keep = [*settings.file_system.keep_untracked, *own]
     git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values(), keep_untracked=keep)
     git.ensure_repository(settings.git.repository_url)
-    runner = TestRunner.from_config(settings.testing, settings.repo_path, hidden_paths=hidden, read_only_paths=keep)
+    # The project's own packages: a virtualenv beside the database, outside the workspace (deps/python_env.py).
+    project_env = settings.memory.database_path.parent / ENV_DIR
+    runner = TestRunner.from_config(settings.testing, settings.repo_path, hidden_paths=hidden, read_only_paths=keep,
+                                    project_env=project_env)
     deployer = DeploymentManager.from_config(settings.deployment, settings.repo_path, memory,
                                              secrets=settings.secret_values())
     live.subscribe(lambda old, new, keys: deployer.reconfigure(new.deployment)
@@ -128,7 +133,9 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         TaskType.CODE: (code_flow := CodeFlow(workspace, qa=QAAgent(*agent_args),
                                               developer=DeveloperAgent(*agent_args),
                                               tech_lead=reviewers[Role.TECH_LEAD],
-                                              approval_status=tasks.approval_status)),
+                                              approval_status=tasks.approval_status,
+                                              deps=DependencyGate(live, lambda: ProjectPythonEnv.from_config(
+                                                  live.current.dependencies, project_env)))),
     }
     orchestrator = TaskOrchestrator(
         live=live, tasks=tasks, memory=memory, ceo=ceo, flows=flows, alerts=alerter,

@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     cmd("doctor", "check config, LLM providers, workspace, git and test framework")
     d = cmd("demo", "run the whole daemon end to end on the built-in scripted model (no API key)")
     d.add_argument("--workspace", type=Path, default=None, help="where to keep the demo workspace")
+    d.add_argument("--scenario", choices=["story", "js", "deps"], default="story",
+                   help="story: the Python story (default, offline); js: a jest project (needs the npm registry "
+                        "for jest); deps: a task whose code needs an allow-listed PyPI package (needs PyPI)")
     for name, verb in (("approve", "approve"), ("reject", "reject")):
         a = cmd(name, f"{verb} a task waiting for approval")
         a.add_argument("task_id")

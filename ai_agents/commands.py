@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ai_agents.demo import run_demo
 
-    return run_demo(args.workspace)
+    return run_demo(args.workspace, args.scenario)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -152,7 +153,22 @@ def status_report(settings: Settings, config_path: str) -> dict[str, Any]:
         "pending_approvals": len(tasks.approvals("pending")),
         "metrics": collect_metrics(db, memory, tasks),
         "last_deployment": (deployment or {}).get("history", [None])[-1] if isinstance(deployment, dict) else None,
+        "dependencies_installed": _installed_dependencies(db),
     }
+
+
+def _installed_dependencies(db: Any, limit: int = 10) -> list[dict[str, Any]]:
+    """The project's latest dependency installs (``dependency_installed`` activities): packages, versions, hashes."""
+    rows = db.query("SELECT task_id, details, timestamp FROM activity_logs WHERE activity = 'dependency_installed' "
+                    f"ORDER BY id DESC LIMIT {int(limit)}")
+    out = []
+    for row in rows:
+        try:
+            details = json.loads(row["details"] or "{}")
+        except ValueError:
+            continue
+        out.append({"task_id": row["task_id"], "at": row["timestamp"], "packages": details.get("packages", [])})
+    return out
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -195,6 +211,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"metrics:   success rate {m.get('success_rate')}, errors {m.get('error_count')}")
     if report["pending_approvals"]:
         print(f"approvals: {report['pending_approvals']} pending (see 'approvals')")
+    for install in report["dependencies_installed"][:5]:
+        print(f"installed: task {install['task_id']} at {install['at']}: " + ", ".join(
+            f"{p.get('name')}=={p.get('version')} sha256:{str(p.get('sha256'))[:12]}" for p in install["packages"]))
     return 0
 
 
@@ -251,6 +270,11 @@ def cmd_approvals(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['task_id']}  {r['action']:<7} {r['status']:<9} requested {r['requested_at']}"
               + (f"  decided by {r['decided_by']}" if r["decided_by"] else ""))
+        details = r.get("details") if isinstance(r.get("details"), dict) else {}
+        why = details.get("why") if isinstance(details.get("why"), dict) else {}
+        for p in details.get("packages") or [] if r["action"] == "dependency" else []:
+            print(f"    package {p.get('name')}=={p.get('version')} sha256:{str(p.get('sha256'))[:16]}"
+                  f"  why: {why.get(p.get('name')) or '; '.join(map(str, why.values())) or '-'}")
     return 0
 
 

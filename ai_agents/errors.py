@@ -78,6 +78,10 @@ class TestRunError(TaskFailedError):
     __test__ = False  # not a pytest test class
 
 
+class DependencyError(TaskFailedError):
+    """A project dependency could not be resolved or installed (the installer's last lines say why)."""
+
+
 class DeploymentError(TaskFailedError):
     """A deployment step failed."""
 

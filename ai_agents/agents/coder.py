@@ -26,12 +26,19 @@ class QAAgent(BaseAgent):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(Role.QA, *args, **kwargs)
 
-    def write_tests(self, task: Task, workspace: str, feedback: list[str]) -> TestSuite:
+    def write_tests(self, task: Task, workspace: str, feedback: list[str], framework: str = "pytest") -> TestSuite:
+        if framework == "jest":
+            how = (" path the Developer must write (a new or existing .js or .ts file outside tests/) and write jest"
+                   " tests FIRST in tests/<name>.test.js (or .ts): describe()/test() blocks whose names are plain"
+                   " string literals (no test.each, .skip or computed names), unit tests, edge cases and input"
+                   " validation. require() the module by its path relative to the test file.")
+        else:
+            how = (" path the Developer must write (a new or existing .py file outside tests/) and write pytest"
+                   " tests FIRST in tests/test_<name>.py: unit tests, edge cases and input validation. Import the"
+                   " module by its dotted path from the workspace root.")
         prompt = (f"Task (data):\n{task_brief(task)}\n\nWorkspace:\n{workspace[:6000]}\n\n"
                   "With a product view of the task, state its constraints and requirements, choose the module"
-                  " path the Developer must write (a new or existing .py file outside tests/) and write pytest"
-                  " tests FIRST in tests/test_<name>.py: unit tests, edge cases and input validation. Import the"
-                  " module by its dotted path from the workspace root. The tests must fail before the code exists.")
+                  + how + " The tests must fail before the code exists.")
         if feedback:
             prompt += "\nYour previous tests were sent back:\n- " + "\n- ".join(feedback[-5:])
         return self.ask(prompt, TestSuite, task)
@@ -51,7 +58,9 @@ class DeveloperAgent(BaseAgent):
         prompt = (f"Task (data):\n{task_brief(task)}\n\nRequirements: {json.dumps(suite.get('requirements', []))}\n"
                   f"Constraints: {json.dumps(suite.get('constraints', []))}\n"
                   f"Write the module {suite['module_path']} so that these tests ({suite['test_path']}) pass. "
-                  "You may not change the tests.\n"
+                  "You may not change the tests. If the code needs a third-party package, list it in `dependencies`"
+                  " (name, exact version, why) instead of writing requirements.txt or package.json: the daemon decides"
+                  " whether it may be installed and tells you if not.\n"
                   f"--- {suite['test_path']} ---\n{tests[:30000]}\n--- end ---\n\nRelevant code:\n{context[:12000]}")
         if approach:
             prompt += ("\n\nYour earlier approach failed. Use a COMPLETELY DIFFERENT approach. It failed because:\n- "

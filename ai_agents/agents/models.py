@@ -110,11 +110,22 @@ class SourceFile(Answer):
     content: str = Field(max_length=1_000_000)
 
 
+class DependencyRequest(Answer):
+    """A third-party package the Developer's code needs (the daemon gates and installs it)."""
+
+    name: str = Field(pattern=r"^(@[a-z0-9][a-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    version: str = Field("", pattern=r"^[A-Za-z0-9.*+!^~-]{0,40}$", description="exact version; empty: newest")
+    ecosystem: Literal["python", "npm"] = "python"
+    why: str = Field("", max_length=500)
+
+
 class CodeChange(Answer):
     """The Developer's code for one attempt."""
 
     approach: str = ""
     files: list[SourceFile] = Field(min_length=1, max_length=20)
+    dependencies: list[DependencyRequest] = Field(default_factory=list, max_length=10, description=(
+        "third-party packages the code imports; the daemon installs them into the project's environment"))
 
 
 class Review(Answer):

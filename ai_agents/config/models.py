@@ -307,7 +307,18 @@ class BudgetConfig(Section):
     daily_tokens: int | None = Field(None, ge=0)
 
 
-GatedAction = Literal["deploy", "push", "merge"]
+GatedAction = Literal["deploy", "push", "merge", "dependency"]
+
+
+class DependenciesConfig(Section):
+    """The project's own third-party packages (live): what the agents may install, and from where."""
+
+    allow: list[str] = Field(default_factory=list, description="names or fnmatch patterns installed without asking")
+    deny: list[str] = Field(default_factory=list, description="names or patterns never installed (wins over allow)")
+    python_index: str | None = Field(None, description="pip --index-url; None: PyPI. pip's own config is ignored")
+    npm_registry: str | None = Field(None, description="npm --registry; None: npm's default registry")
+    only_binary: bool = Field(True, description="wheels only: no sdist build scripts run on the daemon's machine")
+    install_timeout: float = Field(300.0, gt=0, description="seconds before an install is killed")
 
 
 class ApprovalsConfig(Section):
@@ -372,6 +383,7 @@ class Settings(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
+    dependencies: DependenciesConfig = Field(default_factory=DependenciesConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
@@ -393,6 +405,7 @@ LIVE_KEYS: tuple[str, ...] = (
     "company",
     "budget",
     "approvals",
+    "dependencies",
     "alerts",
     "llm.temperature",
     "llm.max_tokens",

@@ -21,17 +21,25 @@ HERE = Path(__file__).resolve().parent
 DEMO_TIMEOUT = 60.0
 
 
-def write_demo_config(root: Path, workspace: Path | None = None) -> Path:
+SCENARIOS = ("story", "js", "deps")
+
+
+def write_demo_config(root: Path, workspace: Path | None = None, scenario: str = "story") -> Path:
     """The demo's config.yaml in ``root`` (so `status`, `tasks` and `doctor` work on it afterwards)."""
-    text = (HERE / "config.yaml").read_text().replace("SCRIPT_PATH", str(HERE / "script.yaml"))
+    script = HERE / ("script.yaml" if scenario == "story" else f"script_{scenario}.yaml")
+    text = (HERE / "config.yaml").read_text().replace("SCRIPT_PATH", str(script))
     if workspace is not None:
         text = text.replace("workspace_path: workspace", f"workspace_path: {workspace}")
+    if scenario != "story":  # the whole-file answers of script_<scenario>.yaml, not tool calls
+        text = text.replace("tools: {enabled: true}", "tools: {enabled: false}")
+        allow = ["jest"] if scenario == "js" else ["attrs"]
+        text += f"dependencies:\n  allow: {allow}\n"
     path = root / "config.yaml"
     path.write_text(text)
     return path
 
 
-def run_demo(workspace: Path | None) -> int:
+def run_demo(workspace: Path | None, scenario: str = "story") -> int:
     """Run the story; print the git log and the test summary; keep the workspace."""
     from ai_agents.app import build_app
     from ai_agents.config import load_config
@@ -45,12 +53,20 @@ def run_demo(workspace: Path | None) -> int:
     else:
         root = Path(tempfile.mkdtemp(prefix="ai-agents-demo-"))
     root.mkdir(parents=True, exist_ok=True)
-    config_path = write_demo_config(root, workspace.resolve() if workspace is not None else None)
+    config_path = write_demo_config(root, workspace.resolve() if workspace is not None else None, scenario)
     settings = load_config(config_path)
-    if settings.agents.tools.enabled:
+    if scenario == "js":
+        print("ai-agents demo (js): jest comes from the npm REGISTRY (network needed for this step only; the "
+              "tests themselves run sandboxed, without network).")
+        if not _seed_js(settings):
+            return 1
+    elif settings.agents.tools.enabled:
         seed_workspace(settings.file_system.workspace_path)  # the code the demo's task changes
+    if scenario == "deps":
+        print("ai-agents demo (deps): attrs (allow-listed) comes from PyPI into the project's own virtualenv "
+              "(network needed for the install only; the tests run sandboxed, without network).")
     print("ai-agents demo: the real daemon on the built-in SCRIPTED model (answers from "
-          f"{HERE / 'script.yaml'}); no API key, no network.")
+          f"{settings.llm.script_path}); no API key" + (", no network." if scenario == "story" else "."))
     print(f"workspace: {settings.file_system.workspace_path}\nconfig:    {config_path}\n"
           f"logs:      {settings.logging.file}\n")
     log_stream = io.StringIO()  # JSON logs go to the log file; keep the terminal readable
@@ -64,6 +80,27 @@ def run_demo(workspace: Path | None) -> int:
         app.stop()
     elapsed = time.monotonic() - started
     return _report(settings, task, elapsed)
+
+
+def _seed_js(settings: Settings) -> bool:
+    """A small CommonJS project: package.json with jest, installed by the daemon's npm installer."""
+    from ai_agents.deps.npm_env import npm_install
+    from ai_agents.errors import DependencyError
+
+    ws = settings.file_system.workspace_path
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "package.json").write_text('{\n  "name": "demo-js",\n  "private": true,\n  "scripts": {"test": "jest"},\n'
+                                     '  "devDependencies": {"jest": "^29.7.0"}\n}\n')
+    print("installing jest with npm (--ignore-scripts) ...", flush=True)
+    try:
+        installed = npm_install(settings, ws)
+    except DependencyError as e:
+        print(f"ai-agents demo (js): could not install jest from the npm registry: {e}", file=sys.stderr)
+        return False
+    jest = next((p for p in installed if p["name"] == "jest"), None)
+    print(f"installed {len(installed)} npm packages (jest {jest['version'] if jest else '?'}); "
+          "package-lock.json is committed with the workspace\n")
+    return True
 
 
 def _wait_for_code_task(app: App, started: float) -> Task | None:
@@ -87,7 +124,10 @@ def _report(settings: Settings, task: Task | None, elapsed: float) -> int:
     print(f"\n$ git -C {ws} log --graph (newest first)")
     for entry in git.log(12):
         print(f"  {entry['sha'][:8]}  {entry['author_name']:<18} {entry['message'].splitlines()[0]}")
-    result = TestRunner.from_config(settings.testing, ws).run_tests()
+    from ai_agents.deps.python_env import ENV_DIR
+
+    result = TestRunner.from_config(settings.testing, ws,
+                                    project_env=settings.memory.database_path.parent / ENV_DIR).run_tests()
     print(f"\ntests: {result.passed_count} passed, {result.failed_count} failed ({result.outcome})")
     print("\nactivity of the task:")
     from ai_agents.memory import Database, MemoryStore

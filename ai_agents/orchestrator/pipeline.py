@@ -20,6 +20,8 @@ from ai_agents.agents.coder import DeveloperAgent, QAAgent
 from ai_agents.agents.models import CodeChange, Review, TestSuite
 from ai_agents.agents.reviewer import ReviewerAgent
 from ai_agents.deployment import DeploymentFailedError
+from ai_agents.deps.gate import APPROVAL_ACTION, DependencyGate
+from ai_agents.deps.steps import AwaitingDependency, DependencySteps
 from ai_agents.domain import Role, Task, slugify
 from ai_agents.errors import TaskFailedError, TestRunError, WorkspaceError
 from ai_agents.file_system.paths import normalize
@@ -27,8 +29,9 @@ from ai_agents.orchestrator.coding_tools import ToolStages
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.quality import quality_report
 from ai_agents.orchestrator.workspace import Workspace
+from ai_agents.testing.suites import expected_ids, jest_suite_problems
 from ai_agents.testing.tamper_check import tampering_reasons
-from ai_agents.testing.verdict import TAMPERING, expected_test_ids
+from ai_agents.testing.verdict import TAMPERING
 
 log = structlog.get_logger("ai_agents.pipeline")
 
@@ -37,8 +40,10 @@ STAGE_ROLES = {"tests": Role.QA, "code": Role.DEVELOPER, "release": Role.DEVELOP
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
 
 
-def suite_problems(suite: TestSuite, tests_dir: str) -> list[str]:
+def suite_problems(suite: TestSuite, tests_dir: str, framework: str = "pytest") -> list[str]:
     """Why QA's paths are unusable (empty if they are fine); judged as the file system will resolve them."""
+    if framework == "jest":
+        return jest_suite_problems(suite.test_path, suite.module_path, suite.test_code, tests_dir)
     problems, normal = [], {}
     for field in ("test_path", "module_path"):
         try:
@@ -65,8 +70,9 @@ def _qa_files(suite: dict[str, Any]) -> set[str]:
 
 class CodeFlow:
     def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, tech_lead: ReviewerAgent,
-                 approval_status: Callable[[str, str], str | None]):
+                 approval_status: Callable[[str, str], str | None], deps: DependencyGate | None = None):
         self.ws = ws
+        self.deps = DependencySteps(deps, ws, approval_status, developer)
         self.qa = qa
         self.dev = developer
         self.tech_lead = tech_lead
@@ -103,8 +109,10 @@ class CodeFlow:
         cfg = self.ws.live.current
         feedback: list[str] = []
         for attempt in range(1, cfg.agents.max_fix_attempts + 1):
-            suite = self.qa.write_tests(task, self.ws.summary(), feedback)
-            problems = suite_problems(suite, cfg.testing.tests_dir)
+            framework = self.ws.runner.detect_framework()
+            self.ws.runner.ensure_runnable(framework)  # before asking QA: jest may not be installed
+            suite = self.qa.write_tests(task, self.ws.summary(), feedback, framework=framework)
+            problems = suite_problems(suite, cfg.testing.tests_dir, framework)
             if problems:
                 feedback += problems
                 self.qa.record("tests_sent_back", task, attempt=attempt, reasons=problems)
@@ -176,13 +184,21 @@ class CodeFlow:
             context = "" if self.with_tools else self._code_context(suite["module_path"])
         cfg = self.ws.live.current.agents
         rejected: list[str] = []
+        pending = suite.get("pending_change")  # the change that waited for a dependency approval
         for approach in range(cfg.max_approaches):
             if approach:
                 self.dev.record("approach_changed", task, approach=approach + 1, reasons=rejected[-3:])
-            change = (self.tool_stages.code_change(task, branch, suite, feedback=rejected) if self.with_tools
-                      else self.dev.write_code(task, suite, tests, context, approach=approach, rejected=rejected))
+            if pending is not None:
+                change, pending = CodeChange.model_validate(pending), None
+            else:
+                change = (self.tool_stages.code_change(task, branch, suite, feedback=rejected) if self.with_tools
+                          else self.dev.write_code(task, suite, tests, context, approach=approach, rejected=rejected))
             for attempt in range(1, cfg.max_fix_attempts + 1):
-                failures, review = self._attempt(task, branch, change, suite, approach + 1, attempt)
+                try:
+                    failures, review = self._attempt(task, branch, change, suite, approach + 1, attempt)
+                except AwaitingDependency as wait:
+                    return FlowResult(next_stage="code", awaiting_approval=APPROVAL_ACTION, result={
+                        **wait.details, "pending_change": change.model_dump(mode="json")})
                 if failures is None and review is not None and review.approve:
                     return self._commit_and_merge(task, branch, change, suite)
                 reasons = ([f"{f.get('test_name')}: {str(f.get('error_message'))[:200]}" for f in failures or []]
@@ -202,9 +218,12 @@ class CodeFlow:
         """Apply, test and (when green) review one attempt. (failures or None, review or None)."""
         if static := self._static_tampering(task, change, approach, attempt):
             return static, None
+        if problems := self.deps.prepare(task, change):  # raises AwaitingDependency for a human's approval
+            return problems, None
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, refused = self.ws.apply(change, _qa_files(suite))
+            self.deps.write_files(task)
             result = self.ws.runner.run_tests(expected=expected)
             self.ws.check_limits()
             current_lease.progress()
@@ -234,7 +253,7 @@ class CodeFlow:
         expected: list[str] = []
         for path in sorted(_qa_files(suite)):
             try:
-                expected += expected_test_ids(path, self.ws.fs.read_file(path))
+                expected += expected_ids(path, self.ws.fs.read_file(path))
             except WorkspaceError:
                 continue
         return expected
@@ -270,6 +289,7 @@ class CodeFlow:
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, _ = self.ws.apply(change, _qa_files(suite))
+            manifest = self.deps.write_files(task)
             result = self.ws.runner.run_tests(expected=expected)
             self.ws.check_limits()
             current_lease.progress()
@@ -280,6 +300,7 @@ class CodeFlow:
             if not result.passed:
                 why = f" ({TAMPERING}: {'; '.join(result.tampering[:3])})" if result.tampering else ""
                 raise TaskFailedError(f"tests no longer pass at commit time: {result.outcome}{why}")
+            written += manifest
             self.ws.git.add(written)
             diff = self.ws.git.diff(staged=True)
             message = self.dev.commit_message(task, diff).render({})

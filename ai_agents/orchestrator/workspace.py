@@ -36,7 +36,10 @@ MAX_SUMMARY_FILES = 30
 # Files that change how tests are collected or run: a Developer editing them could skip or
 # rewrite QA's tests, so they are QA's as much as the tests are.
 TEST_HARNESS_FILES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml",
-                                "pyproject.toml", "setup.cfg", "tox.ini", "package.json", "jest.config.js",
+                                "pyproject.toml", "setup.cfg", "tox.ini", "package.json", "package-lock.json",
+                                "jest.config.js", "jest.config.ts", "jest.config.cjs", "jest.config.mjs",
+                                "jest.config.json", "babel.config.js", "babel.config.json", ".babelrc",
+                                ".babelrc.js", "tsconfig.json", "requirements.txt", "requirements.lock",
                                 # An ignore rule for tests/ would make every later QA commit fail.
                                 ".gitignore", ".gitattributes"})
 

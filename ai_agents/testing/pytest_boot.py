@@ -292,6 +292,9 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
             emit("finish", exitstatus=int(exitstatus))
 
     emit("start")
+    # The project's own packages (its virtualenv) come before the daemon's site-packages, so its pinned
+    # versions are the ones imported; pytest and what it loaded are already in sys.modules by now.
+    sys.path[0:0] = cfg.get("extra_paths") or []
     sys.path.append(os.getcwd())
     args = [*sys.argv[1:], f"--rootdir={workspace_root}"]
     sys.argv[:] = ["pytest", *args]

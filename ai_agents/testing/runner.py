@@ -34,6 +34,7 @@ from ai_agents.file_system.paths import normalize
 from ai_agents.testing import launcher
 from ai_agents.testing.cgroup import PidsCgroup
 from ai_agents.testing.detect import detect_framework
+from ai_agents.testing.jest_verdict import REPORTER_SOURCE, jest_config, judge_jest
 from ai_agents.testing.outcome import decide, failure_result, signal_name
 from ai_agents.testing.parsers import parse_test_results
 from ai_agents.testing.result import TestFailure, TestResult, tail
@@ -56,7 +57,7 @@ class TestRunner:
     def __init__(self, project_path: Path | str, framework: str | None = None, timeout: float = 300, *,
                  sandbox: str = "auto", cpu_seconds: int = 300, memory_mb: int = 2048, max_processes: int = 256,
                  max_file_mb: int = 64, tests_dir: str = "tests", hidden_paths: Sequence[Path | str] = (),
-                 read_only_paths: Sequence[Path | str] = ()):
+                 read_only_paths: Sequence[Path | str] = (), project_env: Path | str | None = None):
         if sandbox not in ("auto", "bwrap", "none"):
             raise ValueError(f"sandbox must be auto, bwrap or none, not {sandbox!r}")
         self.project_path = Path(os.path.realpath(project_path))
@@ -70,15 +71,19 @@ class TestRunner:
         self.hidden_paths = [Path.home(), Path("/root"), self.project_path.parent, *map(Path, hidden_paths)]
         # What the clean slate keeps between runs (workspace-relative): the tests may not change it.
         self.read_only_paths = [self.project_path / p for p in read_only_paths]
+        # The project's own virtualenv (its packages, installed by the daemon): read-only, appended to sys.path.
+        self.project_env = Path(project_env) if project_env is not None else None
         self._bwrap_lock = threading.Lock()
         self._bwrap: tuple[str | None, str | None] | None = None  # (path, why unusable)
 
     @classmethod
     def from_config(cls, cfg: TestingConfig, project_path: Path | str,
-                    hidden_paths: Sequence[Path | str] = (), read_only_paths: Sequence[Path | str] = ()) -> TestRunner:
+                    hidden_paths: Sequence[Path | str] = (), read_only_paths: Sequence[Path | str] = (),
+                    project_env: Path | str | None = None) -> TestRunner:
         return cls(project_path, cfg.framework, cfg.timeout, sandbox=cfg.sandbox, cpu_seconds=cfg.cpu_seconds,
                    memory_mb=cfg.memory_mb, max_processes=cfg.max_processes, max_file_mb=cfg.max_file_mb,
-                   tests_dir=cfg.tests_dir, hidden_paths=hidden_paths, read_only_paths=read_only_paths)
+                   tests_dir=cfg.tests_dir, hidden_paths=hidden_paths, read_only_paths=read_only_paths,
+                   project_env=project_env)
 
     # --- public API -----------------------------------------------------------------
     def detect_framework(self) -> str:
@@ -95,6 +100,13 @@ class TestRunner:
     def run_specific_test(self, test_path: str, *, expected: Sequence[str] | None = None) -> TestResult:
         """Run one file or node id (``tests/test_x.py::test_y``)."""
         return self._run([self._test_arg(test_path)], expected)
+
+    def ensure_runnable(self, framework: str | None = None) -> None:
+        """Raise TestRunError if ``framework`` (default: detected) cannot run here (not installed)."""
+        try:
+            self._framework_command(framework or self.detect_framework(), Path(tempfile.gettempdir()), [])
+        except TestRunError as e:
+            raise TestRunError(f"the test framework could not run: {e}") from e
 
     def parse_test_results(self, report: str | Path, framework: str | None = None) -> TestResult:
         return parse_test_results(report, framework or self.detect_framework(), self.project_path)
@@ -156,18 +168,18 @@ class TestRunner:
                      "no:cacheprovider", "-p", "no:junitxml", "-p", "no:pastebin", "--color=no", "--tb=short",
                      *args], report / "none", True)
         if framework == "jest":
-            local = self.project_path / "node_modules" / ".bin" / "jest"
             if not shutil.which("node"):
                 raise TestRunError("jest needs node, which is not on PATH")
-            jest = str(local) if local.exists() else shutil.which("jest")
-            if not jest:
-                raise TestRunError("jest is not installed (no node_modules/.bin/jest and no jest on PATH; "
-                                   "run npm install in the workspace)")
-            base = [jest]
-            out = report / "jest.json"
+            jest = self.project_path / "node_modules" / "jest" / "bin" / "jest.js"
+            if not jest.is_file():
+                raise TestRunError("jest is not installed in the project (no node_modules/jest; declare it in "
+                                   "package.json's devDependencies so the daemon installs it)")
+            ts_jest = (self.project_path / "node_modules" / "ts-jest").is_dir()
+            config = jest_config(self.project_path, self.tests_dir, REPORTER_SOURCE,
+                                 report / "cache", ts_jest)
             # RLIMIT_DATA instead of RLIMIT_AS: V8 reserves far more address space than it uses.
-            return ([*base, "--ci", "--json", f"--outputFile={out}", *(["--runTestsByPath", *args] if args else [])],
-                    out, False)
+            return ([str(shutil.which("node")), str(jest), "--ci", "--config", config, "--no-watchman",
+                     *(["--runTestsByPath", *args] if args else [])], report / "none", False)
         raise TestRunError(f"unknown test framework {framework!r}")
 
     def _run(self, args: list[str], expected: Sequence[str] | None = None) -> TestResult:
@@ -188,6 +200,10 @@ class TestRunner:
             if use_bwrap:
                 keep = [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent,
                         *(Path(p).parent for p in extra_path)]
+                if framework == "jest":  # the daemon's reporter and, wherever it lives, node_modules: read-only
+                    keep += [REPORTER_SOURCE, Path(os.path.realpath(self.project_path / "node_modules"))]
+                if self._project_site():
+                    keep.append(self.project_env)
                 command = [*bwrap_args(str(self._bwrap[0] if self._bwrap else "bwrap"), self.project_path,
                                        [report_dir], self.hidden_paths, keep, self.read_only_paths), *command]
             cgroup = PidsCgroup.create(self.limits.max_processes)
@@ -202,6 +218,9 @@ class TestRunner:
             env = minimal_env(report_dir / "home", report_dir / "tmp", extra_path)
             if framework == "pytest":
                 result = self._run_pytest(argv, env, report_dir, cgroup, expected)
+                duration = result.duration
+            elif framework == "jest":
+                result = self._run_jest(argv, env, report_dir, cgroup, expected)
                 duration = result.duration
             else:
                 rc, timed_out, duration, output = self._execute(argv, env, report_dir / "output.txt", cgroup)
@@ -218,7 +237,9 @@ class TestRunner:
                     expected: Sequence[str] | None) -> TestResult:
         """pytest under the daemon's reporter; the daemon judges its records (verdict.py)."""
         conftests, test_files = self._tracked()
-        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests", conftests, test_files)
+        site = self._project_site()
+        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests", conftests, test_files,
+                          extra_paths=[str(site)] if site else [])
         fds = channel.open()
         env = {**env, **channel.env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
         try:
@@ -248,6 +269,39 @@ class TestRunner:
         result.output_tail = output
         result.duration = duration
         return result
+
+    def _run_jest(self, argv: list[str], env: dict[str, str], report_dir: Path, cgroup: PidsCgroup | None,
+                  expected: Sequence[str] | None) -> TestResult:
+        """jest under the daemon's config and reporter; the daemon judges its records (jest_verdict.py)."""
+        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests")
+        fds = channel.open()
+        try:
+            rc, timed_out, duration, output = self._execute(argv, env | channel.env, report_dir / "output.txt",
+                                                            cgroup, pass_fds=fds, started=channel.started)
+        finally:
+            channel.close()
+        result = judge_jest(channel, rc, timed_out, expected, self.project_path)
+        if result.outcome == "timeout":
+            result.failures.insert(0, TestFailure(test_name="timeout", error_message=(
+                f"the tests did not finish within {self.timeout:g}s and were killed")))
+        elif result.outcome == "could_not_run" and not result.failures:
+            last = " / ".join([ln.strip() for ln in output.splitlines() if ln.strip()][-3:]) or "no output"
+            result.failures.append(TestFailure(test_name="could_not_run", error_message=f"jest exit status {rc}: "
+                                               f"{last}", traceback=output[-2000:]))
+        if result.tampering:
+            log.warning(TAMPERING, alert=True, alert_name=TAMPERING, reasons=result.tampering[:5],
+                        message="the test process tried to change its own verdict; the run counts as failed")
+        result.exit_code = rc
+        result.output_tail = output
+        result.duration = duration
+        return result
+
+    def _project_site(self) -> Path | None:
+        """The project env's site-packages, if the daemon created one."""
+        if self.project_env is None:
+            return None
+        found = sorted(self.project_env.glob("lib/python*/site-packages"))
+        return found[0] if found else None
 
     def _tracked(self) -> tuple[list[str] | None, list[str] | None]:
         """(tracked conftest.py files, tracked files under the tests directory), absolute; (None, None)

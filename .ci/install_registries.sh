@@ -1,0 +1,29 @@
+#!/bin/sh
+# Fill the caches the project-dependency and jest tests use, from the public registries:
+#  - jest, ts-jest and typescript (npm registry) into $AI_AGENTS_JEST_DIR (default ~/.cache/ai-agents-ci/jest), --ignore-scripts;
+#  - attrs (PyPI, a small pure-Python wheel) is fetched by the tests themselves, through the daemon's
+#    own installer (that is what they test); here we only say whether PyPI answers.
+# Called by .ci/run. It never fails CI: without node/npm or a registry the tests that need them SKIP
+# and say why.
+set -u
+say() { echo "install_registries: $*"; }
+dir="${AI_AGENTS_JEST_DIR:-$HOME/.cache/ai-agents-ci/jest}"
+if [ -f "$dir/node_modules/jest/bin/jest.js" ] && [ -d "$dir/node_modules/ts-jest" ]; then
+    say "jest already in $dir"
+elif command -v npm >/dev/null 2>&1; then
+    mkdir -p "$dir"
+    [ -f "$dir/package.json" ] || echo '{"name": "ai-agents-jest-cache", "private": true}' > "$dir/package.json"
+    if (cd "$dir" && timeout 300 npm install --no-audit --no-fund --ignore-scripts jest@29 ts-jest@29 typescript@5 >/dev/null 2>&1); then
+        say "installed jest into $dir"
+    else
+        say "could not install jest from the npm registry; the jest tests will be skipped"
+    fi
+else
+    say "npm is not on PATH; the jest tests will be skipped"
+fi
+if python3 -c 'import socket; socket.create_connection(("pypi.org", 443), timeout=5).close()' 2>/dev/null; then
+    say "pypi.org answers: the project-dependency tests will install attrs from it"
+else
+    say "pypi.org is unreachable: the project-dependency tests will be skipped"
+fi
+exit 0

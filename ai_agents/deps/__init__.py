@@ -1,0 +1,1 @@
+"""The project's own dependencies: the supply-chain gate and the installers (outside the sandbox)."""
