@@ -1,8 +1,8 @@
 #!/bin/sh
 # Fill the caches the project-dependency and jest tests use, from the public registries:
 #  - jest, ts-jest and typescript (npm registry) into $AI_AGENTS_JEST_DIR (default ~/.cache/ai-agents-ci/jest), --ignore-scripts;
-#  - attrs (PyPI, a small pure-Python wheel) is fetched by the tests themselves, through the daemon's
-#    own installer (that is what they test); here we only say whether PyPI answers.
+#  - attrs (a small pure-Python wheel) is fetched by the tests themselves, through the daemon's
+#    own installer (that is what they test); here we only say whether the package index answers.
 # Called by .ci/run. It never fails CI: without node/npm or a registry the tests that need them SKIP
 # and say why.
 set -u
@@ -21,9 +21,12 @@ elif command -v npm >/dev/null 2>&1; then
 else
     say "npm is not on PATH; the jest tests will be skipped"
 fi
-if python3 -c 'import socket; socket.create_connection(("pypi.org", 443), timeout=5).close()' 2>/dev/null; then
-    say "pypi.org answers: the project-dependency tests will install attrs from it"
+tmp=$(mktemp -d)
+if timeout 120 python3 -m pip --isolated download --quiet --no-deps --only-binary :all: -d "$tmp" attrs==23.2.0 \
+        >/dev/null 2>&1; then
+    say "the Python package index answers: the project-dependency tests will install attrs from it"
 else
-    say "pypi.org is unreachable: the project-dependency tests will be skipped"
+    say "the Python package index is unreachable: the project-dependency tests will be skipped"
 fi
+rm -rf "$tmp"
 exit 0

@@ -28,7 +28,7 @@ debian_mirror() {
             [ -n "$url" ] && break
         done
     fi
-    echo "${url:-http://deb.debian.org/debian}"
+    echo "$url"
 }
 
 debian_rootfs() {
@@ -42,6 +42,10 @@ debian_rootfs() {
     command -v debootstrap >/dev/null || return 1
     local mirror tmp
     mirror=$(debian_mirror)
+    if [ -z "$mirror" ]; then
+        echo "ci: no Debian mirror in apt's sources: cannot debootstrap" >&2
+        return 1
+    fi
     tmp="$dir.tmp.$$"
     rm -rf "$tmp"
     mkdir -p "$CI_CACHE/debs"

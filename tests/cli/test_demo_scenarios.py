@@ -6,21 +6,11 @@ Both need a registry (npm for jest, PyPI for attrs) and SKIP, saying so, when it
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
 
-import pytest
-
 from tests.conftest import REPO
-
-
-def reachable(host: str) -> None:
-    try:
-        socket.create_connection((host, 443), timeout=5).close()
-    except OSError as e:
-        pytest.skip(f"{host} is unreachable: {e}")
+from tests.registries import npm_registry_or_skip, python_index_or_skip
 
 
 def demo(tmp_path, scenario: str) -> tuple[subprocess.CompletedProcess[str], str]:
@@ -34,9 +24,7 @@ def demo(tmp_path, scenario: str) -> tuple[subprocess.CompletedProcess[str], str
 
 
 def test_demo_js_scenario(tmp_path):
-    if not shutil.which("npm"):
-        pytest.skip("npm is not on PATH")
-    reachable("registry.npmjs.org")
+    npm_registry_or_skip()
     out, log = demo(tmp_path, "js")
     shown = (out.stdout + out.stderr)[-4000:]
     assert out.returncode == 0, shown
@@ -48,7 +36,7 @@ def test_demo_js_scenario(tmp_path):
 
 
 def test_demo_deps_scenario(tmp_path):
-    reachable("pypi.org")
+    python_index_or_skip()
     out, log = demo(tmp_path, "deps")
     shown = (out.stdout + out.stderr)[-4000:]
     assert out.returncode == 0, shown

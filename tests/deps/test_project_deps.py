@@ -6,7 +6,6 @@ Needs the Python package index (attrs, a small pure-Python wheel); SKIPS with th
 from __future__ import annotations
 
 import copy
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from ai_agents.domain import TaskStatus
 from ai_agents.llm.script import Script
 from tests.conftest import REPO, wait_for
 from tests.pipeline.conftest import ROLE_PROMPTS
+from tests.registries import python_index_or_skip
 
 DEPS_SCRIPT = Path(__file__).resolve().parents[2] / "ai_agents" / "demo" / "script_deps.yaml"
 SETTLED = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.ESCALATED, TaskStatus.AWAITING_APPROVAL)
@@ -27,10 +27,7 @@ SETTLED = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.ESCALATED, TaskSt
 
 @pytest.fixture(scope="module")
 def pypi() -> None:
-    try:
-        socket.create_connection(("pypi.org", 443), timeout=5).close()
-    except OSError as e:
-        pytest.skip(f"the Python package index (pypi.org) is unreachable: {e}")
+    python_index_or_skip()
 
 
 def rules(**developer: Any) -> list[dict[str, Any]]:
