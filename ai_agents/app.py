@@ -36,6 +36,7 @@ from ai_agents.ops.systemd import SystemdNotifier
 from ai_agents.ops.watchdog import ALERT_NAME as WATCHDOG_ALERT
 from ai_agents.ops.watchdog import LoopWatchdog
 from ai_agents.orchestrator import AnalysisFlow, DecisionFlow, TaskOrchestrator
+from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.pipeline import CodeFlow, Workspace
 from ai_agents.orchestrator.workspace import paths_inside
 from ai_agents.testing import TestRunner
@@ -110,6 +111,13 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
                    if any(k.startswith("deployment") for k in keys) else None)
     workspace = Workspace(live=live, fs=fs, git=git, runner=runner, deployer=deployer, memory=memory)
     workspace.recover()
+    # The merge queue builds and tests each candidate in its own worktree under the data directory;
+    # its test runs see neither the main working tree nor the daemon's files.
+    queue_path = settings.memory.database_path.parent / "worktrees" / "merge-queue"
+    merge_queue = MergeQueue(
+        git=git, db=db, path=queue_path, main_branch=settings.git.branch,
+        runner=TestRunner.from_config(settings.testing, queue_path, hidden_paths=[*hidden, settings.repo_path]),
+        integration=lambda: live.current.git.integration, workspace_lock=workspace.lock)
 
     agent_args = (llm, context, memory, live)
     ceo = CEOAgent(*agent_args)
@@ -128,7 +136,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         TaskType.CODE: (code_flow := CodeFlow(workspace, qa=QAAgent(*agent_args),
                                               developer=DeveloperAgent(*agent_args),
                                               tech_lead=reviewers[Role.TECH_LEAD],
-                                              approval_status=tasks.approval_status)),
+                                              approval_status=tasks.approval_status, merge_queue=merge_queue)),
     }
     orchestrator = TaskOrchestrator(
         live=live, tasks=tasks, memory=memory, ceo=ceo, flows=flows, alerts=alerter,

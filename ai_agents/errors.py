@@ -63,9 +63,10 @@ class GitOperationError(TaskFailedError):
 class MergeConflictError(GitOperationError):
     """A merge was aborted because of conflicts."""
 
-    def __init__(self, message: str, conflicts: list[str]):
+    def __init__(self, message: str, conflicts: list[str], hunks: str = ""):
         super().__init__(message)
         self.conflicts = conflicts
+        self.hunks = hunks  # the conflicted diff with its markers, when the caller collected it
 
 
 class SecretDetectedError(GitOperationError):

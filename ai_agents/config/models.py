@@ -102,6 +102,9 @@ class GitConfig(Section):
     auto_commit: bool = True
     auto_push: bool = False
     pull_strategy: Literal["ff", "rebase"] = "ff"
+    # The merge queue brings an approved branch up to date with the main branch by rebasing it onto
+    # main or by merging main into it; either way main then gets one tested --no-ff merge commit.
+    integration: Literal["rebase", "merge"] = "merge"
     push_retries: int = Field(3, ge=0)
     identity_domain: str = "ai-agents.local"
     username: str | None = Field(None, description="user for an https remote; the token comes from the env")

@@ -25,6 +25,7 @@ from ai_agents.errors import TaskFailedError, TestRunError, WorkspaceError
 from ai_agents.file_system.paths import normalize
 from ai_agents.orchestrator.coding_tools import ToolStages
 from ai_agents.orchestrator.flows import FlowResult
+from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.quality import quality_report
 from ai_agents.orchestrator.workspace import Workspace
 from ai_agents.testing.tamper_check import tampering_reasons
@@ -65,8 +66,9 @@ def _qa_files(suite: dict[str, Any]) -> set[str]:
 
 class CodeFlow:
     def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, tech_lead: ReviewerAgent,
-                 approval_status: Callable[[str, str], str | None]):
+                 approval_status: Callable[[str, str], str | None], merge_queue: MergeQueue):
         self.ws = ws
+        self.queue = merge_queue
         self.qa = qa
         self.dev = developer
         self.tech_lead = tech_lead
@@ -175,7 +177,8 @@ class CodeFlow:
             tests = self.ws.fs.read_file(suite["test_path"])
             context = "" if self.with_tools else self._code_context(suite["module_path"])
         cfg = self.ws.live.current.agents
-        rejected: list[str] = []
+        # Sent back by the merge queue: why (the conflict hunks or the failures on the current main).
+        rejected: list[str] = [str(f) for f in suite.get("queue_feedback") or []]
         for approach in range(cfg.max_approaches):
             if approach:
                 self.dev.record("approach_changed", task, approach=approach + 1, reasons=rejected[-3:])
@@ -290,18 +293,22 @@ class CodeFlow:
         return self._merge(task, branch, sha, tests_passed=result.passed_count)
 
     def _merge(self, task: Task, branch: str, code_sha: str, tests_passed: int | None) -> FlowResult:
-        with self.ws.lock:
-            # Fencing, under the workspace lock: a reclaimed attempt never merges; the one holding the
-            # lease finds an earlier merge (is_merged) and does not merge twice.
-            current_lease.check()
-            self.ws.git.checkout(self.ws.main_branch)
-            merged = self.ws.git.is_merged(branch, self.ws.main_branch)
-            merge_sha = self.ws.git.head_sha() if merged else self.ws.git.merge_branch(
-                branch, into=self.ws.main_branch, agent=Role.TECH_LEAD,
-                message=f"Merge {branch}", trailers={"Task-Id": task.id, "Agent": "Tech Lead"})
-        self.tech_lead.record("branch_merged", task, branch=branch, into=self.ws.main_branch, commit=merge_sha)
-        return FlowResult(next_stage="release", result={"code_commit": code_sha, "merge_commit": merge_sha,
-                                                         "tests_passed": tests_passed})
+        """Through the merge queue: main only ever moves to a tested merge commit (see merge_queue)."""
+        outcome = self.queue.merge(task, branch, _qa_files(task.payload))
+        if not outcome.merged:
+            returns = int(task.payload.get("queue_returns") or 0) + 1
+            self.tech_lead.record("sent_back_by_merge_queue", task, branch=branch, reason=outcome.reason,
+                                  returns=returns, feedback=[f[:500] for f in outcome.feedback])
+            if returns > self.ws.live.current.orchestrator.max_task_attempts:
+                raise TaskFailedError(f"the merge queue sent {branch} back {returns} times ({outcome.reason}); "
+                                      "branch kept unmerged: " + "; ".join(outcome.feedback)[:1500])
+            self.queue.rework(task, branch)
+            return FlowResult(next_stage="code", result={"queue_returns": returns,
+                                                         "queue_feedback": outcome.feedback})
+        self.tech_lead.record("branch_merged", task, branch=branch, into=self.ws.main_branch,
+                              commit=outcome.merge_commit, queue_test_seconds=outcome.test_seconds)
+        return FlowResult(next_stage="release", result={"code_commit": code_sha, "merge_commit": outcome.merge_commit,
+                                                         "tests_passed": tests_passed, "queue_feedback": []})
 
     def _code_context(self, module_path: str) -> str:
         parts = []
