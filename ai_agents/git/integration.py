@@ -85,6 +85,11 @@ class IntegrationMixin(RepoStateMixin):
         result = self._cmd.run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
         return result.stdout.strip() if result.ok else None
 
+    def file_at(self, ref: str, path: str) -> str | None:
+        """The text of ``path`` at ``ref`` (None when it is not there); reads objects only, no lock needed."""
+        result = self._cmd.run("show", f"{ref}:{path}", check=False)
+        return result.stdout if result.ok else None
+
     def is_ancestor(self, older: str, newer: str) -> bool:
         return self._cmd.run("merge-base", "--is-ancestor", older, newer, check=False).ok
 

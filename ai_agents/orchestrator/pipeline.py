@@ -23,7 +23,7 @@ from ai_agents.deployment import DeploymentFailedError
 from ai_agents.domain import Role, Task, slugify
 from ai_agents.errors import TaskFailedError, TestRunError, WorkspaceError
 from ai_agents.file_system.paths import normalize
-from ai_agents.orchestrator.coding_tools import ToolStages
+from ai_agents.orchestrator.coding_tools import ToolStages, review_diff
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.quality import quality_report
@@ -137,6 +137,11 @@ class CodeFlow:
                     feedback.append(why)
                     self.qa.record("tests_sent_back", task, attempt=attempt, reasons=[why])
                     continue
+            # The model is asked for the message with no lock held; then the tested file is written
+            # again (the clean slate removed it) and committed under the lock.
+            message = self.qa.commit_message(task, self._diff(branch, {suite.test_path: suite.test_code})).render({})
+            with self.ws.on_branch(branch):
+                self.ws.fs.write_file(suite.test_path, suite.test_code)
                 self.ws.git.add([suite.test_path])
                 trailers = {"Task-Id": task.id, "Agent": "QA",
                             "Tests": f"{result.test_count} written, failing before code"}
@@ -144,7 +149,6 @@ class CodeFlow:
                 trailers |= {k: v for k, v in (("Test-File", suite.test_path), ("Module", suite.module_path))
                              if _PLAIN_PATH.fullmatch(v)}
                 # The model's text goes in as free text (made inert); the daemon's trailers are appended last.
-                message = self.qa.commit_message(task, self.ws.git.diff(staged=True)).render({})
                 current_lease.check()  # fencing: only the attempt holding the lease commits
                 sha = self.ws.git.commit(message, agent=Role.QA, files=[suite.test_path], trailers=trailers)
             self.qa.record("tests_committed", task, branch=branch, commit=sha, test_path=suite.test_path)
@@ -269,7 +273,21 @@ class CodeFlow:
                               max_complexity=quality.get("max_complexity"))
         return review
 
+    def _diff(self, branch: str, files: dict[str, str]) -> str:
+        """``files`` (path -> new text) against ``branch``, read from git objects: no lock needed."""
+        ref = branch if self.ws.git.branch_exists(branch) else self.ws.main_branch
+        base = {p: old for p in files if (old := self.ws.git.file_at(ref, p)) is not None}
+        return review_diff(base, files)
+
     def _commit_and_merge(self, task: Task, branch: str, change: CodeChange, suite: dict[str, Any]) -> FlowResult:
+        # Asked before the lock is taken: no model call while a shared lock is held.
+        proposed = {}
+        for f in change.files:
+            try:
+                proposed[normalize(f.path).as_posix()] = f.content
+            except WorkspaceError:
+                continue  # refused with its reason by apply
+        message = self.dev.commit_message(task, self._diff(branch, proposed)).render({})
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, _ = self.ws.apply(change, _qa_files(suite))
@@ -284,8 +302,6 @@ class CodeFlow:
                 why = f" ({TAMPERING}: {'; '.join(result.tampering[:3])})" if result.tampering else ""
                 raise TaskFailedError(f"tests no longer pass at commit time: {result.outcome}{why}")
             self.ws.git.add(written)
-            diff = self.ws.git.diff(staged=True)
-            message = self.dev.commit_message(task, diff).render({})
             current_lease.check()  # fencing: only the attempt holding the lease commits
             sha = self.ws.git.commit(message, agent=Role.DEVELOPER, files=written, trailers={
                 "Task-Id": task.id, "Agent": "Developer", "Tests": f"{result.passed_count} passed"})
