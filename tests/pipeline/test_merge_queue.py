@@ -7,21 +7,15 @@ Developer (with the conflict hunks, or the failures on the current main) and the
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from ai_agents.domain import Role, TaskStatus
 from ai_agents.llm.script import Script
 from tests.conftest import wait_for
+from tests.mainline import git, merge_commits_green
 from tests.pipeline.conftest import story_rules
 
 FINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.ESCALATED, TaskStatus.CANCELLED)
-
-
-def git(ws: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(ws), *args], capture_output=True, text=True, check=True).stdout
 
 
 def suite(test_path: str, module_path: str, code: str) -> dict[str, Any]:
@@ -35,25 +29,6 @@ def change(path: str, content: str) -> dict[str, Any]:
 
 def script(rules: list[dict[str, Any]]) -> Script:
     return Script.from_data({"rules": rules + story_rules()})
-
-
-def merge_commits_green(ws: Path, tmp: Path) -> list[str]:
-    """Walk main's first-parent history; run the suite at each merge commit. The commits checked."""
-    checked = []
-    for line in git(ws, "rev-list", "--first-parent", "--parents", "main").splitlines():
-        sha, *parents = line.split()
-        if len(parents) < 2:
-            continue
-        where = tmp / f"check-{sha[:10]}"
-        git(ws, "worktree", "add", "--detach", str(where), sha)
-        try:
-            run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-                                 cwd=where, capture_output=True, text=True)
-            assert run.returncode == 0, f"main's merge commit {sha} is red:\n{run.stdout[-2000:]}"
-        finally:
-            git(ws, "worktree", "remove", "--force", str(where))
-        checked.append(sha)
-    return checked
 
 
 def run_two(fake_llm: Any, build: Any, rules: list[dict[str, Any]], first: str, second: str,
