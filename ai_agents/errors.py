@@ -89,6 +89,10 @@ class LeaseLost(AgentsError):
 
 
 # --- budget: stop starting LLM work until the budget allows it -----------------
+class CapacityWait(AgentsError):
+    """No room for the work now (every task worktree in use): requeue it without counting an attempt."""
+
+
 class BudgetExceeded(AgentsError):
     """The daily token or cost budget is used up."""
 
@@ -116,6 +120,7 @@ class ErrorAction(str, Enum):
     RETRY = "retry"
     FAIL_TASK = "fail_task"
     WAIT_FOR_BUDGET = "wait_for_budget"
+    WAIT_FOR_CAPACITY = "wait_for_capacity"
     FAIL_AND_ALERT = "fail_and_alert"
 
 
@@ -125,6 +130,8 @@ def action_for(exc: BaseException) -> ErrorAction:
         return ErrorAction.RETRY
     if isinstance(exc, BudgetExceeded):
         return ErrorAction.WAIT_FOR_BUDGET
+    if isinstance(exc, CapacityWait):
+        return ErrorAction.WAIT_FOR_CAPACITY
     if isinstance(exc, FatalError):
         return ErrorAction.FAIL_AND_ALERT
     return ErrorAction.FAIL_TASK

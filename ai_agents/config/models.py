@@ -129,6 +129,7 @@ class FileSystemConfig(Section):
     max_workspace_mb: int = Field(1024, gt=0, description="disk use of the working tree (without .git) after a "
                                                           "test run; over it the task fails and the files go")
     max_workspace_files: int = Field(50_000, gt=0, description="files and directories, likewise")
+    max_worktrees: int = Field(8, ge=1, description="task worktrees at once; at the cap new code tasks wait")
 
     @field_validator("keep_untracked")
     @classmethod

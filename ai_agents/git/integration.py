@@ -73,6 +73,21 @@ class IntegrationMixin(RepoStateMixin):
         cmd.run("reset", "-q", "--hard", ref)
         cmd.run("clean", "-q", "-ffdx")
 
+    def add_worktree(self, path: Path, branch: str) -> None:
+        """A worktree at ``path`` with ``branch`` checked out (the branch must exist)."""
+        with self._lock:
+            self._check_branch_name(branch)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._cmd.run("worktree", "add", "-q", str(path), branch)
+
+    def prune_worktrees(self) -> None:
+        self._cmd.run("worktree", "prune")
+
+    def sync_to_head(self) -> None:
+        """Make this (worktree's) tree exactly its HEAD again, after its branch was moved from outside."""
+        with self._lock:
+            self._cmd.run("reset", "-q", "--hard", "HEAD")
+
     def remove_worktree(self, path: Path) -> None:
         with self._lock:
             self._cmd.run("worktree", "remove", "--force", str(path), check=False)

@@ -21,13 +21,14 @@ from ai_agents.agents.models import CodeChange, Review, TestSuite
 from ai_agents.agents.reviewer import ReviewerAgent
 from ai_agents.deployment import DeploymentFailedError
 from ai_agents.domain import Role, Task, slugify
-from ai_agents.errors import TaskFailedError, TestRunError, WorkspaceError
+from ai_agents.errors import AgentsError, TaskFailedError, TestRunError, WorkspaceError
 from ai_agents.file_system.paths import normalize
 from ai_agents.orchestrator.coding_tools import ToolStages, review_diff
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.quality import quality_report
 from ai_agents.orchestrator.workspace import Workspace
+from ai_agents.orchestrator.worktrees import Worktrees
 from ai_agents.testing.tamper_check import tampering_reasons
 from ai_agents.testing.verdict import TAMPERING, expected_test_ids
 
@@ -66,9 +67,11 @@ def _qa_files(suite: dict[str, Any]) -> set[str]:
 
 class CodeFlow:
     def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, tech_lead: ReviewerAgent,
-                 approval_status: Callable[[str, str], str | None], merge_queue: MergeQueue):
+                 approval_status: Callable[[str, str], str | None], merge_queue: MergeQueue,
+                 worktrees: Worktrees | None = None):
         self.ws = ws
         self.queue = merge_queue
+        self.worktrees = worktrees  # None: this flow already works in one task's worktree
         self.qa = qa
         self.dev = developer
         self.tech_lead = tech_lead
@@ -86,11 +89,23 @@ class CodeFlow:
     def run(self, task: Task) -> FlowResult:
         stage = task.payload.get("stage", "tests")
         branch = task.payload.get("branch") or f"agents/{task.id}-{slugify(task.title)}"
-        if stage == "tests":
-            return self.write_tests(task, branch)
-        if stage == "code":
-            return self.write_code(task, branch)
-        return self.release(task, branch)
+        if stage not in ("tests", "code"):
+            return self.release(task, branch)
+        if self.worktrees is None:
+            return self.write_tests(task, branch) if stage == "tests" else self.write_code(task, branch)
+        # The QA and Developer stages work in the task's own worktree, with its own lock and test runs.
+        ws = self.worktrees.acquire(task.id, branch)
+        flow = CodeFlow(ws, qa=self.qa, developer=self.dev, tech_lead=self.tech_lead,
+                        approval_status=self.approval_status, merge_queue=self.queue)
+        try:
+            result = flow.write_tests(task, branch) if stage == "tests" else flow.write_code(task, branch)
+        except AgentsError:
+            # A retry makes the worktree again from the branch, where everything committed lives.
+            self.worktrees.release(task.id)
+            raise
+        if result.next_stage == "release":
+            self.worktrees.release(task.id)  # merged: the worktree's work is on main
+        return result
 
     # --- stage 1: QA writes failing tests --------------------------------------------
     def write_tests(self, task: Task, branch: str) -> FlowResult:
@@ -319,6 +334,8 @@ class CodeFlow:
                 raise TaskFailedError(f"the merge queue sent {branch} back {returns} times ({outcome.reason}); "
                                       "branch kept unmerged: " + "; ".join(outcome.feedback)[:1500])
             self.queue.rework(task, branch)
+            with self.ws.lock:
+                self.ws.git.sync_to_head()  # the branch was rebuilt from outside this working tree
             return FlowResult(next_stage="code", result={"queue_returns": returns,
                                                          "queue_feedback": outcome.feedback})
         self.tech_lead.record("branch_merged", task, branch=branch, into=self.ws.main_branch,
