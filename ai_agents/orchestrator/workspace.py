@@ -189,6 +189,12 @@ class Workspace:
                 refused.append(f"{f.path}: {kept} is kept between test runs; nothing may be written there")
                 log.warning("write_refused", path=f.path, reason="kept between test runs", agent="developer")
                 continue
+            try:
+                self.fs.check_writable(path)  # protected paths first: the most specific reason
+            except WorkspaceError as e:
+                refused.append(f"{f.path}: {e}")
+                log.warning("write_refused", path=f.path, reason=str(e), agent="developer")
+                continue
             if path in ignored:
                 # Never committed, yet there for the tests: and the clean slate would remove it anyway.
                 refused.append(f"{f.path}: git ignores this path (.gitignore); it would never be committed")
