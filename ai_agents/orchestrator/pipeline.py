@@ -29,6 +29,7 @@ from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.quality import quality_report
 from ai_agents.orchestrator.workspace import Workspace
 from ai_agents.orchestrator.worktrees import Worktrees
+from ai_agents.testing.selection import affected_tests
 from ai_agents.testing.tamper_check import tampering_reasons
 from ai_agents.testing.verdict import TAMPERING, expected_test_ids
 
@@ -227,7 +228,7 @@ class CodeFlow:
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, refused = self.ws.apply(change, _qa_files(suite))
-            result = self.ws.runner.run_tests(expected=expected)
+            result = self.ws.runner.run_tests(self._attempt_tests(suite, written), expected=expected)
             self.ws.check_limits()
             current_lease.progress()
             changed = self.ws.changed_by_tests(self.ws.contents(change, written))
@@ -249,6 +250,19 @@ class CodeFlow:
             return failures + [{"test_name": "write refused", "error_message": r} for r in refused], None
         review = self._review(task, files, suite, quality or {})
         return None, review
+
+    def _attempt_tests(self, suite: dict[str, Any], written: list[str]) -> list[str]:
+        """QA's tests and the tests importing a module the attempt wrote (lock held); the full suite
+        runs once per merge, in the merge queue."""
+        tests_dir = self.ws.live.current.testing.tests_dir
+        sources: dict[str, str] = {}
+        for pattern in (f"{tests_dir}/**/test_*.py", f"{tests_dir}/**/*_test.py"):
+            for path in self.ws.fs.find_files(pattern):
+                try:
+                    sources[str(path)] = self.ws.fs.read_file(path)
+                except WorkspaceError:
+                    continue
+        return affected_tests(sources, written, always=sorted(_qa_files(suite)))
 
     def _expected_tests(self, suite: dict[str, Any]) -> list[str]:
         """QA's test ids, read by the daemon from the committed file (lock held, before the Developer's
@@ -306,7 +320,7 @@ class CodeFlow:
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, _ = self.ws.apply(change, _qa_files(suite))
-            result = self.ws.runner.run_tests(expected=expected)
+            result = self.ws.runner.run_tests(self._attempt_tests(suite, written), expected=expected)
             self.ws.check_limits()
             current_lease.progress()
             if changed := self.ws.changed_by_tests(self.ws.contents(change, written)):

@@ -69,3 +69,18 @@ def test_worktree_leftovers_are_swept_at_start_and_an_owned_one_is_kept(fake_llm
     assert "0123456789ab" not in listed and owned in listed
     swept = [e for e in events(again) if e["event"] == "worktrees_swept"]
     assert sorted(swept[-1]["removed"]) == ["0123456789ab", "junk"]
+
+
+def test_attempts_run_the_affected_tests_and_the_queue_the_full_suite(fake_llm, build):
+    names = helper_names(3)
+    fake_llm.set_script(chaos_script(names))
+    app = build(fake_llm)
+    ids = []
+    for name in names:  # one after the other: each later task's repository holds the earlier ones' tests
+        ids.append(app.orchestrator.submit_task("code", task_title(name), f"{name} brief").id)
+        wait_for(lambda t=ids[-1]: app.tasks.get(t).status in FINAL, timeout=90, message="task final")
+    assert {app.tasks.get(t).status for t in ids} == {TaskStatus.COMPLETED}
+    tested = [a["details"]["passed"] for t in ids for a in app.memory.activities(t) if a["activity"] == "code_tested"]
+    assert tested and set(tested) == {2}  # each attempt: only its own two tests (nothing else imports it)
+    queue = [e["passed"] for e in events(app) if e["event"] == "merge_queue_tested"]
+    assert queue == [2, 4, 6]  # the queue: the whole suite, growing with every merge
