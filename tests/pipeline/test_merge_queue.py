@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ai_agents.domain import Role, TaskStatus
 from ai_agents.llm.script import Script
 from tests.conftest import wait_for
@@ -32,9 +34,9 @@ def script(rules: list[dict[str, Any]]) -> Script:
 
 
 def run_two(fake_llm: Any, build: Any, rules: list[dict[str, Any]], first: str, second: str,
-            seed: dict[str, str] | None = None) -> tuple[Any, Any, Any]:
+            seed: dict[str, str] | None = None, integration: str = "merge") -> tuple[Any, Any, Any]:
     fake_llm.set_script(script(rules))
-    app = build(fake_llm, start=False)
+    app = build(fake_llm, {"git": {"integration": integration}}, start=False)
     for path, content in (seed or {}).items():
         app.workspace.write_document(path, content, Role.DEVELOPER, f"seed {path}")
     app.start()
@@ -56,8 +58,9 @@ UPPER_CODE = "def fmt(s, upper=False):\n    return s.upper() if upper else s\n"
 BOTH_CODE = "def fmt(s, upper=False):\n    s = s.strip()\n    return s.upper() if upper else s\n"
 
 
+@pytest.mark.parametrize("integration", ["merge", "rebase"])
 def test_conflicting_tasks_one_merges_the_other_is_sent_back_with_the_conflict_then_merges(
-        fake_llm, build, tmp_path):
+        fake_llm, build, tmp_path, integration):
     rules = [
         {"when": {"schema": "TestSuite", "contains": "STRIPTASK"},
          "reply": suite("tests/test_fmt_strip.py", "fmt.py", STRIP_TEST)},
@@ -68,7 +71,8 @@ def test_conflicting_tasks_one_merges_the_other_is_sent_back_with_the_conflict_t
         {"when": {"schema": "CodeChange", "contains": "UPPERTASK"}, "reply": change("fmt.py", UPPER_CODE)},
         {"when": {"schema": "CodeChange", "contains": "STRIPTASK"}, "reply": change("fmt.py", STRIP_CODE)},
     ]
-    app, a, b = run_two(fake_llm, build, rules, "STRIPTASK fmt strips", "UPPERTASK fmt upper option")
+    app, a, b = run_two(fake_llm, build, rules, "STRIPTASK fmt strips", "UPPERTASK fmt upper option",
+                        integration=integration)
     assert a.status == TaskStatus.COMPLETED, a.error
     assert b.status == TaskStatus.COMPLETED, b.error
     ws = app.live.current.file_system.workspace_path
