@@ -205,19 +205,20 @@ class MergeQueue:
 
         What a conflict or a red suite leaves the Developer: the tests, on today's main.
         """
-        main = self.git.rev(self.main_branch)
-        tip = self.git.rev(branch)
-        qa = [r.sha for r in reversed(self.git.commit_records(200, branch=branch))
-              if r.agent == Role.QA.value and r.trailers.get("Task-Id") == task.id
-              and r.trailers.get("Agent") == Role.QA.title and not self.git.is_ancestor(r.sha, main)]
-        cmd = self.git.ensure_worktree(self.path, main)
-        try:
-            new = self.git.cherry_pick_detached(cmd, main, qa)
-        except MergeConflictError as e:
-            raise TaskFailedError(f"QA's tests of this task conflict with the current {self.main_branch} in "
-                                  f"{', '.join(e.conflicts)}; branch {branch} kept as it was") from e
-        current_lease.check()
-        self.git.move_branch(branch, new, tip)
-        self.git.reset_worktree(cmd, main)
-        log.info("merge_queue_reworked", task_id=task.id, branch=branch, old=tip, new=new, qa_commits=len(qa))
-        return new
+        with self._lock:  # the queue's worktree is the queue's: never two users at once
+            main = self.git.rev(self.main_branch)
+            tip = self.git.rev(branch)
+            qa = [r.sha for r in reversed(self.git.commit_records(200, branch=branch))
+                  if r.agent == Role.QA.value and r.trailers.get("Task-Id") == task.id
+                  and r.trailers.get("Agent") == Role.QA.title and not self.git.is_ancestor(r.sha, main)]
+            cmd = self.git.ensure_worktree(self.path, main)
+            try:
+                new = self.git.cherry_pick_detached(cmd, main, qa)
+            except MergeConflictError as e:
+                raise TaskFailedError(f"QA's tests of this task conflict with the current {self.main_branch} in "
+                                      f"{', '.join(e.conflicts)}; branch {branch} kept as it was") from e
+            current_lease.check()
+            self.git.move_branch(branch, new, tip)
+            self.git.reset_worktree(cmd, main)
+            log.info("merge_queue_reworked", task_id=task.id, branch=branch, old=tip, new=new, qa_commits=len(qa))
+            return new
