@@ -24,7 +24,7 @@ from ai_agents.dashboard import DashboardServer
 from ai_agents.deployment import DeploymentManager
 from ai_agents.deps.gate import DependencyGate
 from ai_agents.deps.python_env import ENV_DIR, ProjectPythonEnv
-from ai_agents.domain import Role, TaskType
+from ai_agents.domain import Role, TaskStatus, TaskType
 from ai_agents.errors import FatalError
 from ai_agents.file_system import FileSystemManager
 from ai_agents.git import GitManager
@@ -38,8 +38,10 @@ from ai_agents.ops.systemd import SystemdNotifier
 from ai_agents.ops.watchdog import ALERT_NAME as WATCHDOG_ALERT
 from ai_agents.ops.watchdog import LoopWatchdog
 from ai_agents.orchestrator import AnalysisFlow, DecisionFlow, TaskOrchestrator
+from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.pipeline import CodeFlow, Workspace
 from ai_agents.orchestrator.workspace import paths_inside
+from ai_agents.orchestrator.worktrees import QUEUE_DIR, Worktrees
 from ai_agents.testing import TestRunner
 
 log = structlog.get_logger("ai_agents.app")
@@ -115,6 +117,33 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
                    if any(k.startswith("deployment") for k in keys) else None)
     workspace = Workspace(live=live, fs=fs, git=git, runner=runner, deployer=deployer, memory=memory)
     workspace.recover()
+    worktree_root = settings.memory.database_path.parent / "worktrees"
+
+    def task_parts(path: Path) -> tuple[FileSystemManager, GitManager, TestRunner]:
+        """A code task's own file-system manager, git manager and sandboxed runner, rooted at its worktree."""
+        cfg = settings.file_system
+        task_fs = FileSystemManager(path.resolve(), backup_dir=cfg.backup_dir, max_file_bytes=cfg.max_file_bytes,
+                                    protected_paths=cfg.protected_paths,
+                                    backup_retention_days=cfg.backup_retention_days)
+        task_git = GitManager.from_config(settings.git, path, settings.secret_values(),
+                                          keep_untracked=settings.file_system.keep_untracked)
+        task_runner = TestRunner.from_config(settings.testing, path, hidden_paths=[*hidden, settings.repo_path],
+                                             read_only_paths=settings.file_system.keep_untracked,
+                                             project_env=project_env)
+        return task_fs, task_git, task_runner
+
+    worktrees = Worktrees(main=workspace, root=worktree_root, parts=task_parts,
+                          cap=lambda: live.current.file_system.max_worktrees)
+    worktrees.sweep(r["id"] for r in db.query("SELECT id FROM tasks WHERE type = ? AND status NOT IN (?, ?, ?)", (
+        TaskType.CODE.value, TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.CANCELLED.value)))
+    # The merge queue builds and tests each candidate in its own worktree under the data directory;
+    # its test runs see neither the main working tree nor the daemon's files.
+    queue_path = worktree_root / QUEUE_DIR
+    merge_queue = MergeQueue(
+        git=git, db=db, path=queue_path, main_branch=settings.git.branch,
+        runner=TestRunner.from_config(settings.testing, queue_path, hidden_paths=[*hidden, settings.repo_path],
+                                      project_env=project_env),
+        integration=lambda: live.current.git.integration, workspace_lock=workspace.lock)
 
     agent_args = (llm, context, memory, live)
     ceo = CEOAgent(*agent_args)
@@ -133,7 +162,8 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         TaskType.CODE: (code_flow := CodeFlow(workspace, qa=QAAgent(*agent_args),
                                               developer=DeveloperAgent(*agent_args),
                                               tech_lead=reviewers[Role.TECH_LEAD],
-                                              approval_status=tasks.approval_status,
+                                              approval_status=tasks.approval_status, merge_queue=merge_queue,
+                                              worktrees=worktrees,
                                               deps=DependencyGate(live, lambda: ProjectPythonEnv.from_config(
                                                   live.current.dependencies, project_env)))),
     }

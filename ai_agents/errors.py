@@ -63,9 +63,10 @@ class GitOperationError(TaskFailedError):
 class MergeConflictError(GitOperationError):
     """A merge was aborted because of conflicts."""
 
-    def __init__(self, message: str, conflicts: list[str]):
+    def __init__(self, message: str, conflicts: list[str], hunks: str = ""):
         super().__init__(message)
         self.conflicts = conflicts
+        self.hunks = hunks  # the conflicted diff with its markers, when the caller collected it
 
 
 class SecretDetectedError(GitOperationError):
@@ -92,6 +93,10 @@ class LeaseLost(AgentsError):
 
 
 # --- budget: stop starting LLM work until the budget allows it -----------------
+class CapacityWait(AgentsError):
+    """No room for the work now (every task worktree in use): requeue it without counting an attempt."""
+
+
 class BudgetExceeded(AgentsError):
     """The daily token or cost budget is used up."""
 
@@ -119,6 +124,7 @@ class ErrorAction(str, Enum):
     RETRY = "retry"
     FAIL_TASK = "fail_task"
     WAIT_FOR_BUDGET = "wait_for_budget"
+    WAIT_FOR_CAPACITY = "wait_for_capacity"
     FAIL_AND_ALERT = "fail_and_alert"
 
 
@@ -128,6 +134,8 @@ def action_for(exc: BaseException) -> ErrorAction:
         return ErrorAction.RETRY
     if isinstance(exc, BudgetExceeded):
         return ErrorAction.WAIT_FOR_BUDGET
+    if isinstance(exc, CapacityWait):
+        return ErrorAction.WAIT_FOR_CAPACITY
     if isinstance(exc, FatalError):
         return ErrorAction.FAIL_AND_ALERT
     return ErrorAction.FAIL_TASK

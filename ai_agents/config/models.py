@@ -102,6 +102,9 @@ class GitConfig(Section):
     auto_commit: bool = True
     auto_push: bool = False
     pull_strategy: Literal["ff", "rebase"] = "ff"
+    # The merge queue brings an approved branch up to date with the main branch by rebasing it onto
+    # main or by merging main into it; either way main then gets one tested --no-ff merge commit.
+    integration: Literal["rebase", "merge"] = "merge"
     push_retries: int = Field(3, ge=0)
     identity_domain: str = "ai-agents.local"
     username: str | None = Field(None, description="user for an https remote; the token comes from the env")
@@ -126,6 +129,7 @@ class FileSystemConfig(Section):
     max_workspace_mb: int = Field(1024, gt=0, description="disk use of the working tree (without .git) after a "
                                                           "test run; over it the task fails and the files go")
     max_workspace_files: int = Field(50_000, gt=0, description="files and directories, likewise")
+    max_worktrees: int = Field(8, ge=1, description="task worktrees at once; at the cap new code tasks wait")
 
     @field_validator("keep_untracked")
     @classmethod

@@ -26,6 +26,7 @@ from ai_agents.git.branches import BranchMixin
 from ai_agents.git.cmd import GitCmd
 from ai_agents.git.credentials import Credentials, redact_url, split_credentials
 from ai_agents.git.identity import SYSTEM_AGENT, actor_env, identity_for, role_of_email
+from ai_agents.git.integration import IntegrationMixin
 from ai_agents.git.message import CommitRecord, compose, parse_trailers
 from ai_agents.git.remote import RemoteOps
 from ai_agents.git.repo_state import EMPTY_TREE
@@ -52,7 +53,7 @@ dist/
 DEFAULT_README = "# Workspace\n\nCode written test-first by the AI agents. Every commit names the agent that made it.\n"
 
 
-class GitManager(BranchMixin, SyncMixin):
+class GitManager(BranchMixin, SyncMixin, IntegrationMixin):
     """One git repository worked on by the agents (see module docstring for the guarantees)."""
 
     def __init__(

@@ -143,6 +143,26 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS idx_llm_calls_task ON llm_calls(task_id);
     CREATE INDEX IF NOT EXISTS idx_approvals_status ON approvals(status)
     """,
+    # 4: the merge queue (issue 13): one row per task whose approved branch waits to become main.
+    # ``candidate_sha`` is the merge commit built on ``base_sha`` (main then) and tested; a restart
+    # resumes from the row and the branch's commits, and never merges a task twice.
+    """
+    CREATE TABLE IF NOT EXISTS merge_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id TEXT NOT NULL UNIQUE,
+        branch TEXT NOT NULL,
+        state TEXT NOT NULL,
+        base_sha TEXT,
+        tip_sha TEXT,
+        candidate_sha TEXT,
+        merged_sha TEXT,
+        returns INTEGER NOT NULL DEFAULT 0,
+        detail TEXT,
+        test_seconds REAL,
+        updated_at TIMESTAMP NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS idx_merge_queue_state ON merge_queue(state, id)
+    """,
 ]
 
 

@@ -330,6 +330,9 @@ class TaskOrchestrator:
             self._budget_blocked_until = time.monotonic() + 60
             moved = self.tasks.release(task.id, worker.owner, "waiting for LLM budget", token=token)
             event = "task_waiting_for_budget"
+        elif action == ErrorAction.WAIT_FOR_CAPACITY:
+            moved = self.tasks.release(task.id, worker.owner, reason, token=token)
+            event = "task_waiting_for_capacity"
         elif action == ErrorAction.RETRY and task.attempts < cfg.max_task_attempts:
             moved, event = move(TaskStatus.QUEUED), "task_retry"
         elif action == ErrorAction.FAIL_AND_ALERT:

@@ -23,12 +23,15 @@ from ai_agents.deployment import DeploymentFailedError
 from ai_agents.deps.gate import APPROVAL_ACTION, DependencyGate
 from ai_agents.deps.steps import AwaitingDependency, DependencySteps
 from ai_agents.domain import Role, Task, slugify
-from ai_agents.errors import TaskFailedError, TestRunError, WorkspaceError
+from ai_agents.errors import AgentsError, TaskFailedError, TestRunError, WorkspaceError
 from ai_agents.file_system.paths import normalize
-from ai_agents.orchestrator.coding_tools import ToolStages
+from ai_agents.orchestrator.coding_tools import ToolStages, review_diff
 from ai_agents.orchestrator.flows import FlowResult
+from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.quality import quality_report
 from ai_agents.orchestrator.workspace import Workspace
+from ai_agents.orchestrator.worktrees import Worktrees
+from ai_agents.testing.selection import affected_tests
 from ai_agents.testing.suites import expected_ids, jest_suite_problems
 from ai_agents.testing.tamper_check import tampering_reasons
 from ai_agents.testing.verdict import TAMPERING
@@ -70,8 +73,12 @@ def _qa_files(suite: dict[str, Any]) -> set[str]:
 
 class CodeFlow:
     def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, tech_lead: ReviewerAgent,
-                 approval_status: Callable[[str, str], str | None], deps: DependencyGate | None = None):
+                 approval_status: Callable[[str, str], str | None], merge_queue: MergeQueue,
+                 worktrees: Worktrees | None = None, deps: DependencyGate | None = None):
         self.ws = ws
+        self.queue = merge_queue
+        self.worktrees = worktrees  # None: this flow already works in one task's worktree
+        self.gate = deps
         self.deps = DependencySteps(deps, ws, approval_status, developer)
         self.qa = qa
         self.dev = developer
@@ -90,11 +97,23 @@ class CodeFlow:
     def run(self, task: Task) -> FlowResult:
         stage = task.payload.get("stage", "tests")
         branch = task.payload.get("branch") or f"agents/{task.id}-{slugify(task.title)}"
-        if stage == "tests":
-            return self.write_tests(task, branch)
-        if stage == "code":
-            return self.write_code(task, branch)
-        return self.release(task, branch)
+        if stage not in ("tests", "code"):
+            return self.release(task, branch)
+        if self.worktrees is None:
+            return self.write_tests(task, branch) if stage == "tests" else self.write_code(task, branch)
+        # The QA and Developer stages work in the task's own worktree, with its own lock and test runs.
+        ws = self.worktrees.acquire(task.id, branch)
+        flow = CodeFlow(ws, qa=self.qa, developer=self.dev, tech_lead=self.tech_lead,
+                        approval_status=self.approval_status, merge_queue=self.queue, deps=self.gate)
+        try:
+            result = flow.write_tests(task, branch) if stage == "tests" else flow.write_code(task, branch)
+        except AgentsError:
+            # A retry makes the worktree again from the branch, where everything committed lives.
+            self.worktrees.release(task.id)
+            raise
+        if result.next_stage == "release":
+            self.worktrees.release(task.id)  # merged: the worktree's work is on main
+        return result
 
     # --- stage 1: QA writes failing tests --------------------------------------------
     def write_tests(self, task: Task, branch: str) -> FlowResult:
@@ -143,6 +162,11 @@ class CodeFlow:
                     feedback.append(why)
                     self.qa.record("tests_sent_back", task, attempt=attempt, reasons=[why])
                     continue
+            # The model is asked for the message with no lock held; then the tested file is written
+            # again (the clean slate removed it) and committed under the lock.
+            message = self.qa.commit_message(task, self._diff(branch, {suite.test_path: suite.test_code})).render({})
+            with self.ws.on_branch(branch):
+                self.ws.fs.write_file(suite.test_path, suite.test_code)
                 self.ws.git.add([suite.test_path])
                 trailers = {"Task-Id": task.id, "Agent": "QA",
                             "Tests": f"{result.test_count} written, failing before code"}
@@ -150,7 +174,6 @@ class CodeFlow:
                 trailers |= {k: v for k, v in (("Test-File", suite.test_path), ("Module", suite.module_path))
                              if _PLAIN_PATH.fullmatch(v)}
                 # The model's text goes in as free text (made inert); the daemon's trailers are appended last.
-                message = self.qa.commit_message(task, self.ws.git.diff(staged=True)).render({})
                 current_lease.check()  # fencing: only the attempt holding the lease commits
                 sha = self.ws.git.commit(message, agent=Role.QA, files=[suite.test_path], trailers=trailers)
             self.qa.record("tests_committed", task, branch=branch, commit=sha, test_path=suite.test_path)
@@ -183,7 +206,8 @@ class CodeFlow:
             tests = self.ws.fs.read_file(suite["test_path"])
             context = "" if self.with_tools else self._code_context(suite["module_path"])
         cfg = self.ws.live.current.agents
-        rejected: list[str] = []
+        # Sent back by the merge queue: why (the conflict hunks or the failures on the current main).
+        rejected: list[str] = [str(f) for f in suite.get("queue_feedback") or []]
         pending = suite.get("pending_change")  # the change that waited for a dependency approval
         for approach in range(cfg.max_approaches):
             if approach:
@@ -224,7 +248,7 @@ class CodeFlow:
             expected = self._expected_tests(suite)
             written, refused = self.ws.apply(change, _qa_files(suite))
             self.deps.write_files(task)
-            result = self.ws.runner.run_tests(expected=expected)
+            result = self.ws.runner.run_tests(self._attempt_tests(suite, written), expected=expected)
             self.ws.check_limits()
             current_lease.progress()
             changed = self.ws.changed_by_tests(self.ws.contents(change, written))
@@ -246,6 +270,19 @@ class CodeFlow:
             return failures + [{"test_name": "write refused", "error_message": r} for r in refused], None
         review = self._review(task, files, suite, quality or {})
         return None, review
+
+    def _attempt_tests(self, suite: dict[str, Any], written: list[str]) -> list[str]:
+        """QA's tests and the tests importing a module the attempt wrote (lock held); the full suite
+        runs once per merge, in the merge queue."""
+        tests_dir = self.ws.live.current.testing.tests_dir
+        sources: dict[str, str] = {}
+        for pattern in (f"{tests_dir}/**/test_*.py", f"{tests_dir}/**/*_test.py"):
+            for path in self.ws.fs.find_files(pattern):
+                try:
+                    sources[str(path)] = self.ws.fs.read_file(path)
+                except WorkspaceError:
+                    continue
+        return affected_tests(sources, written, always=sorted(_qa_files(suite)))
 
     def _expected_tests(self, suite: dict[str, Any]) -> list[str]:
         """QA's test ids, read by the daemon from the committed file (lock held, before the Developer's
@@ -285,12 +322,26 @@ class CodeFlow:
                               max_complexity=quality.get("max_complexity"))
         return review
 
+    def _diff(self, branch: str, files: dict[str, str]) -> str:
+        """``files`` (path -> new text) against ``branch``, read from git objects: no lock needed."""
+        ref = branch if self.ws.git.branch_exists(branch) else self.ws.main_branch
+        base = {p: old for p in files if (old := self.ws.git.file_at(ref, p)) is not None}
+        return review_diff(base, files)
+
     def _commit_and_merge(self, task: Task, branch: str, change: CodeChange, suite: dict[str, Any]) -> FlowResult:
+        # Asked before the lock is taken: no model call while a shared lock is held.
+        proposed = {}
+        for f in change.files:
+            try:
+                proposed[normalize(f.path).as_posix()] = f.content
+            except WorkspaceError:
+                continue  # refused with its reason by apply
+        message = self.dev.commit_message(task, self._diff(branch, proposed)).render({})
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, _ = self.ws.apply(change, _qa_files(suite))
-            manifest = self.deps.write_files(task)
-            result = self.ws.runner.run_tests(expected=expected)
+            self.deps.write_files(task)
+            result = self.ws.runner.run_tests(self._attempt_tests(suite, written), expected=expected)
             self.ws.check_limits()
             current_lease.progress()
             if changed := self.ws.changed_by_tests(self.ws.contents(change, written)):
@@ -302,8 +353,6 @@ class CodeFlow:
                 raise TaskFailedError(f"tests no longer pass at commit time: {result.outcome}{why}")
             written += manifest
             self.ws.git.add(written)
-            diff = self.ws.git.diff(staged=True)
-            message = self.dev.commit_message(task, diff).render({})
             current_lease.check()  # fencing: only the attempt holding the lease commits
             sha = self.ws.git.commit(message, agent=Role.DEVELOPER, files=written, trailers={
                 "Task-Id": task.id, "Agent": "Developer", "Tests": f"{result.passed_count} passed"})
@@ -311,18 +360,24 @@ class CodeFlow:
         return self._merge(task, branch, sha, tests_passed=result.passed_count)
 
     def _merge(self, task: Task, branch: str, code_sha: str, tests_passed: int | None) -> FlowResult:
-        with self.ws.lock:
-            # Fencing, under the workspace lock: a reclaimed attempt never merges; the one holding the
-            # lease finds an earlier merge (is_merged) and does not merge twice.
-            current_lease.check()
-            self.ws.git.checkout(self.ws.main_branch)
-            merged = self.ws.git.is_merged(branch, self.ws.main_branch)
-            merge_sha = self.ws.git.head_sha() if merged else self.ws.git.merge_branch(
-                branch, into=self.ws.main_branch, agent=Role.TECH_LEAD,
-                message=f"Merge {branch}", trailers={"Task-Id": task.id, "Agent": "Tech Lead"})
-        self.tech_lead.record("branch_merged", task, branch=branch, into=self.ws.main_branch, commit=merge_sha)
-        return FlowResult(next_stage="release", result={"code_commit": code_sha, "merge_commit": merge_sha,
-                                                         "tests_passed": tests_passed})
+        """Through the merge queue: main only ever moves to a tested merge commit (see merge_queue)."""
+        outcome = self.queue.merge(task, branch, _qa_files(task.payload))
+        if not outcome.merged:
+            returns = int(task.payload.get("queue_returns") or 0) + 1
+            self.tech_lead.record("sent_back_by_merge_queue", task, branch=branch, reason=outcome.reason,
+                                  returns=returns, feedback=[f[:500] for f in outcome.feedback])
+            if returns > self.ws.live.current.orchestrator.max_task_attempts:
+                raise TaskFailedError(f"the merge queue sent {branch} back {returns} times ({outcome.reason}); "
+                                      "branch kept unmerged: " + "; ".join(outcome.feedback)[:1500])
+            self.queue.rework(task, branch)
+            with self.ws.lock:
+                self.ws.git.sync_to_head()  # the branch was rebuilt from outside this working tree
+            return FlowResult(next_stage="code", result={"queue_returns": returns,
+                                                         "queue_feedback": outcome.feedback})
+        self.tech_lead.record("branch_merged", task, branch=branch, into=self.ws.main_branch,
+                              commit=outcome.merge_commit, queue_test_seconds=outcome.test_seconds)
+        return FlowResult(next_stage="release", result={"code_commit": code_sha, "merge_commit": outcome.merge_commit,
+                                                         "tests_passed": tests_passed, "queue_feedback": []})
 
     def _code_context(self, module_path: str) -> str:
         parts = []

@@ -1,0 +1,224 @@
+"""MergeQueue: the only way a task's branch reaches the main branch, one branch at a time.
+
+For an approved branch the queue, serially: brings it up to date with the current main (rebases
+it onto main, or merges main into it: ``git.integration``), builds the --no-ff merge commit whose
+first parent is main, runs the FULL suite on exactly that commit (in its own detached worktree,
+with the daemon's verdict on QA's test ids), checks the lease, and only then fast-forwards main
+to it. Main's first-parent history is therefore tested at every commit.
+
+A conflict or a red suite is an outcome, not an error: the caller sends the task back to the
+Developer with the conflict hunks or the failures. A red suite is run once more first; if that
+run passes, the failure was unrelated flakiness and is logged (``merge_queue_flaky``).
+
+Crash safety: each step is recorded in the ``merge_queue`` row (SQLite) before the next one. A
+restart finds a candidate already in main (merged, nothing to do), a candidate tested on the
+current main (fast-forward without testing again), or anything else (build and test again).
+The fast-forward itself is a compare-and-swap, so nothing is merged twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, Field
+
+from ai_agents import attempt as current_lease
+from ai_agents.domain import Role, Task, iso, utcnow
+from ai_agents.errors import MergeConflictError, TaskFailedError, WorkspaceError
+from ai_agents.file_system.paths import normalize
+from ai_agents.memory.database import Database
+from ai_agents.testing import TestRunner
+from ai_agents.testing.verdict import expected_test_ids
+
+log = structlog.get_logger("ai_agents.merge_queue")
+
+MAX_REBUILDS = 5  # main moved between the test and the fast-forward this often: give up for now
+
+
+class QueueState(str, Enum):
+    QUEUED = "queued"
+    TESTING = "testing"    # candidate built on base_sha; its suite is running (or was, when the daemon died)
+    TESTED = "tested"      # candidate green on base_sha: fast-forward main if it is still base_sha
+    MERGED = "merged"
+    RETURNED = "returned"  # sent back to the Developer (conflict or red suite)
+
+
+class MergeOutcome(BaseModel):
+    merged: bool
+    merge_commit: str | None = None
+    reason: str = "merged"          # merged | conflict | red
+    feedback: list[str] = Field(default_factory=list)
+    test_seconds: float | None = None
+
+
+class MergeQueue:
+    """See the module docstring. ``path``: the queue's own worktree, under the daemon's data directory."""
+
+    def __init__(self, *, git: Any, db: Database, path: Path, runner: TestRunner, main_branch: str,
+                 integration: Any, workspace_lock: Any):
+        self.git = git
+        self.db = db
+        self.path = Path(path)
+        self.runner = runner
+        self.main_branch = main_branch
+        self._integration = integration  # () -> "merge" | "rebase", read live
+        self._workspace_lock = workspace_lock  # the main working tree's lock: held only for the fast-forward
+        self._lock = threading.Lock()  # the queue is serial
+
+    # --- rows ---------------------------------------------------------------------------
+    def row(self, task_id: str) -> dict[str, Any] | None:
+        return self.db.query_one("SELECT * FROM merge_queue WHERE task_id = ?", (task_id,))
+
+    def _update(self, task_id: str, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE merge_queue SET {sets}, updated_at = ? WHERE task_id = ?",
+                        (*[v.value if isinstance(v, Enum) else v for v in fields.values()], iso(utcnow()), task_id))
+
+    def _enter(self, task_id: str, branch: str) -> dict[str, Any]:
+        self.db.execute("INSERT INTO merge_queue (task_id, branch, state, updated_at) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT(task_id) DO UPDATE SET branch = excluded.branch, state = CASE "
+                        "WHEN merge_queue.state = 'returned' THEN 'queued' ELSE merge_queue.state END",
+                        (task_id, branch, QueueState.QUEUED.value, iso(utcnow())))
+        row = self.row(task_id)
+        assert row is not None
+        return row
+
+    # --- the queue ------------------------------------------------------------------------
+    def merge(self, task: Task, branch: str, qa_files: set[str]) -> MergeOutcome:
+        """Bring ``branch`` into main through the queue (see the module docstring)."""
+        with self._lock:
+            row = self._enter(task.id, branch)
+            log.info("merge_queue_entered", task_id=task.id, branch=branch, position=row["id"], state=row["state"])
+            for _ in range(MAX_REBUILDS):
+                outcome = self._step(task, branch, qa_files)
+                if outcome is not None:
+                    return outcome
+            raise TaskFailedError(f"main kept moving while {branch} was tested; try again")
+
+    def _step(self, task: Task, branch: str, qa_files: set[str]) -> MergeOutcome | None:
+        row = self.row(task.id) or {}
+        main = self.git.rev(self.main_branch)
+        tip = self.git.rev(branch)
+        if tip is None:
+            raise TaskFailedError(f"branch {branch} is gone; nothing to merge")
+        for done in (row.get("merged_sha"), row.get("candidate_sha")):
+            if done and self.git.is_ancestor(done, main):  # merged before a crash: never twice
+                return self._merged(task, done, None, resumed=True)
+        if self.git.is_ancestor(tip, main):
+            return self._merged(task, main, None, resumed=True)
+        candidate, seconds = row.get("candidate_sha"), row.get("test_seconds")
+        ready = (row.get("state") == QueueState.TESTED.value and row.get("base_sha") == main
+                 and row.get("tip_sha") == tip and candidate and self.git.rev(candidate))
+        if ready:
+            log.info("merge_queue_resumed_tested", task_id=task.id, candidate=candidate)
+        else:
+            built = self._build(task, branch, main, tip)
+            if isinstance(built, MergeOutcome):
+                return built
+            candidate, tip = built
+            self._update(task.id, state=QueueState.TESTING, base_sha=main, tip_sha=tip, candidate_sha=candidate)
+            red, seconds = self._test(task, qa_files)
+            if red is not None:
+                self._update(task.id, state=QueueState.RETURNED, returns=int(row.get("returns") or 0) + 1,
+                             detail="red suite", test_seconds=seconds)
+                return MergeOutcome(merged=False, reason="red", feedback=red, test_seconds=seconds)
+            self._update(task.id, state=QueueState.TESTED, test_seconds=seconds)
+        current_lease.check()  # fencing: only the attempt holding the lease moves main
+        with self._workspace_lock:
+            if self.git.rev(self.main_branch) != main:
+                log.info("merge_queue_main_moved", task_id=task.id)
+                return None
+            self.git.checkout(self.main_branch)
+            self.git.fast_forward(candidate)
+        return self._merged(task, candidate, seconds, resumed=False)
+
+    def _merged(self, task: Task, sha: str, seconds: float | None, *, resumed: bool) -> MergeOutcome:
+        self._update(task.id, state=QueueState.MERGED, merged_sha=sha)
+        log.info("merge_queue_merged", task_id=task.id, commit=sha, resumed=resumed)
+        return MergeOutcome(merged=True, merge_commit=sha, test_seconds=seconds)
+
+    def _build(self, task: Task, branch: str, main: str, tip: str) -> tuple[str, str] | MergeOutcome:
+        """(candidate, branch tip) or the conflict outcome; the worktree is left at the candidate."""
+        cmd = self.git.ensure_worktree(self.path, main)
+        try:
+            if self._integration() == "rebase":
+                rebased = self.git.rebase_detached(cmd, main, tip)
+                if rebased != tip:
+                    current_lease.check()
+                    self.git.move_branch(branch, rebased, tip)
+                    log.info("merge_queue_rebased", task_id=task.id, branch=branch, old=tip, new=rebased)
+                    tip = rebased
+            candidate = self.git.merge_detached(cmd, main, tip, message=f"Merge {branch}",
+                                                trailers={"Task-Id": task.id, "Agent": Role.TECH_LEAD.title})
+        except MergeConflictError as e:
+            row = self.row(task.id) or {}
+            self._update(task.id, state=QueueState.RETURNED, returns=int(row.get("returns") or 0) + 1,
+                         detail=f"conflict: {', '.join(e.conflicts)}")
+            log.warning("merge_queue_conflict", task_id=task.id, branch=branch, conflicts=e.conflicts)
+            return MergeOutcome(merged=False, reason="conflict", feedback=[
+                f"your branch conflicts with the current {self.main_branch} in {', '.join(e.conflicts)}; the "
+                f"task was rebuilt on the current {self.main_branch}: write the change again against it. "
+                f"Conflict hunks:\n{e.hunks}"])
+        return candidate, tip
+
+    def _test(self, task: Task, qa_files: set[str]) -> tuple[list[str] | None, float]:
+        """The full suite on the candidate (the worktree): (None when green, else the failures; seconds)."""
+        expected = self._expected(qa_files)
+        failures: list[str] = []
+        seconds = 0.0
+        for run in (1, 2):
+            started = time.monotonic()
+            result = self.runner.run_tests(expected=expected)
+            seconds = round(time.monotonic() - started, 3)
+            current_lease.progress()
+            log.info("merge_queue_tested", task_id=task.id, run=run, outcome=result.outcome,
+                     passed=result.passed_count, failed=result.failed_count, seconds=seconds)
+            if result.passed:
+                if run == 2:
+                    log.warning("merge_queue_flaky", task_id=task.id, first_failures=failures[:5], alert=True)
+                return None, seconds
+            failures = [f"{f.test_name}: {str(f.error_message)[:300]}" for f in result.failures] or [
+                f"{result.outcome}: {result.output_tail[-1500:]}"]
+            failures += [f"tampering: {t}" for t in result.tampering[:3]]
+        return [f"the full suite failed on your branch merged with the current {self.main_branch}; the task was "
+                f"rebuilt on the current {self.main_branch}: " + "; ".join(failures[:5])], seconds
+
+    def _expected(self, qa_files: set[str]) -> list[str]:
+        """QA's test ids, read by the daemon from the candidate's committed files."""
+        expected: list[str] = []
+        for path in sorted(qa_files):
+            try:
+                target = self.path / normalize(path).as_posix()
+            except WorkspaceError:
+                continue
+            if target.is_file() and not target.is_symlink():
+                expected += expected_test_ids(path, target.read_text(encoding="utf-8", errors="replace"))
+        return expected
+
+    def rework(self, task: Task, branch: str) -> str:
+        """Rebuild ``branch`` as the current main plus this task's QA commits; the new tip.
+
+        What a conflict or a red suite leaves the Developer: the tests, on today's main.
+        """
+        with self._lock:  # the queue's worktree is the queue's: never two users at once
+            main = self.git.rev(self.main_branch)
+            tip = self.git.rev(branch)
+            qa = [r.sha for r in reversed(self.git.commit_records(200, branch=branch))
+                  if r.agent == Role.QA.value and r.trailers.get("Task-Id") == task.id
+                  and r.trailers.get("Agent") == Role.QA.title and not self.git.is_ancestor(r.sha, main)]
+            cmd = self.git.ensure_worktree(self.path, main)
+            try:
+                new = self.git.cherry_pick_detached(cmd, main, qa)
+            except MergeConflictError as e:
+                raise TaskFailedError(f"QA's tests of this task conflict with the current {self.main_branch} in "
+                                      f"{', '.join(e.conflicts)}; branch {branch} kept as it was") from e
+            current_lease.check()
+            self.git.move_branch(branch, new, tip)
+            self.git.reset_worktree(cmd, main)
+            log.info("merge_queue_reworked", task_id=task.id, branch=branch, old=tip, new=new, qa_commits=len(qa))
+            return new

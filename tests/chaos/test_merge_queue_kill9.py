@@ -1,0 +1,87 @@
+"""kill -9 of the real daemon inside the merge queue: during its full-suite run on a candidate, and
+right after that run (between the test and the fast-forward). After each restart the queue resumes
+from its SQLite row and the branch: every task merges exactly once and main is green at every merge.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tests.chaos.aim import kill_tree
+from tests.chaos.driver import start, stop
+from tests.chaos.invariants import all_problems
+from tests.chaos.observe import descendants, is_pytest, proc_children_supported
+from tests.chaos.scenario import (
+    all_final,
+    chaos_config,
+    chaos_script,
+    db_path,
+    helper_names,
+    submit_code_tasks,
+    workspace,
+)
+from tests.conftest import wait_for
+from tests.mainline import git, merge_commits_green
+
+pytestmark = pytest.mark.skipif(not proc_children_supported(), reason="needs /proc/<pid>/task/<tid>/children")
+
+
+def queue_test_running(pid: int, queue_dir: str) -> bool:
+    """A pytest descendant of the daemon runs in the merge queue's worktree."""
+    for child, argv in descendants(pid):
+        if not is_pytest(argv):
+            continue
+        try:
+            if os.readlink(f"/proc/{child}/cwd").startswith(queue_dir):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+@pytest.mark.timeout(240)
+def test_kill9_during_the_queue_test_and_before_the_fast_forward(fake_llm, write_config, tmp_path):
+    names = helper_names(3)
+    fake_llm.set_script(chaos_script(names))
+    config = write_config(fake_llm, chaos_config(max_task_attempts=4))
+    ids = list(submit_code_tasks(config, names).values())
+    queue_dir = os.path.realpath(db_path(config).parent / "worktrees" / "merge-queue")
+
+    running = start(config)
+    # 1: during the queue's full-suite run on a candidate.
+    wait_for(lambda: queue_test_running(running.pid, queue_dir), timeout=90, interval=0.01,
+             message="the merge queue's test run")
+    kill_tree(running.pid)
+    assert running.daemon.wait(10) == -signal.SIGKILL
+    merged = git(workspace(config), "log", "--first-parent", "--merges", "--format=%H", "main").split()
+    merged_before = len(merged)
+
+    # 2: right after a queue run was logged green: the fast-forward is next.
+    running = start(config)
+    tested = wait_for(lambda: next((e for e in running.tail.named("merge_queue_tested")
+                                    if e.get("outcome") == "passed"), None), timeout=90, interval=0.005,
+                      message="a green queue run")
+    kill_tree(running.pid)
+    assert running.daemon.wait(10) == -signal.SIGKILL
+    left = git(workspace(config), "log", "--first-parent", "--merges", "--format=%H", "main").split()
+    print(f"\nkill 1 with {merged_before} merged; kill 2 after task {tested['task_id']} tested, "
+          f"{len(left)} merged")
+
+    running = start(config)
+    try:
+        wait_for(lambda: all_final(config, ids), timeout=120, interval=0.2, message="every task final")
+        code, _ = stop(running, 5.0)
+    finally:
+        running.daemon.stop()
+    assert code == 0
+    problems = all_problems(config, ids)
+    assert not problems, "\n".join(problems)
+    ws = workspace(config)
+    merges = git(ws, "log", "--first-parent", "--merges", "--format=%(trailers:key=Task-Id,valueonly,separator=)",
+                 "main").split()
+    assert sorted(merges) == sorted(ids)  # every task merged, each exactly once, all on the first-parent line
+    assert len(merge_commits_green(ws, tmp_path)) == len(ids)
+    assert not git(ws, "stash", "list").strip()
