@@ -340,7 +340,7 @@ class CodeFlow:
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, _ = self.ws.apply(change, _qa_files(suite))
-            self.deps.write_files(task)
+            manifest = self.deps.write_files(task)
             result = self.ws.runner.run_tests(self._attempt_tests(suite, written), expected=expected)
             self.ws.check_limits()
             current_lease.progress()
