@@ -129,7 +129,8 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
                                           keep_untracked=settings.file_system.keep_untracked)
         task_runner = TestRunner.from_config(settings.testing, path, hidden_paths=[*hidden, settings.repo_path],
                                              read_only_paths=settings.file_system.keep_untracked,
-                                             project_env=project_env)
+                                             project_env=project_env,
+                                             shared_node_modules=settings.repo_path / "node_modules")
         return task_fs, task_git, task_runner
 
     worktrees = Worktrees(main=workspace, root=worktree_root, parts=task_parts,
@@ -142,7 +143,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     merge_queue = MergeQueue(
         git=git, db=db, path=queue_path, main_branch=settings.git.branch,
         runner=TestRunner.from_config(settings.testing, queue_path, hidden_paths=[*hidden, settings.repo_path],
-                                      project_env=project_env),
+                                      project_env=project_env, shared_node_modules=settings.repo_path / "node_modules"),
         integration=lambda: live.current.git.integration, workspace_lock=workspace.lock)
 
     agent_args = (llm, context, memory, live)

@@ -57,7 +57,8 @@ class TestRunner:
     def __init__(self, project_path: Path | str, framework: str | None = None, timeout: float = 300, *,
                  sandbox: str = "auto", cpu_seconds: int = 300, memory_mb: int = 2048, max_processes: int = 256,
                  max_file_mb: int = 64, tests_dir: str = "tests", hidden_paths: Sequence[Path | str] = (),
-                 read_only_paths: Sequence[Path | str] = (), project_env: Path | str | None = None):
+                 read_only_paths: Sequence[Path | str] = (), project_env: Path | str | None = None,
+                 shared_node_modules: Path | str | None = None):
         if sandbox not in ("auto", "bwrap", "none"):
             raise ValueError(f"sandbox must be auto, bwrap or none, not {sandbox!r}")
         self.project_path = Path(os.path.realpath(project_path))
@@ -73,17 +74,21 @@ class TestRunner:
         self.read_only_paths = [self.project_path / p for p in read_only_paths]
         # The project's own virtualenv (its packages, installed by the daemon): read-only, appended to sys.path.
         self.project_env = Path(project_env) if project_env is not None else None
+        # A task's worktree has no node_modules of its own: the main workspace's is linked in (read-only
+        # in the sandbox, like every node_modules).
+        self.shared_node_modules = Path(shared_node_modules) if shared_node_modules is not None else None
         self._bwrap_lock = threading.Lock()
         self._bwrap: tuple[str | None, str | None] | None = None  # (path, why unusable)
 
     @classmethod
     def from_config(cls, cfg: TestingConfig, project_path: Path | str,
                     hidden_paths: Sequence[Path | str] = (), read_only_paths: Sequence[Path | str] = (),
-                    project_env: Path | str | None = None) -> TestRunner:
+                    project_env: Path | str | None = None,
+                    shared_node_modules: Path | str | None = None) -> TestRunner:
         return cls(project_path, cfg.framework, cfg.timeout, sandbox=cfg.sandbox, cpu_seconds=cfg.cpu_seconds,
                    memory_mb=cfg.memory_mb, max_processes=cfg.max_processes, max_file_mb=cfg.max_file_mb,
                    tests_dir=cfg.tests_dir, hidden_paths=hidden_paths, read_only_paths=read_only_paths,
-                   project_env=project_env)
+                   project_env=project_env, shared_node_modules=shared_node_modules)
 
     # --- public API -----------------------------------------------------------------
     def detect_framework(self) -> str:
@@ -170,6 +175,9 @@ class TestRunner:
         if framework == "jest":
             if not shutil.which("node"):
                 raise TestRunError("jest needs node, which is not on PATH")
+            local, shared = self.project_path / "node_modules", self.shared_node_modules
+            if shared is not None and (shared / "jest").is_dir() and not (local.exists() or local.is_symlink()):
+                local.symlink_to(shared.resolve(), target_is_directory=True)
             jest = self.project_path / "node_modules" / "jest" / "bin" / "jest.js"
             if not jest.is_file():
                 raise TestRunError("jest is not installed in the project (no node_modules/jest; declare it in "
