@@ -270,13 +270,7 @@ class TestRunner:
             why = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
             result.failures.append(TestFailure(test_name=result.outcome, error_message=f"pytest {why}: {last}",
                                                traceback=output[-2000:]))
-        if result.tampering:
-            log.warning(TAMPERING, alert=True, alert_name=TAMPERING, reasons=result.tampering[:5],
-                        message="the test process tried to change its own verdict; the run counts as failed")
-        result.exit_code = rc
-        result.output_tail = output
-        result.duration = duration
-        return result
+        return self._finish(result, rc, output, duration)
 
     def _run_jest(self, argv: list[str], env: dict[str, str], report_dir: Path, cgroup: PidsCgroup | None,
                   expected: Sequence[str] | None) -> TestResult:
@@ -296,6 +290,11 @@ class TestRunner:
             last = " / ".join([ln.strip() for ln in output.splitlines() if ln.strip()][-3:]) or "no output"
             result.failures.append(TestFailure(test_name="could_not_run", error_message=f"jest exit status {rc}: "
                                                f"{last}", traceback=output[-2000:]))
+        return self._finish(result, rc, output, duration)
+
+    @staticmethod
+    def _finish(result: TestResult, rc: int, output: str, duration: float) -> TestResult:
+        """The daemon's verdict with the run's facts; a detected tampering is logged as an alert."""
         if result.tampering:
             log.warning(TAMPERING, alert=True, alert_name=TAMPERING, reasons=result.tampering[:5],
                         message="the test process tried to change its own verdict; the run counts as failed")

@@ -190,12 +190,24 @@ def _story_schemas() -> set[str]:
 
 # --- the machine around the daemon ----------------------------------------------------------------
 class Listener:
-    """A TCP server on 127.0.0.1 counting connections: the sandbox must never reach it."""
+    """A server on the host counting connections: the sandbox must never reach it.
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
+    TCP on 127.0.0.1 by default; with ``unix_address`` a unix socket there (a leading NUL: an abstract
+    one), open to every user as docker.sock is to its group.
+    """
+
+    def __init__(self, unix_address: str | None = None) -> None:
+        self.address = unix_address
+        if unix_address is None:
+            self.sock = socket.create_server(("127.0.0.1", 0))
+        else:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.bind(unix_address)
+            if not unix_address.startswith("\0"):
+                os.chmod(unix_address, 0o777)
+            self.sock.listen(16)
         self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
+        self.port = self.sock.getsockname()[1] if unix_address is None else None
         self.connections = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)

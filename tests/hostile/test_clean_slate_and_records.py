@@ -13,9 +13,7 @@ the fake LLM over HTTP, real git, real sandboxed pytest) and then has checks of 
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +23,7 @@ import pytest
 
 from ai_agents.git.message import parse_trailers
 from tests.fakes.llm_server import FakeLLMServer
-from tests.hostile.harness import HAS_BWRAP, Case, CaseRun
+from tests.hostile.harness import HAS_BWRAP, Case, CaseRun, Listener
 
 TASK = {"type": "code", "title": "Add a slugify helper to the text utilities", "description": "textutils.slugify(text)"}
 FIXED_SLUGIFY = '''import re
@@ -192,41 +190,12 @@ def test_control_characters_in_file_names_are_refused(fixtures: tuple[Any, ...])
 
 
 # --- the sandbox's walls ----------------------------------------------------------------------------
-class UnixListener:
-    def __init__(self, address: str):
-        self.address = address
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(address)
-        if not address.startswith("\0"):
-            os.chmod(address, 0o777)
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-
-
 @pytest.fixture
-def host_sockets() -> Iterator[list[UnixListener]]:
+def host_sockets() -> Iterator[list[Listener]]:
     where = [Path(tempfile.mkdtemp(prefix="ai-agents-hsock-", dir=d)) for d in ("/var/tmp", "/run")
              if os.path.isdir(d) and os.access(d, os.W_OK)]
-    listeners = [UnixListener(str(d / "s.sock")) for d in where]
-    listeners.append(UnixListener(f"\0ai-agents-hostile-{uuid.uuid4().hex}"))
+    listeners = [Listener(str(d / "s.sock")) for d in where]
+    listeners.append(Listener(f"\0ai-agents-hostile-{uuid.uuid4().hex}"))
     yield listeners
     for listener in listeners:
         listener.close()
@@ -238,7 +207,7 @@ def host_sockets() -> Iterator[list[UnixListener]]:
 
 @pytest.mark.skipif(not HAS_BWRAP, reason="bubblewrap is not usable here: no sandbox walls to show")
 def test_code_cannot_reach_host_unix_or_abstract_sockets(fixtures: tuple[Any, ...],
-                                                         host_sockets: list[UnixListener]) -> None:
+                                                         host_sockets: list[Listener]) -> None:
     reach = "".join(f'''try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(1)

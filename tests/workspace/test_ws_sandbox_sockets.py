@@ -9,11 +9,9 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import textwrap
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,43 +20,13 @@ import pytest
 
 from ai_agents.testing import TestRunner
 from ai_agents.testing.sandbox import bwrap_args
+from tests.hostile.harness import Listener
 
 _CHECK = TestRunner(Path("/")).check().data
 needs_bwrap = pytest.mark.skipif(
     _CHECK.get("sandbox") != "bwrap",
     reason="bubblewrap is not installed or cannot create namespaces here (.ci/install_sandbox.sh): "
            "the host-socket walls cannot be shown")
-
-
-class UnixServer:
-    """A unix stream socket accepting and counting connections, at ``address`` (a path or "\\0name")."""
-
-    def __init__(self, address: str):
-        self.address = address
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(address)
-        if not address.startswith("\0"):
-            os.chmod(address, 0o777)  # reachable by anyone on the host, as docker.sock is for its group
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
 
 
 def _socket_dirs() -> Iterator[Path]:
@@ -69,10 +37,10 @@ def _socket_dirs() -> Iterator[Path]:
 
 
 @pytest.fixture
-def servers() -> Iterator[list[UnixServer]]:
+def servers() -> Iterator[list[Listener]]:
     dirs = list(_socket_dirs())
-    made = [UnixServer(str(d / "host.sock")) for d in dirs]
-    made.append(UnixServer(f"\0ai-agents-abstract-{uuid.uuid4().hex}"))
+    made = [Listener(str(d / "host.sock")) for d in dirs]
+    made.append(Listener(f"\0ai-agents-abstract-{uuid.uuid4().hex}"))
     try:
         yield made
     finally:
@@ -110,7 +78,7 @@ def _tests_connecting_to(addresses: list[str]) -> str:
 
 @needs_bwrap
 def test_host_unix_and_abstract_sockets_unreachable_from_sandboxed_tests(
-        workspace: Path, servers: list[UnixServer]) -> None:
+        workspace: Path, servers: list[Listener]) -> None:
     assert any(s.address.startswith("/var/tmp/") for s in servers)
     assert any(s.address.startswith("\0") for s in servers)
     addresses = [s.address for s in servers]
