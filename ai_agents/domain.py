@@ -141,6 +141,16 @@ class Task:
         return base
 
 
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One ``decision_history`` row, written in the same transaction as the change it decided."""
+
+    agent_name: str
+    decision_type: str
+    data: dict[str, Any]
+    task_id: str | None = None
+
+
 @dataclass
 class CheckResult:
     """One line of ``doctor``: what was checked, whether it is fine, and one sentence why."""

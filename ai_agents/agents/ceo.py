@@ -7,7 +7,7 @@ from typing import Any
 
 from ai_agents.agents.base import BaseAgent, task_brief
 from ai_agents.agents.models import CEODecision, EscalationDecision, ProposedTask, TaskPlan, Verdict
-from ai_agents.domain import Role, Task, normalize_text
+from ai_agents.domain import DecisionRecord, Role, Task, normalize_text
 from ai_agents.memory.tasks import fingerprint
 
 EMPTY_GENERATION = "generated 0 task(s)"
@@ -81,15 +81,18 @@ class CEOAgent(BaseAgent):
         return decision
 
     def handle_escalation(self, task: Task) -> EscalationDecision:
-        """Retry differently, split, or drop a task that failed its attempts."""
+        """Retry differently, split, or drop a task that failed its attempts (applied and recorded by the caller)."""
         prompt = (f"This task could not be finished (data):\n{task_brief(task)}\n"
                   f"Attempts: {task.attempts}. Last error: {(task.error or '')[:3000]}\n\n"
                   "Decide: 'retry' with a clearer or different description, 'split' into smaller subtasks,"
                   " or 'drop' it. Explain why.")
         decision = self.ask(prompt, EscalationDecision, task)
-        self.memory.record_decision(self.role.value, "escalation", {
+        self.record("escalation_handled", task, action=decision.action)
+        return decision
+
+    def escalation_record(self, task: Task, decision: EscalationDecision) -> DecisionRecord:
+        """The decision's ``decision_history`` row: written with the change it decides, in one transaction."""
+        return DecisionRecord(self.role.value, "escalation", {
             "summary": f"{decision.action}: {task.title}", "action": decision.action,
             "reasoning": decision.reasoning, "subtasks": [t.title for t in decision.subtasks],
         }, task_id=task.id)
-        self.record("escalation_handled", task, action=decision.action)
-        return decision

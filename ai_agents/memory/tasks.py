@@ -17,6 +17,7 @@ queued tasks.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from typing import Any
 
 from ai_agents.domain import (
     FINAL_STATUSES,
+    DecisionRecord,
     Priority,
     Task,
     TaskStatus,
@@ -57,6 +59,23 @@ def _row_to_task(row: dict[str, Any]) -> Task:
         lease_expires_at=parse_iso(row["lease_expires_at"]), fingerprint=row["fingerprint"],
         lease_token=row["lease_token"], heartbeat_at=parse_iso(row["heartbeat_at"]),
     )
+
+
+def _insert_child(conn: sqlite3.Connection, spec: dict[str, Any], parent_id: str, now: datetime) -> Task:
+    """Insert one child task (``spec``: TaskStore.create's keyword arguments) inside the caller's transaction."""
+    child = Task(id=new_task_id(), type=TaskType(spec["type"]), title=spec["title"].strip(),
+                 description=spec.get("description", "").strip(), payload=spec.get("payload") or {},
+                 priority=Priority.parse(spec.get("priority", Priority.MEDIUM)),
+                 deadline=spec.get("deadline"), assigned_agent=spec.get("assigned_agent"),
+                 parent_id=parent_id, created_at=now, updated_at=now, fingerprint=fingerprint(spec["title"]))
+    conn.execute(
+        "INSERT INTO tasks (id, type, title, description, payload, priority, deadline, status, "
+        "assigned_agent, parent_id, attempts, created_at, updated_at, fingerprint) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,0,?,?,?)",
+        (child.id, child.type.value, child.title, child.description, dumps(child.payload),
+         child.priority.value, iso(child.deadline), child.status.value, child.assigned_agent, parent_id,
+         iso(now), iso(now), child.fingerprint))
+    return child
 
 
 class TaskStore:
@@ -259,7 +278,6 @@ class TaskStore:
         task was reclaimed meanwhile, so this late result must not count).
         """
         now = utcnow()
-        created: list[Task] = []
         with self.db.transaction() as conn:
             changed = conn.execute(
                 "UPDATE tasks SET status = ?, result = ?, error = NULL, lease_owner = NULL, lease_expires_at = NULL, "
@@ -269,21 +287,7 @@ class TaskStore:
                  TaskStatus.IN_PROGRESS.value, owner, token)).rowcount
             if not changed:
                 return None
-            for spec in children:
-                child = Task(id=new_task_id(), type=TaskType(spec["type"]), title=spec["title"].strip(),
-                             description=spec.get("description", "").strip(), payload=spec.get("payload") or {},
-                             priority=Priority.parse(spec.get("priority", Priority.MEDIUM)),
-                             deadline=spec.get("deadline"), assigned_agent=spec.get("assigned_agent"),
-                             parent_id=task_id, created_at=now, updated_at=now,
-                             fingerprint=fingerprint(spec["title"]))
-                conn.execute(
-                    "INSERT INTO tasks (id, type, title, description, payload, priority, deadline, status, "
-                    "assigned_agent, parent_id, attempts, created_at, updated_at, fingerprint) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,0,?,?,?)",
-                    (child.id, child.type.value, child.title, child.description, dumps(child.payload),
-                     child.priority.value, iso(child.deadline), child.status.value, child.assigned_agent, task_id,
-                     iso(now), iso(now), child.fingerprint))
-                created.append(child)
+            created = [_insert_child(conn, spec, task_id, now) for spec in children]
         return created
 
     def handoff(self, task_id: str, owner: str, stage: str, assigned_agent: str,
@@ -313,7 +317,9 @@ class TaskStore:
             (TaskStatus.QUEUED.value, self._redact(reason), iso(utcnow()), task_id, TaskStatus.IN_PROGRESS.value,
              owner, token)) == 1
 
-    def retry_escalated(self, task_id: str, description: str | None, payload_updates: dict[str, Any]) -> bool:
+    # --- the CEO's decision on an escalated task: the change and its decision row in one transaction ---
+    def retry_escalated(self, task_id: str, description: str | None, payload_updates: dict[str, Any],
+                        decision: DecisionRecord | None = None) -> bool:
         """escalated -> queued with fresh attempts (the CEO chose to retry differently)."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT payload, description FROM tasks WHERE id = ? AND status = ?",
@@ -326,7 +332,49 @@ class TaskStore:
                 "UPDATE tasks SET status = ?, description = ?, payload = ?, attempts = 0, finished_at = NULL, "
                 "updated_at = ? WHERE id = ?",
                 (TaskStatus.QUEUED.value, description or row["description"], dumps(payload), iso(utcnow()), task_id))
+            self._record(conn, decision)
         return True
+
+    def split_escalated(self, task_id: str, subtasks: list[dict[str, Any]], payload_updates: dict[str, Any],
+                        decision: DecisionRecord | None = None) -> list[Task] | None:
+        """escalated -> cancelled (``result.split_into``) with its subtasks created as children, in ONE
+        transaction: a crash or a failed insert leaves the task escalated and no subtask behind.
+        None when the task is no longer escalated."""
+        now = utcnow()
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT payload FROM tasks WHERE id = ? AND status = ?",
+                               (task_id, TaskStatus.ESCALATED.value)).fetchone()
+            if row is None:
+                return None
+            payload = {**(loads(row["payload"]) or {}), **payload_updates}
+            conn.execute(
+                "UPDATE tasks SET status = ?, payload = ?, result = ?, lease_owner = NULL, lease_expires_at = NULL, "
+                "finished_at = ?, updated_at = ? WHERE id = ?",
+                (TaskStatus.CANCELLED.value, dumps(payload),
+                 dumps(self._redact({"split_into": [s["title"] for s in subtasks]})), iso(now), iso(now), task_id))
+            created = [_insert_child(conn, spec, task_id, now) for spec in subtasks]
+            self._record(conn, decision)
+        return created
+
+    def drop_escalated(self, task_id: str, error: str, decision: DecisionRecord | None = None) -> bool:
+        """escalated -> failed with ``error`` (the CEO dropped it)."""
+        now = iso(utcnow())
+        with self.db.transaction() as conn:
+            changed = conn.execute(
+                "UPDATE tasks SET status = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL, "
+                "finished_at = ?, updated_at = ? WHERE id = ? AND status = ?",
+                (TaskStatus.FAILED.value, self._redact(error), now, now, task_id,
+                 TaskStatus.ESCALATED.value)).rowcount
+            if changed:
+                self._record(conn, decision)
+        return changed == 1
+
+    def _record(self, conn: sqlite3.Connection, decision: DecisionRecord | None) -> None:
+        if decision is not None:
+            conn.execute("INSERT INTO decision_history (agent_name, decision_type, decision_data, timestamp, "
+                         "task_id) VALUES (?, ?, ?, ?, ?)",
+                         (decision.agent_name, decision.decision_type, dumps(self._redact(decision.data)),
+                          iso(utcnow()), decision.task_id))
 
     def recover_orphans(self, max_attempts: int) -> tuple[list[str], list[str]]:
         """At start-up: every in_progress task belonged to a dead process.

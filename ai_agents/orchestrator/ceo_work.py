@@ -101,19 +101,16 @@ class EscalationFlow:
         return FlowResult(result={"target": target.id, "action": decision.action, "applied": applied})
 
     def _apply(self, task: Task, decision: EscalationDecision) -> bool:
+        """The decision's change, guarded by the target's status, and its decision row: one transaction each."""
         tasks = self.tasks
         marker = {"escalations": task.payload.get("escalations", 0) + 1}
+        record = self.ceo.escalation_record(task, decision)
         if decision.action == "retry":
-            return tasks.retry_escalated(task.id, decision.new_description, marker)
+            return tasks.retry_escalated(task.id, decision.new_description, marker, record)
         if decision.action == "split" and decision.subtasks:
-            tasks.update_payload(task.id, marker)
-            if not tasks.transition(task.id, TaskStatus.CANCELLED, expected=TaskStatus.ESCALATED,
-                                    result={"split_into": [s.title for s in decision.subtasks]}):
-                return False
-            for sub in decision.subtasks[: self.live.current.orchestrator.max_new_tasks or 1]:
-                tasks.create(**proposed_to_kwargs(sub), parent_id=task.id)
-            return True
+            subtasks = [proposed_to_kwargs(sub)
+                        for sub in decision.subtasks[: self.live.current.orchestrator.max_new_tasks or 1]]
+            return tasks.split_escalated(task.id, subtasks, marker, record) is not None
         # Keep why it failed: the CEO's reasoning alone does not tell an operator what broke.
-        return tasks.transition(task.id, TaskStatus.FAILED, expected=TaskStatus.ESCALATED,
-                                error=f"dropped by the CEO: {decision.reasoning[:1000]}; it had failed with: "
-                                      f"{task.error}"[:4000])
+        return tasks.drop_escalated(task.id, f"dropped by the CEO: {decision.reasoning[:1000]}; it had failed with: "
+                                             f"{task.error}"[:4000], record)
