@@ -31,7 +31,8 @@ from ai_agents.git import GitManager
 from ai_agents.llm import LLMClient
 from ai_agents.logging_setup import Redactor, configure_logging, set_level
 from ai_agents.memory import ContextManager, Database, MemoryStore, TaskStore
-from ai_agents.ops.alerts import Alerter, AlertLogHandler
+from ai_agents.memory.alerts import AlertStore
+from ai_agents.ops.alerts import Alerter, AlertLogHandler, AlertRecorder
 from ai_agents.ops.health import check_health
 from ai_agents.ops.metrics import MetricsServer, collect_metrics, render_openmetrics, render_prometheus
 from ai_agents.ops.systemd import SystemdNotifier
@@ -60,8 +61,11 @@ class App:
     redactor: Redactor
     metrics_server: MetricsServer | None = None
     dashboard: DashboardServer | None = None
+    alert_recorder: AlertRecorder | None = None  # stores alert=True log events while the daemon runs
 
     def start(self) -> None:
+        if self.alert_recorder is not None:
+            logging.getLogger().addHandler(self.alert_recorder)
         if self.metrics_server is not None:
             self.metrics_server.start()
         if self.dashboard is not None:
@@ -75,6 +79,8 @@ class App:
         if self.dashboard is not None:
             self.dashboard.stop()
         self.alerter.close(2.0)
+        if self.alert_recorder is not None:
+            logging.getLogger().removeHandler(self.alert_recorder)
         self.llm.close()
         self.db.close()
 
@@ -184,7 +190,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     dashboard = DashboardServer(settings, redactor=redactor) if settings.dashboard.listen else None
     return App(live=live, db=db, memory=memory, tasks=tasks, llm=llm, workspace=workspace,
                orchestrator=orchestrator, alerter=alerter, redactor=redactor, metrics_server=metrics_server,
-               dashboard=dashboard)
+               dashboard=dashboard, alert_recorder=AlertRecorder(AlertStore(db), redactor))
 
 
 class InstanceLock:

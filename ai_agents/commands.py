@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ai_agents.cli import print_json
@@ -13,6 +13,7 @@ from ai_agents.config import load_config
 from ai_agents.config.models import Settings
 from ai_agents.domain import TaskStatus
 from ai_agents.memory import Database, MemoryStore, TaskStore
+from ai_agents.memory.alerts import AlertStore, StoredAlert
 
 
 def _stores(settings: Settings) -> tuple[Database, MemoryStore, TaskStore]:
@@ -142,6 +143,7 @@ def status_report(settings: Settings, config_path: str) -> dict[str, Any]:
     state, age = _heartbeat_age(memory)
     usage = BudgetGuard(LiveConfig(settings), memory).status()  # today's spend, limits and what remains
     deployment, _ = memory.get_state("deployment")
+    alerts = AlertStore(db)
     return {
         "config": str(config_path), "database": str(settings.memory.database_path),
         "workspace": str(settings.file_system.workspace_path), "log_file": str(settings.logging.file),
@@ -154,7 +156,14 @@ def status_report(settings: Settings, config_path: str) -> dict[str, Any]:
         "metrics": collect_metrics(db, memory, tasks),
         "last_deployment": (deployment or {}).get("history", [None])[-1] if isinstance(deployment, dict) else None,
         "dependencies_installed": _installed_dependencies(db),
+        "alerts_24h": alerts.count_since(datetime.now(UTC) - timedelta(hours=24)),
+        "latest_alert": _alert_row(latest[0]) if (latest := alerts.recent(1)) else None,
     }
+
+
+def _alert_row(alert: StoredAlert) -> dict[str, Any]:
+    return {"name": alert.name, "level": alert.level, "message": alert.message, "task_id": alert.task_id,
+            "at": alert.timestamp}
 
 
 def _installed_dependencies(db: Any, limit: int = 10) -> list[dict[str, Any]]:
@@ -211,6 +220,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"metrics:   success rate {m.get('success_rate')}, errors {m.get('error_count')}")
     if report["pending_approvals"]:
         print(f"approvals: {report['pending_approvals']} pending (see 'approvals')")
+    if (latest := report["latest_alert"]) is not None:
+        print(f"alerts:    {report['alerts_24h']} in the last 24 h; latest {latest['name']} ({latest['level']}) "
+              f"at {latest['at']:%Y-%m-%d %H:%M:%S}: {latest['message'][:120]}")
     for install in report["dependencies_installed"][:5]:
         print(f"installed: task {install['task_id']} at {install['at']}: " + ", ".join(
             f"{p.get('name')}=={p.get('version')} sha256:{str(p.get('sha256'))[:12]}" for p in install["packages"]))

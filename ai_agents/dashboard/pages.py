@@ -128,7 +128,7 @@ class Pages:
             pending=o["pending_approvals"]["n"], roles=role_rows,
             workers=workers or Markup("<li class='muted'>nothing running</li>"),
             recent=self._task_table(o["recent"], costs=False),
-            alerts=alerts or Markup("<tr><td class='muted'>no alerts in the log</td></tr>"))
+            alerts=alerts or Markup("<tr><td class='muted'>no alerts recorded</td></tr>"))
         return self.layout("Overview", "/", live, pending=o["pending_approvals"]["n"])
 
     def _facts(self, facts: list[tuple[str, Any]]) -> Markup:

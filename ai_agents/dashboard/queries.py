@@ -7,11 +7,10 @@ same with 100 tasks or 100,000. Nothing here writes: approving goes through
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time as time_
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -23,8 +22,8 @@ from ai_agents.errors import GitOperationError
 from ai_agents.git.cmd import GitCmd
 from ai_agents.llm.usage import BudgetGuard
 from ai_agents.memory import Database, MemoryStore, TaskStore
+from ai_agents.memory.alerts import AlertStore
 from ai_agents.memory.database import loads
-from ai_agents.ops.alerts import ALERT_LOGGER
 from ai_agents.ops.health import HEARTBEAT_KEY, check_health
 
 PAGE_SIZE = 50
@@ -36,7 +35,6 @@ LIST_COLUMNS = ("id, type, title, status, assigned_agent, attempts, priority, cr
 SORTS = {"created": "created_at", "updated": "updated_at"}
 # Activities whose details name a commit: the timeline links them to their diff.
 COMMIT_KEYS = ("commit", "tests_commit", "code_commit", "merge_commit")
-ALERT_TAIL_BYTES = 512 * 1024
 CHARTS_TTL = 30.0
 SHOW_CACHE_ENTRIES = 64
 
@@ -144,23 +142,10 @@ class DashboardData:
         return out
 
     def recent_alerts(self, limit: int = 10) -> list[dict[str, Any]]:
-        """The last alerts from the daemon's JSON log file (alerts are log events, not rows)."""
-        path = self.settings.logging.file
-        if path is None or not path.is_file():
-            return []
-        found: deque[dict[str, Any]] = deque(maxlen=limit)
-        with open(path, "rb") as fh:
-            fh.seek(max(0, path.stat().st_size - ALERT_TAIL_BYTES))
-            for raw in fh.read().splitlines():
-                if b"alert" not in raw:
-                    continue
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(event, dict) and event.get("logger") == ALERT_LOGGER:
-                    found.append(event)
-        return list(found)[::-1]
+        """The newest alerts, from the ``alerts`` table (written as they are logged: AlertRecorder)."""
+        return [{"timestamp": a.timestamp.isoformat() if a.timestamp else "", "level": a.level,
+                 "alert_name": a.name, "message": a.message, "task_id": a.task_id}
+                for a in AlertStore(self.db).recent(limit)]
 
     # --- tasks -----------------------------------------------------------------------------
     def task_page(self, flt: TaskFilter, page_size: int = PAGE_SIZE) -> TaskPage:

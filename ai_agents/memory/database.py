@@ -163,6 +163,20 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS idx_merge_queue_state ON merge_queue(state, id)
     """,
+    # 5: alerts as rows (the dashboard and `status` read them; before, only the log file held them).
+    # Portable SQL: the PostgreSQL backend translates ``INTEGER PRIMARY KEY`` like the other tables'.
+    """
+    CREATE TABLE IF NOT EXISTS alerts (
+        id INTEGER PRIMARY KEY,
+        timestamp TIMESTAMP NOT NULL,
+        name TEXT NOT NULL,
+        level TEXT NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        task_id TEXT,
+        fields TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX IF NOT EXISTS idx_alerts_time ON alerts(timestamp)
+    """,
 ]
 
 

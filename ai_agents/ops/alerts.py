@@ -26,6 +26,7 @@ import structlog
 from ai_agents.config.live import LiveConfig
 from ai_agents.domain import iso, utcnow
 from ai_agents.logging_setup import Redactor
+from ai_agents.memory.alerts import AlertStore, StoredAlert
 
 log = structlog.get_logger("ai_agents.ops")
 # Alert events get their own logger name so AlertLogHandler can tell them from alerts logged elsewhere.
@@ -269,3 +270,35 @@ class AlertLogHandler(logging.Handler):
             self.alerter.forward(name, message, fields)
         except Exception:
             self.handleError(record)  # stdlib's way: prints the traceback to stderr, never raises
+
+
+class AlertRecorder(logging.Handler):
+    """Stores every event logged with ``alert=True`` in the ``alerts`` table: the one place alerts are written.
+
+    The Alerter's own events and those other modules log (test tampering, the budget,
+    stuck tasks, a rejected config) all pass the root logger, so one handler there
+    sees them all; what the log level drops is not stored. Fields are redacted first.
+    A failed write is counted, never raised into the code that logged the alert.
+    """
+
+    def __init__(self, store: AlertStore, redactor: Redactor):
+        super().__init__(logging.DEBUG)
+        self.store = store
+        self.redactor = redactor
+        self.failed = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = record.msg  # structlog's event dict (see AlertLogHandler)
+        if not isinstance(event, dict) or event.get("alert") is not True:
+            return
+        try:
+            clean = self.redactor.redact_value(json.loads(json.dumps(event, default=str)))
+            fields = {k: v for k, v in clean.items()
+                      if k not in _RESERVED and k != "task_id" and not str(k).startswith("_")}
+            self.store.add(StoredAlert(
+                name=str(clean.get("alert_name") or clean.get("event")), level=record.levelname.lower(),
+                message=str(clean.get("message") or clean.get("detail") or clean.get("event")),
+                task_id=str(clean["task_id"]) if clean.get("task_id") else None, fields=fields))
+        except Exception:
+            # The database is locked by this very thread, gone, or full: the log line still has the alert.
+            self.failed += 1

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ai_agents.domain import CEO_WORK, TaskStatus, TaskType
+from ai_agents.memory.alerts import AlertStore
 
 if TYPE_CHECKING:
     from ai_agents.orchestrator.orchestrator import TaskOrchestrator
@@ -34,7 +35,9 @@ class Recovery:
             if worker is not None:
                 self.orch.supervisor.replace(worker, reason=f"task {task_id} exceeded task_timeout or stall_timeout")
             log.warning("task_stuck", task_id=task_id, action="requeued" if task_id in requeued else "escalated",
-                        timeout_seconds=cfg.task_timeout, stall_timeout_seconds=cfg.stall_timeout)
+                        timeout_seconds=cfg.task_timeout, stall_timeout_seconds=cfg.stall_timeout,
+                        alert=True, alert_name="task_stuck",
+                        message=f"task {task_id} exceeded task_timeout or stall_timeout")
         if requeued:
             self.orch.dispatch()
 
@@ -94,6 +97,7 @@ class Recovery:
     def housekeeping(self) -> None:
         cfg = self.orch.live.current
         pruned = self.orch.memory.prune_activity(cfg.memory.activity_retention_days)
+        pruned += AlertStore(self.orch.memory.db).prune(cfg.memory.activity_retention_days)
         expired = self.orch.memory.cache_prune()
         if pruned or expired:
             log.info("housekeeping", activity_rows_pruned=pruned, cache_rows_expired=expired)
