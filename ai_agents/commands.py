@@ -11,9 +11,12 @@ from typing import Any
 from ai_agents.cli import print_json
 from ai_agents.config import load_config
 from ai_agents.config.models import Settings
-from ai_agents.domain import TaskStatus
+from ai_agents.domain import CEO_WORK, TaskStatus, TaskType
 from ai_agents.memory import Database, MemoryStore, TaskStore
 from ai_agents.memory.alerts import AlertStore, StoredAlert
+
+# Left out of ``tasks`` and ``status`` unless ``--all``: the CEO's bookkeeping, not the company's work.
+CEO_INTERNAL: tuple[TaskType, ...] = tuple(sorted(CEO_WORK, key=lambda t: t.value))
 
 
 def _stores(settings: Settings) -> tuple[Database, MemoryStore, TaskStore]:
@@ -68,8 +71,10 @@ def _task_row(t: Any) -> dict[str, Any]:
 def cmd_tasks(args: argparse.Namespace) -> int:
     settings = load_config(args.config)
     _, _, tasks = _stores(settings)
-    rows = [_task_row(t) for t in tasks.list(args.status, limit=args.limit, offset=args.offset)]
-    counts = tasks.counts()
+    hidden = _hidden_types(args)
+    rows = [_task_row(t) for t in tasks.list(args.status, limit=args.limit, offset=args.offset,
+                                             exclude_types=hidden)]
+    counts = tasks.busy_counts(exclude_types=hidden)
     total = counts.get(args.status, 0) if args.status else sum(counts.values())
     page = _page_note(args, len(rows), total)
     if args.json:
@@ -77,9 +82,13 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         if page:
             print(page, file=sys.stderr)  # stdout stays one JSON list
         return 0
+    internal = sum(tasks.counts().values()) - sum(counts.values()) if hidden else 0
+    more = f"({internal} CEO-internal generation/escalation task(s) not shown: --all)" if internal else None
     if not rows:
         print("no tasks" + (f" with status {args.status}" if args.status else "")
               + (f" at offset {args.offset} (there are {total})" if args.offset and total else ""))
+        if more:
+            print(more)
         return 0
     for status in TaskStatus:
         group = [r for r in rows if r["status"] == status.value]
@@ -93,7 +102,14 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 print(f"      error: {r['error'][:160]}")
     if page:
         print(page)
+    if more:
+        print(more)
     return 0
+
+
+def _hidden_types(args: argparse.Namespace) -> tuple[TaskType, ...]:
+    """The CEO's own bookkeeping tasks (generation, escalation) are left out unless ``--all``."""
+    return () if getattr(args, "all", False) else CEO_INTERNAL
 
 
 def _page_note(args: argparse.Namespace, shown: int, total: int) -> str | None:
@@ -134,7 +150,9 @@ def generation_line(state: dict[str, Any] | None) -> str | None:
     return f"next due {gen['next_at']} (after {gen.get('empty_cycles', 0)} empty cycle(s))"
 
 
-def status_report(settings: Settings, config_path: str) -> dict[str, Any]:
+def status_report(settings: Settings, config_path: str,
+                  hidden: tuple[TaskType, ...] = CEO_INTERNAL) -> dict[str, Any]:
+    """What ``status`` shows; task counts leave out ``hidden`` types (the CEO's own tasks by default)."""
     from ai_agents.config import LiveConfig
     from ai_agents.llm.usage import BudgetGuard
     from ai_agents.ops.metrics import collect_metrics
@@ -149,7 +167,8 @@ def status_report(settings: Settings, config_path: str) -> dict[str, Any]:
         "workspace": str(settings.file_system.workspace_path), "log_file": str(settings.logging.file),
         "daemon": {"heartbeat_age_seconds": None if age is None else round(age, 1), **(state or {})},
         "paused": settings.paused,
-        "tasks_by_status": tasks.counts(), "tasks_by_agent": tasks.counts_by_agent(),
+        "tasks_by_status": tasks.busy_counts(exclude_types=hidden),
+        "tasks_by_agent": tasks.counts_by_agent(exclude_types=hidden),
         "llm_today": {k: usage[k] for k in ("day", "calls", "tokens", "cost_usd", "per_agent")},
         "budget": {**usage["limits"], "remaining": usage["remaining"], "exhausted": usage["exhausted"]},
         "pending_approvals": len(tasks.approvals("pending")),
@@ -182,7 +201,7 @@ def _installed_dependencies(db: Any, limit: int = 10) -> list[dict[str, Any]]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     settings = load_config(args.config)
-    report = status_report(settings, str(args.config))
+    report = status_report(settings, str(args.config), _hidden_types(args))
     if args.json:
         print_json(report)
         return 0

@@ -165,13 +165,14 @@ class Pages:
             '<form method="get" action="/tasks" class="filters"><input type="search" name="q" id="q" value="{q}" '
             'placeholder="id or words in the title"><label>status <select name="status">{st}</select></label>'
             '<label>type <select name="type">{ty}</select></label><label>agent <select name="agent">{ag}</select>'
-            '</label><button type="submit" id="search">Search</button></form>',
-            q=f.q, st=options([s.value for s in TaskStatus], f.status), ty=options([t.value for t in TaskType], f.type),
-            ag=options(p.agents, f.agent))
+            '</label><label><input type="checkbox" name="all" value="1"{all}> CEO\'s own tasks</label>'
+            '<button type="submit" id="search">Search</button></form>',
+            all=Markup(" checked") if f.all else Markup(""), q=f.q, st=options([s.value for s in TaskStatus], f.status),
+            ty=options([t.value for t in TaskType], f.type), ag=options(p.agents, f.agent))
 
         def link(page: int, text: str) -> Markup:
             qs = urlencode({k: v for k, v in (("q", f.q), ("status", f.status), ("type", f.type),
-                                              ("agent", f.agent), ("page", page)) if v})
+                                              ("agent", f.agent), ("all", "1" if f.all else ""), ("page", page)) if v})
             return e.render('<a href="/tasks?{qs}" class="pager">{t}</a>', qs=qs, t=text)
 
         pager = e.join([

@@ -17,7 +17,7 @@ from typing import Any
 
 from ai_agents.config.live import LiveConfig
 from ai_agents.config.models import Settings
-from ai_agents.domain import TaskStatus, parse_iso, utcnow
+from ai_agents.domain import CEO_WORK, TaskStatus, TaskType, parse_iso, utcnow
 from ai_agents.errors import GitOperationError
 from ai_agents.git.cmd import GitCmd
 from ai_agents.llm.usage import BudgetGuard
@@ -36,6 +36,9 @@ SORTS = {"created": "created_at", "updated": "updated_at"}
 # Activities whose details name a commit: the timeline links them to their diff.
 COMMIT_KEYS = ("commit", "tests_commit", "code_commit", "merge_commit")
 CHARTS_TTL = 30.0
+# The CEO's bookkeeping tasks: left out of the overview's counts and the default task list.
+CEO_INTERNAL: tuple[TaskType, ...] = tuple(sorted(CEO_WORK, key=lambda t: t.value))
+CEO_MARKS, CEO_VALUES = ",".join("?" * len(CEO_INTERNAL)), tuple(t.value for t in CEO_INTERNAL)
 SHOW_CACHE_ENTRIES = 64
 
 
@@ -48,6 +51,7 @@ class TaskFilter:
     type: str = ""
     agent: str = ""
     page: int = 1
+    all: bool = False  # also the CEO's own generation/escalation tasks (hidden unless asked for or a type filter)
     exact_id: bool = False  # q is the id of a task: a primary-key lookup instead of a title search
 
     def where(self) -> tuple[str, list[Any]]:
@@ -59,6 +63,9 @@ class TaskFilter:
         if self.type:
             clauses.append("type = ?")
             params.append(self.type)
+        elif not self.all and not self.exact_id:
+            clauses.append(f"type NOT IN ({','.join('?' * len(CEO_INTERNAL))})")
+            params += [t.value for t in CEO_INTERNAL]
         if self.agent:
             clauses.append("assigned_agent = ?")
             params.append(self.agent)
@@ -125,19 +132,20 @@ class DashboardData:
             "heartbeat": heartbeat, "heartbeat_age": age,
             "loop_age": (now - loop_at).total_seconds() if loop_at else None,
             "health": health, "budget": budget,
-            "by_agent": self.counts_by_agent(), "by_status": self.tasks.counts(),
+            "by_agent": self.counts_by_agent(), "by_status": self.tasks.busy_counts(exclude_types=CEO_INTERNAL),
             "restart_pending": restart,
             "pending_approvals": self.db.query_one("SELECT COUNT(*) AS n FROM approvals WHERE status = 'pending'")
             or {"n": 0},
             "alerts": self.recent_alerts(),
-            "recent": self.db.query(f"SELECT {LIST_COLUMNS} FROM tasks ORDER BY updated_at DESC LIMIT 10"),
+            "recent": self.db.query(f"SELECT {LIST_COLUMNS} FROM tasks WHERE type NOT IN ({CEO_MARKS}) "
+                                    "ORDER BY updated_at DESC LIMIT 10", CEO_VALUES),
         }
 
     def counts_by_agent(self) -> dict[str, dict[str, int]]:
         """Like TaskStore.counts_by_agent, grouped on the plain columns so idx_tasks_agent covers it."""
         out: dict[str, dict[str, int]] = {}
-        for r in self.db.query("SELECT assigned_agent, status, COUNT(*) AS n FROM tasks "
-                               "GROUP BY assigned_agent, status"):
+        for r in self.db.query(f"SELECT assigned_agent, status, COUNT(*) AS n FROM tasks WHERE type NOT IN "
+                               f"({CEO_MARKS}) GROUP BY assigned_agent, status", CEO_VALUES):
             out.setdefault(r["assigned_agent"] or "-", {})[r["status"]] = r["n"]
         return out
 

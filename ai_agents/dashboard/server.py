@@ -241,7 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
                 q=query.get("q", "").strip()[:200],
                 status=query.get("status", "") if query.get("status") in {s.value for s in TaskStatus} else "",
                 type=query.get("type", "") if query.get("type") in {t.value for t in TaskType} else "",
-                agent=query.get("agent", "")[:64],
+                agent=query.get("agent", "")[:64], all=query.get("all") == "1",
                 page=int(query["page"]) if query.get("page", "").isdigit() else 1)
             self._send(200, pages.tasks(data.task_page(flt)))
         elif len(parts) == 2 and parts[0] == "tasks":

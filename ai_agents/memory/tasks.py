@@ -107,23 +107,30 @@ class TaskStore:
         row = self.db.query_one("SELECT * FROM tasks WHERE id = ?", (task_id,))
         return _row_to_task(row) if row else None
 
-    def list(self, status: TaskStatus | str | None = None, limit: int = 1000, offset: int = 0) -> list[Task]:
-        """Oldest first; ``offset`` skips that many (for paging)."""
+    def list(self, status: TaskStatus | str | None = None, limit: int = 1000, offset: int = 0,
+             exclude_types: tuple[TaskType, ...] = ()) -> list[Task]:
+        """Oldest first; ``offset`` skips that many (for paging); ``exclude_types`` are left out."""
         page = f"LIMIT {int(limit)} OFFSET {max(0, int(offset))}"
-        if status is None:
-            rows = self.db.query(f"SELECT * FROM tasks ORDER BY created_at, rowid {page}")
-        else:
-            rows = self.db.query(f"SELECT * FROM tasks WHERE status = ? ORDER BY created_at, rowid {page}",
-                                 (TaskStatus(status).value,))
+        clauses, params = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(TaskStatus(status).value)
+        if exclude_types:
+            clauses.append(f"type NOT IN ({','.join('?' * len(exclude_types))})")
+            params += [t.value for t in exclude_types]
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self.db.query(f"SELECT * FROM tasks {where} ORDER BY created_at, rowid {page}", tuple(params))
         return [_row_to_task(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
         rows = self.db.query("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status")
         return {r["status"]: r["n"] for r in rows}
 
-    def counts_by_agent(self) -> dict[str, dict[str, int]]:
+    def counts_by_agent(self, exclude_types: tuple[TaskType, ...] = ()) -> dict[str, dict[str, int]]:
+        marks = ",".join("?" * len(exclude_types)) or "''"
         rows = self.db.query("SELECT COALESCE(assigned_agent, '-') AS agent, status, COUNT(*) AS n "
-                             "FROM tasks GROUP BY agent, status")
+                             f"FROM tasks WHERE type NOT IN ({marks}) GROUP BY agent, status",
+                             tuple(t.value for t in exclude_types))
         out: dict[str, dict[str, int]] = {}
         for r in rows:
             out.setdefault(r["agent"], {})[r["status"]] = r["n"]
