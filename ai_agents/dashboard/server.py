@@ -19,12 +19,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import socket
-import threading
 import time
 from http import HTTPStatus
 from http.cookies import SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -39,7 +37,7 @@ from ai_agents.domain import TaskStatus, TaskType
 from ai_agents.errors import ConfigError
 from ai_agents.logging_setup import Redactor
 from ai_agents.memory import Database
-from ai_agents.ops.metrics_server import parse_listen
+from ai_agents.ops.listen import Listener, parse_listen
 
 log = structlog.get_logger("ai_agents.dashboard")
 
@@ -50,15 +48,6 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 STATIC = {"style.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8"}
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
 
 
 class DashboardServer:
@@ -77,44 +66,26 @@ class DashboardServer:
         self.data = DashboardData(settings, db or Database(settings.memory.database_path))
         self.escaper = Escaper(redactor or Redactor(settings.secret_values()))
         self.pages = Pages(self.escaper, cfg.poll_seconds, login_enabled=self.token is not None)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._listener = Listener(self.listen, type("DashboardHandler", (_Handler,), {"owner": self}),
+                                  name="dashboard-http", threaded=True)
 
     # --- lifecycle -------------------------------------------------------------------------
     @property
     def address(self) -> tuple[str, int]:
-        if self._server is None:
-            return self.host, self.port
-        return self._server.server_address[0], self._server.server_address[1]
+        return self._listener.address
 
     @property
     def url(self) -> str:
-        host, port = self.address
-        return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
-
-    def bind(self) -> None:
-        if self._server is None:
-            handler = type("DashboardHandler", (_Handler,), {"owner": self})
-            self._server = (_Server6 if ":" in self.host else _Server)((self.host, self.port), handler)
+        return self._listener.url
 
     def start(self) -> None:
-        """Serve from a background thread (the daemon's way)."""
-        self.bind()
-        assert self._server is not None
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.5},
-                                        name="dashboard-http", daemon=True)
-        self._thread.start()
+        """Serve from a background thread (the daemon's way, and the CLI's while its main thread waits)."""
+        self._listener.start()
         log.info("dashboard_started", url=self.url, authenticated=self.token is not None)
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self._server is None:
-            return
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout)
-        self._server.server_close()
-        self._server, self._thread = None, None
-        log.info("dashboard_stopped")
+        if self._listener.stop(timeout):
+            log.info("dashboard_stopped")
 
     # --- security ----------------------------------------------------------------------------
     def session_value(self) -> str:

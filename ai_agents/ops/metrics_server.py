@@ -2,57 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import structlog
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 
+from ai_agents.config.models import listen_is_loopback
 from ai_agents.ops.health import HealthReport
+from ai_agents.ops.listen import Listener, parse_listen
 
 log = structlog.get_logger("ai_agents.ops")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 __all__ = ["CONTENT_TYPE", "OPENMETRICS_CONTENT_TYPE", "MetricsServer", "parse_listen"]
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """'127.0.0.1:9464', '[::1]:9464', ':9464' or '9464' -> (host, port); no host means 127.0.0.1."""
-    text = listen.strip()
-    if text.startswith("["):
-        host, _, port = text[1:].partition("]:")
-    elif ":" in text:
-        host, _, port = text.rpartition(":")
-    else:
-        host, port = "", text
-    if not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"metrics.listen must be host:port, not {listen!r}")
-    return host or "127.0.0.1", int(port)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name we would have to resolve: treat as remote
-
-
-class _Server(HTTPServer):
-    # Serial on purpose, not ThreadingHTTPServer: Database keeps one SQLite connection
-    # per thread for the life of the process, so a thread per scrape would leak a
-    # connection (and its file descriptors) every 15 s. One server thread = one
-    # connection; the handler's socket timeout bounds how long a bad client holds it.
-    allow_reuse_address = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
 
 
 class MetricsServer:
@@ -68,40 +32,31 @@ class MetricsServer:
                  health: Callable[[], HealthReport] | None = None, allow_remote: bool = False,
                  render_openmetrics: Callable[[], str] | None = None):
         self.host, self.port = parse_listen(listen)
-        if not _is_loopback(self.host) and not allow_remote:
+        if not listen_is_loopback(listen) and not allow_remote:
             raise ValueError(f"metrics.listen host {self.host!r} is not loopback; the endpoint has no "
                              "authentication, so exposing it needs an explicit opt-in (allow_remote)")
         self._render, self._health, self._render_openmetrics = render, health, render_openmetrics
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        # Serial on purpose, not threaded: Database keeps one SQLite connection per thread for the
+        # life of the process, so a thread per scrape would leak a connection (and its file
+        # descriptors) every 15 s. One server thread = one connection; the handler's socket
+        # timeout bounds how long a bad client holds it.
+        self._listener = Listener(listen, type("MetricsHandler", (_Handler,), {"owner": self}),
+                                  name="metrics-http", threaded=False)
 
     @property
     def address(self) -> tuple[str, int]:
         """The bound (host, port); the real port when 0 was asked for."""
-        if self._server is None:
-            return self.host, self.port
-        return self._server.server_address[0], self._server.server_address[1]
+        return self._listener.address
 
     def start(self) -> None:
-        if self._server is not None:
+        if self._listener.running:
             return
-        handler = type("MetricsHandler", (_Handler,), {"owner": self})
-        server_cls = _Server6 if ":" in self.host else _Server
-        self._server = server_cls((self.host, self.port), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.5},
-                                        name="metrics-http", daemon=True)
-        self._thread.start()
+        self._listener.start()
         log.info("metrics_server_started", host=self.address[0], port=self.address[1])
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()  # returns once serve_forever has left its loop
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._server, self._thread = None, None
-        log.info("metrics_server_stopped")
+        if self._listener.stop(timeout):
+            log.info("metrics_server_stopped")
 
 
 class _Handler(BaseHTTPRequestHandler):
