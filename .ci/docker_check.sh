@@ -20,20 +20,7 @@
 #   within the grace; `docker kill` is a manual stop (not restarted).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-REPO=$PWD
-VENV=${1:-.venv}
-T0=$SECONDS
-
-say() { echo "docker_check: $*"; }
-failures=0
-ok() { say "ok: $*"; }
-fail() { say "FAIL: $*"; failures=$((failures + 1)); }
-skip() { say "SKIPPED (exit 3): $*"; exit 3; }
-
-[ "$(id -u)" = 0 ] || skip "not root: starting dockerd needs root"
-[ -x "$VENV/bin/python" ] || skip "no virtualenv at $VENV (pass its path)"
-. .ci/apt_install.sh
-. .ci/lib_debian.sh
+. .ci/lib_check.sh docker_check "${1:-.venv}" "starting dockerd needs root"   # REPO VENV T0; say ok fail skip check_done
 missing=""
 command -v dockerd >/dev/null || missing="$missing docker.io"
 command -v jq >/dev/null || missing="$missing jq"
@@ -170,16 +157,6 @@ for v in data workspace logs; do $DOCKER volume rm "${VOLUMES}$v" >/dev/null 2>&
 inspect() { $DOCKER inspect -f "$1" "$CONTAINER" 2>/dev/null; }
 logs_json() { $DOCKER logs "$CONTAINER" 2>&1 | jq -c -R 'fromjson? // empty'; }
 count_event() { logs_json | jq -r --arg e "$1" 'select(.event == $e) | .event' | wc -l; }
-wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...: poll every 0.5 s
-    local limit=$1 what=$2 deadline=$((SECONDS + $1))
-    shift 2
-    while [ $SECONDS -lt $deadline ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.5
-    done
-    say "timed out after ${limit}s waiting for $what"
-    return 1
-}
 healthy() { [ "$(inspect '{{.State.Health.Status}}')" = healthy ]; }
 is_running() { [ "$(inspect '{{.State.Running}}')" = true ]; }
 daemon_pid() {  # the daemon: the child of tini (PID 1 in the container)
@@ -302,6 +279,4 @@ else
     fail "docker kill: the container was restarted"
 fi
 
-say "$failures failed check(s), $((SECONDS - T0)) s in all"
-[ "$failures" = 0 ] || exit 1
-exit 0
+check_done

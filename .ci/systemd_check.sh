@@ -17,20 +17,7 @@
 # unit's own hardening; `systemctl stop` exits 0 within TimeoutStopSec.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-REPO=$PWD
-VENV=${1:-.venv}
-T0=$SECONDS
-
-say() { echo "systemd_check: $*"; }
-failures=0
-ok() { say "ok: $*"; }
-fail() { say "FAIL: $*"; failures=$((failures + 1)); }
-skip() { say "SKIPPED (exit 3): $*"; exit 3; }
-
-[ "$(id -u)" = 0 ] || skip "not root: systemd-nspawn needs root"
-[ -x "$VENV/bin/python" ] || skip "no virtualenv at $VENV (pass its path)"
-. .ci/apt_install.sh
-. .ci/lib_debian.sh
+. .ci/lib_check.sh systemd_check "${1:-.venv}" "systemd-nspawn needs root"   # REPO VENV T0; say ok fail skip check_done
 missing=""
 command -v systemd-nspawn >/dev/null || missing="$missing systemd-container"
 command -v debootstrap >/dev/null || missing="$missing debootstrap"
@@ -131,16 +118,6 @@ main_pid() {  # the daemon's PID, waiting while it (re)starts; never 0 (`kill 0`
         [ -n "$pid" ] && [ "$pid" -gt 1 ] && [ "$(show ActiveState)" = active ] && { echo "$pid"; return 0; }
         sleep 0.5
     done
-    return 1
-}
-wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...
-    local limit=$1 what=$2 deadline=$((SECONDS + $1))
-    shift 2
-    while [ $SECONDS -lt $deadline ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.5
-    done
-    say "timed out after ${limit}s waiting for $what"
     return 1
 }
 running_again() {  # running_again OLD_RESTARTS OLD_PID
@@ -276,6 +253,4 @@ else
     fail "systemctl stop failed"
 fi
 
-say "$failures failed check(s), $((SECONDS - T0)) s in all"
-[ "$failures" = 0 ] || exit 1
-exit 0
+check_done
