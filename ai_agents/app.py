@@ -81,6 +81,7 @@ class App:
         self.alerter.close(2.0)
         if self.alert_recorder is not None:
             logging.getLogger().removeHandler(self.alert_recorder)
+            self.alert_recorder.close(2.0)
         self.llm.close()
         self.db.close()
 

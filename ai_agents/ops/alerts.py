@@ -8,6 +8,7 @@ URL, interval and retry settings are read from ``LiveConfig.current`` per alert.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -278,13 +279,20 @@ class AlertRecorder(logging.Handler):
     The Alerter's own events and those other modules log (test tampering, the budget,
     stuck tasks, a rejected config) all pass the root logger, so one handler there
     sees them all; what the log level drops is not stored. Fields are redacted first.
-    A failed write is counted, never raised into the code that logged the alert.
+    The code that logs never waits on the database: rows go through a bounded queue to
+    one writer thread (a main loop stuck on SQLite's lock must still reach its
+    watchdog). A full queue or a failed write is counted, never raised.
     """
 
-    def __init__(self, store: AlertStore, redactor: Redactor):
+    def __init__(self, store: AlertStore, redactor: Redactor, queue_size: int = 1000):
         super().__init__(logging.DEBUG)
         self.store = store
         self.redactor = redactor
+        self._queue: queue.Queue[StoredAlert | None] = queue.Queue(maxsize=queue_size)
+        self._thread_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.dropped = 0
         self.failed = 0
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -295,10 +303,36 @@ class AlertRecorder(logging.Handler):
             clean = self.redactor.redact_value(json.loads(json.dumps(event, default=str)))
             fields = {k: v for k, v in clean.items()
                       if k not in _RESERVED and k != "task_id" and not str(k).startswith("_")}
-            self.store.add(StoredAlert(
+            row = StoredAlert(
                 name=str(clean.get("alert_name") or clean.get("event")), level=record.levelname.lower(),
                 message=str(clean.get("message") or clean.get("detail") or clean.get("event")),
-                task_id=str(clean["task_id"]) if clean.get("task_id") else None, fields=fields))
+                task_id=str(clean["task_id"]) if clean.get("task_id") else None, fields=fields, timestamp=utcnow())
+            with self._thread_lock:
+                if self._closed:
+                    self.dropped += 1
+                    return
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="alert-recorder", daemon=True)
+                    self._thread.start()
+                self._queue.put_nowait(row)
+        except queue.Full:
+            self.dropped += 1
         except Exception:
-            # The database is locked by this very thread, gone, or full: the log line still has the alert.
             self.failed += 1
+
+    def _run(self) -> None:
+        while (row := self._queue.get()) is not None:
+            try:
+                self.store.add(row)
+            except Exception:
+                self.failed += 1  # the database is gone or full: the log line still has the alert
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (up to ``timeout`` s), then stop the writer thread."""
+        with self._thread_lock:
+            self._closed, thread = True, self._thread
+        if thread is not None and thread.is_alive():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=timeout)
+            thread.join(timeout)
+        super().close()

@@ -130,8 +130,8 @@ def test_attempt_hung_past_its_limit_cannot_merge_or_deploy_after_its_replacemen
     assert lost, "the abandoned attempt was refused with lease_lost"
     stuck = [e for e in events(app) if e["event"] == "task_stuck" and e.get("task_id") == task.id]
     assert stuck and stuck[0]["action"] == "requeued"
-    assert app.db.query("SELECT level FROM alerts WHERE name = 'task_stuck' AND task_id = ?", (task.id,)), \
-        "the stuck task is a stored alert"
+    wait_for(lambda: app.db.query("SELECT level FROM alerts WHERE name = 'task_stuck' AND task_id = ?", (task.id,)),
+             message="the stuck task is a stored alert")
     reclaimed = app.db.query("SELECT details FROM activity_logs WHERE task_id = ? AND activity = 'lease_lost'",
                              (task.id,))
     assert reclaimed
