@@ -46,13 +46,18 @@ def test_idle_ceo_generates_tasks_that_run_in_priority_order(fake_llm, build):
     # The idle main loop queues a generation task for the CEO's worker; the CEO's accepted tasks are
     # created at once (with the generation task's completion) and routed in priority order.
     app = build(fake_llm, {"orchestrator": {"generate_when_idle": True}})
-    wait_for(lambda: len(statuses(app)) == 4 and all(s == "completed" for s in statuses(app).values()),
-             message="all generated tasks completed")
+    work = ["High priority costing", "Medium priority review", "Low priority survey"]
+
+    def work_done() -> bool:
+        done = [t for t in app.tasks.list() if t.type != TaskType.GENERATION and t.status == TaskStatus.COMPLETED]
+        return len(done) == 3
+    wait_for(work_done, message="all generated tasks completed")
+    # Idle again once the three are done: a later generation (answered "nothing new") may have run already.
     generation = [t for t in app.tasks.list() if t.type == TaskType.GENERATION]
-    assert len(generation) == 1 and generation[0].assigned_agent == "ceo"
-    assert sorted(generation[0].result["created"]) == ["High priority costing", "Low priority survey",
-                                                       "Medium priority review"]
-    assert started_order(app)[1:] == ["High priority costing", "Medium priority review", "Low priority survey"]
+    assert generation and all(g.assigned_agent == "ceo" for g in generation)
+    assert all(not g.result or not g.result["created"] for g in generation[1:])
+    assert sorted(generation[0].result["created"]) == sorted(work)
+    assert [title for title in started_order(app) if title in work] == work
     gen = app.memory.decisions(decision_type="task_generation")
     assert gen[0]["decision_data"]["created"] == ["Low priority survey", "High priority costing",
                                                   "Medium priority review"]
@@ -62,7 +67,8 @@ def test_idle_ceo_generates_tasks_that_run_in_priority_order(fake_llm, build):
     assert len(list((app.live.current.file_system.workspace_path / "docs").glob("*.md"))) == 3
     # The main loop itself never asked the model: the CEO's calls belong to the generation task it ran.
     ceo_calls = app.db.query("SELECT task_id FROM llm_calls WHERE agent = 'ceo'")
-    assert ceo_calls and {r["task_id"] for r in ceo_calls} == {generation[0].id}
+    called_for = {r["task_id"] for r in ceo_calls}
+    assert generation[0].id in called_for and called_for <= {g.id for g in generation}
     assert not any(e.get("event") == "job_failed" for e in log_events(app))
 
 
