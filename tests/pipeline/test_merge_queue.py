@@ -91,6 +91,9 @@ def test_conflicting_tasks_one_merges_the_other_is_sent_back_with_the_conflict_t
               if c.strip()]
     assert sorted(m.split()[1] for m in merges) == sorted([a.id, b.id])
     assert len(merge_commits_green(ws, tmp_path)) == 2
+    if integration == "rebase":  # each branch was replayed onto the main it merged into
+        for sha in (m.split()[0] for m in merges):
+            git(ws, "merge-base", "--is-ancestor", f"{sha}^1", f"{sha}^2")  # raises when it is not
     assert git(ws, "worktree", "list", "--porcelain").count("worktree ") == 2  # main + the queue's
     assert not git(ws, "stash", "list").strip()
 
