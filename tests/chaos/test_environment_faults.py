@@ -90,6 +90,7 @@ def fill(directory: Path, leave: int = 0) -> Path:
     return filler
 
 
+@pytest.mark.slow  # a long end-to-end run: .ci/run runs it in its second step (--runslow -m slow)
 @pytest.mark.timeout(90)
 def test_disk_full_in_the_workspace(fake_llm, write_config, tmp_path):
     """Nearly full: the file-system manager's write fails (QA's 120 KB test file). Full: git's
@@ -135,6 +136,7 @@ def test_disk_full_in_the_workspace(fake_llm, write_config, tmp_path):
 
 
 # --- git remote unreachable ---------------------------------------------------------------------
+@pytest.mark.slow  # a long end-to-end run: .ci/run runs it in its second step (--runslow -m slow)
 @pytest.mark.timeout(90)
 def test_git_remote_unreachable_then_back(fake_llm, write_config, tmp_path):
     names = helper_names(3)
@@ -196,6 +198,7 @@ def test_test_framework_missing(fake_llm, write_config):
 
 
 # --- config.yaml deleted, replaced by a directory, unreadable --------------------------------------
+@pytest.mark.slow  # a long end-to-end run: .ci/run runs it in its second step (--runslow -m slow)
 @pytest.mark.timeout(60)
 def test_config_deleted_or_unreadable_while_running(fake_llm, write_config):
     names = helper_names(2)

@@ -66,6 +66,7 @@ def run_kill_chaos(fake_llm: FakeLLMServer, write_config: Callable[..., Path], *
     assert any(r.recovered.get("tasks_recovered") for r in records), "no kill ever orphaned a running task"
 
 
+@pytest.mark.slow  # a long end-to-end run: .ci/run runs it in its second step (--runslow -m slow)
 @pytest.mark.timeout(150)
 def test_kill9_at_aimed_moments_loses_nothing_and_does_nothing_twice(fake_llm, write_config):
     run_kill_chaos(fake_llm, write_config, tasks=8, targets=CI_TARGETS, kills=len(CI_TARGETS), seed=SEED,

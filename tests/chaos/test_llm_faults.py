@@ -52,6 +52,7 @@ def llm_call_figures(config: Path) -> dict[str, Any]:
             "fallback_rows": sum(r["model"] == FALLBACK_MODEL for r in rows)}
 
 
+@pytest.mark.slow  # a long end-to-end run: .ci/run runs it in its second step (--runslow -m slow)
 @pytest.mark.timeout(120)
 def test_thirty_percent_llm_faults_the_work_still_gets_done(fake_llm, write_config):
     names = helper_names(6)

@@ -42,6 +42,7 @@ def queue_test_running(pid: int, queue_dir: str) -> bool:
     return False
 
 
+@pytest.mark.slow  # a long end-to-end run: .ci/run runs it in its second step (--runslow -m slow)
 @pytest.mark.timeout(240)
 def test_kill9_during_the_queue_test_and_before_the_fast_forward(fake_llm, write_config, tmp_path):
     names = helper_names(3)

@@ -42,6 +42,7 @@ INTERRUPTED = "interrupted by shutdown; will resume at start"
 SEED = int(os.environ.get("CHAOS_SEED", "5"))
 
 
+@pytest.mark.slow  # a long end-to-end run: .ci/run runs it in its second step (--runslow -m slow)
 @pytest.mark.timeout(150)
 def test_sigterm_at_aimed_moments_exits_zero_within_grace_and_leaves_nothing_half_done(fake_llm, write_config):
     names = helper_names(4)
