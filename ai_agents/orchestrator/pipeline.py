@@ -2,22 +2,29 @@
 
 tests   (QA)        tests written first on the task branch; they must fail; committed as QA.
 code    (Developer) code written until the tests pass (3 attempts, then a different approach),
-                    reviewed by the Tech Lead, committed as Developer, merged --no-ff.
+                    reviewed by the Tech Lead, committed as Developer.
+merge   (Tech Lead) through the merge queue (the full suite on the candidate), or back to code.
 release (Developer) push and deploy, each behind an approval when config.yaml asks for one.
+
+The stages and their payloads are typed in :mod:`ai_agents.orchestrator.stages`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
+import threading
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Future
+from functools import partial
+from typing import Any, TypeVar
 
 import structlog
 
 from ai_agents import attempt as current_lease
 from ai_agents.agents.coder import DeveloperAgent, QAAgent
-from ai_agents.agents.models import CodeChange, Review, TestSuite
+from ai_agents.agents.models import CodeChange, CommitMessage, Review, TestSuite
 from ai_agents.agents.reviewer import ReviewerAgent
 from ai_agents.deployment import DeploymentFailedError
 from ai_agents.deps.gate import APPROVAL_ACTION, DependencyGate
@@ -47,9 +54,27 @@ from ai_agents.testing.tamper_check import tampering_reasons
 from ai_agents.testing.verdict import TAMPERING
 
 log = structlog.get_logger("ai_agents.pipeline")
+T = TypeVar("T")
 
 # A path that can go in a commit trailer as it is: no spaces, newlines or colons to forge another trailer.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
+
+
+def ask_ahead(ask: Callable[[], T]) -> Future[T]:
+    """Run the model call ``ask`` in its own thread, with this thread's context (the attempt's lease, the log
+    fields), so that it overlaps a test run or another agent's call. Its answer is taken with no lock held;
+    an answer nobody takes (the attempt was sent back) is a wasted call, never a side effect."""
+    future: Future[T] = Future()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            future.set_result(context.run(ask))
+        except BaseException as e:  # handed to whoever takes the answer
+            future.set_exception(e)
+
+    threading.Thread(target=run, name="ask-ahead", daemon=True).start()
+    return future
 
 
 def suite_problems(suite: TestSuite, tests_dir: str, framework: str = "pytest") -> list[str]:
@@ -107,13 +132,13 @@ class CodeFlow:
         if stage == Stage.RELEASE:
             return self.release(task, branch)
         if self.worktrees is None:
-            return self.write_tests(task, branch) if stage == Stage.TESTS else self.write_code(task, branch)
-        # The QA and Developer stages work in the task's own worktree, with its own lock and test runs.
+            return self._stage(self, stage, task, branch)
+        # The QA, Developer and merge stages work in the task's own worktree, with its own lock and test runs.
         ws = self.worktrees.acquire(task.id, branch)
         flow = CodeFlow(ws, qa=self.qa, developer=self.dev, tech_lead=self.tech_lead,
                         approval_status=self.approval_status, merge_queue=self.queue, deps=self.gate)
         try:
-            result = flow.write_tests(task, branch) if stage == Stage.TESTS else flow.write_code(task, branch)
+            result = self._stage(flow, stage, task, branch)
         except AgentsError:
             # A retry makes the worktree again from the branch, where everything committed lives.
             self.worktrees.release(task.id)
@@ -121,6 +146,12 @@ class CodeFlow:
         if result.next_stage == Stage.RELEASE:
             self.worktrees.release(task.id)  # merged: the worktree's work is on main
         return result
+
+    @staticmethod
+    def _stage(flow: CodeFlow, stage: Stage, task: Task, branch: str) -> FlowResult:
+        if stage == Stage.TESTS:
+            return flow.write_tests(task, branch)
+        return flow.write_code(task, branch) if stage == Stage.CODE else flow.merge(task, branch)
 
     # --- stage 1: QA writes failing tests --------------------------------------------
     def write_tests(self, task: Task, branch: str) -> FlowResult:
@@ -143,6 +174,9 @@ class CodeFlow:
                 feedback += problems
                 self.qa.record("tests_sent_back", task, attempt=attempt, reasons=problems)
                 continue
+            # The commit message is asked while the tests run (the diff is read from git objects first).
+            diff = self._diff(branch, {suite.test_path: suite.test_code})
+            message_ahead = ask_ahead(partial(self.qa.commit_message, task, diff))
             with self.ws.on_branch(branch, create=True):
                 try:
                     self.ws.fs.write_file(suite.test_path, suite.test_code)
@@ -169,9 +203,9 @@ class CodeFlow:
                     feedback.append(why)
                     self.qa.record("tests_sent_back", task, attempt=attempt, reasons=[why])
                     continue
-            # The model is asked for the message with no lock held; then the tested file is written
-            # again (the clean slate removed it) and committed under the lock.
-            message = self.qa.commit_message(task, self._diff(branch, {suite.test_path: suite.test_code})).render({})
+            # The message is taken with no lock held; then the tested file is written again (the clean
+            # slate removed it) and committed under the lock.
+            message = message_ahead.result().render({})
             with self.ws.on_branch(branch):
                 self.ws.fs.write_file(suite.test_path, suite.test_code)
                 self.ws.git.add([suite.test_path])
@@ -208,8 +242,8 @@ class CodeFlow:
     def write_code(self, task: Task, branch: str) -> FlowResult:
         suite = CodePayload.load(task.payload)
         done = self.ws.task_commits(branch, task.id)
-        if "Developer" in done:
-            return self._merge(task, branch, done["Developer"], suite)
+        if "Developer" in done:  # committed before a restart (or by the previous version): on to the queue
+            return FlowResult(next_stage=Stage.MERGE, result={"code_commit": done["Developer"]})
         with self.ws.on_branch(branch):
             tests = self.ws.fs.read_file(suite.test_path)
             context = "" if self.with_tools else self._code_context(suite.module_path)
@@ -229,13 +263,13 @@ class CodeFlow:
                           else self.dev.write_code(task, brief, tests, context, approach=approach, rejected=rejected))
             for attempt in range(1, cfg.max_fix_attempts + 1):
                 try:
-                    failures, review = self._attempt(task, branch, change, suite, approach + 1, attempt)
+                    failures, review, message = self._attempt(task, branch, change, suite, approach + 1, attempt)
                 except AwaitingDependency as wait:
                     return FlowResult(next_stage=Stage.CODE, awaiting_approval=APPROVAL_ACTION, result={
                         **wait.details, **suite.result("attempt_test_seconds"),
                         "pending_change": change.model_dump(mode="json")})
                 if failures is None and review is not None and review.approve:
-                    return self._commit_and_merge(task, branch, change, suite)
+                    return self._commit(task, branch, change, suite, message)
                 reasons = ([f"{f.get('test_name')}: {str(f.get('error_message'))[:200]}" for f in failures or []]
                            or (review.issues + review.reasons if review else []))
                 rejected += reasons[:3] or ["the attempt failed"]
@@ -249,12 +283,13 @@ class CodeFlow:
                               + "; ".join(rejected[-5:]))
 
     def _attempt(self, task: Task, branch: str, change: CodeChange, suite: CodePayload, approach: int,
-                 attempt: int) -> tuple[list[dict[str, Any]] | None, Review | None]:
-        """Apply, test and (when green) review one attempt. (failures or None, review or None)."""
+                 attempt: int) -> tuple[list[dict[str, Any]] | None, Review | None, Future[CommitMessage] | None]:
+        """Apply, test and (when green) review one attempt: (failures or None, review or None, the commit
+        message being asked, when reviewed)."""
         if static := self._static_tampering(task, change, approach, attempt):
-            return static, None
+            return static, None, None
         if problems := self.deps.prepare(task, change):  # raises AwaitingDependency for a human's approval
-            return problems, None
+            return problems, None, None
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, refused = self.ws.apply(change, suite.qa_files())
@@ -275,14 +310,17 @@ class CodeFlow:
                             reasons=result.tampering[:5])
         if changed:
             return [{"test_name": "files changed by the tests",
-                     "error_message": f"{', '.join(changed)} changed while the tests ran"}], None
+                     "error_message": f"{', '.join(changed)} changed while the tests ran"}], None, None
         if not result.passed:
             failures = [f.model_dump() if hasattr(f, "model_dump") else dict(f) for f in result.failures]
             if not failures:
                 failures = [{"test_name": result.outcome, "error_message": result.output_tail[-1500:]}]
-            return failures + [{"test_name": "write refused", "error_message": r} for r in refused], None
+            return failures + [{"test_name": "write refused", "error_message": r} for r in refused], None, None
+        # The commit message is asked while the Tech Lead reviews (taken, with no lock held, if approved).
+        diff = self._diff(branch, self._proposed(change))
+        message = ask_ahead(partial(self.dev.commit_message, task, diff))
         review = self._review(task, files, suite, quality or {})
-        return None, review
+        return None, review, message
 
     def _attempt_tests(self, suite: TestsHandoff, written: list[str]) -> list[str]:
         """QA's tests and the tests importing a module the attempt wrote (lock held); the full suite
@@ -341,15 +379,21 @@ class CodeFlow:
         base = {p: old for p in files if (old := self.ws.git.file_at(ref, p)) is not None}
         return review_diff(base, files)
 
-    def _commit_and_merge(self, task: Task, branch: str, change: CodeChange, suite: CodePayload) -> FlowResult:
-        # Asked before the lock is taken: no model call while a shared lock is held.
+    @staticmethod
+    def _proposed(change: CodeChange) -> dict[str, str]:
         proposed = {}
         for f in change.files:
             try:
                 proposed[normalize(f.path).as_posix()] = f.content
             except WorkspaceError:
                 continue  # refused with its reason by apply
-        message = self.dev.commit_message(task, self._diff(branch, proposed)).render({})
+        return proposed
+
+    def _commit(self, task: Task, branch: str, change: CodeChange, suite: CodePayload,
+                message_ahead: Future[CommitMessage] | None) -> FlowResult:
+        # Taken before the lock is taken: no model call while a shared lock is held.
+        message = (message_ahead.result() if message_ahead is not None
+                   else self.dev.commit_message(task, self._diff(branch, self._proposed(change)))).render({})
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, _ = self.ws.apply(change, suite.qa_files())
@@ -371,11 +415,18 @@ class CodeFlow:
             sha = self.ws.git.commit(message, agent=Role.DEVELOPER, files=written, trailers={
                 "Task-Id": task.id, "Agent": "Developer", "Tests": f"{result.passed_count} passed"})
         self.dev.record("code_committed", task, branch=branch, commit=sha, tests_passed=result.passed_count)
-        suite.tests_passed = result.passed_count
-        return self._merge(task, branch, sha, suite)
+        suite.tests_passed, suite.code_commit = result.passed_count, sha
+        return FlowResult(next_stage=Stage.MERGE,
+                          result=suite.result("code_commit", "tests_passed", "attempt_test_seconds"))
 
-    def _merge(self, task: Task, branch: str, code_sha: str, suite: CodePayload) -> FlowResult:
+    # --- stage 3: the Tech Lead merges through the queue -------------------------------------
+    def merge(self, task: Task, branch: str) -> FlowResult:
         """Through the merge queue: main only ever moves to a tested merge commit (see merge_queue)."""
+        suite = CodePayload.load(task.payload)
+        code_sha = self.ws.task_commits(branch, task.id).get("Developer")
+        if code_sha is None:  # the daemon's record, not the payload's word: nothing of the Developer to merge
+            self.tech_lead.record("merge_without_code", task, branch=branch)
+            return FlowResult(next_stage=Stage.CODE, result={"code_commit": None})
         outcome = self.queue.merge(task, branch, suite.qa_files())
         if not outcome.merged:
             returns = suite.queue_returns + 1
@@ -408,7 +459,7 @@ class CodeFlow:
         parts.append(self.ws.summary()[:6000])
         return "\n".join(parts)
 
-    # --- stage 3: push and deploy, behind approvals ----------------------------------------
+    # --- stage 4: push and deploy, behind approvals ----------------------------------------
     def release(self, task: Task, branch: str) -> FlowResult:
         cfg = self.ws.live.current
         payload = ReleasePayload.load(task.payload)

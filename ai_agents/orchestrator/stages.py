@@ -22,7 +22,8 @@ from ai_agents.errors import TaskFailedError
 
 class Stage(StrEnum):
     TESTS = "tests"  # QA writes failing tests
-    CODE = "code"  # the Developer makes them pass; reviewed; through the merge queue
+    CODE = "code"  # the Developer makes them pass; reviewed; committed on the task branch
+    MERGE = "merge"  # the Tech Lead's: through the merge queue (a Developer worker never waits on it)
     RELEASE = "release"  # push and deploy, each behind an approval when asked
 
 
@@ -31,7 +32,8 @@ class ReleaseAction(StrEnum):
     DEPLOY = "deploy"
 
 
-STAGE_ROLES = {Stage.TESTS: Role.QA, Stage.CODE: Role.DEVELOPER, Stage.RELEASE: Role.DEVELOPER}
+STAGE_ROLES = {Stage.TESTS: Role.QA, Stage.CODE: Role.DEVELOPER, Stage.MERGE: Role.TECH_LEAD,
+               Stage.RELEASE: Role.DEVELOPER}
 
 
 class StagePayload(BaseModel):
@@ -83,13 +85,14 @@ class TestsHandoff(StagePayload):
 
 
 class CodePayload(TestsHandoff):
-    """The code stage's whole input: QA's hand-off plus what earlier runs of the stage recorded."""
+    """The code and merge stages' input: QA's hand-off plus what earlier runs of the stages recorded."""
 
     queue_returns: int = 0  # times the merge queue sent the branch back
     queue_feedback: list[str] = Field(default_factory=list)  # why, the last time (conflict hunks, failures)
     pending_change: CodeChange | None = None  # the change that waited for a dependency approval
     tests_passed: int | None = None
     attempt_test_seconds: float = 0.0  # the attempts' test runs, all runs of the stage together
+    code_commit: str | None = None  # the Developer's commit the merge stage brings into main
 
     @model_validator(mode="before")
     @classmethod

@@ -47,6 +47,7 @@ def test_finish_runs_the_affected_tests_and_the_queue_the_whole_suite(fake_llm, 
     events = [json.loads(line) for line in app.live.current.logging.file.read_text().splitlines()]
     queue_runs = [e for e in events if e.get("event") == "merge_queue_tested" and e.get("task_id") == task.id]
     assert len(queue_runs) == 1 and queue_runs[0]["passed"] == 5  # the whole suite, once
+    assert queue_runs[0]["agent"] == "tech_lead"  # the merge stage's: no Developer worker waits on the queue
     merged = next(e for e in events if e.get("event") == "branch_merged" and e.get("task_id") == task.id)
     assert merged["attempt_test_seconds"] > 0 and merged["queue_test_seconds"] == queue_runs[0]["seconds"]
     assert done.result["attempt_test_seconds"] == merged["attempt_test_seconds"]

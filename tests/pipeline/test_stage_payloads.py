@@ -75,3 +75,23 @@ def test_an_unknown_stage_fails_the_task_and_releases_nothing(fake_llm, build) -
     state, _ = app.memory.get_state("deployment")
     assert not [h for h in (state or {}).get("history", []) if h["action"] == "deploy"]
     assert app.workspace.git.rev("main") == head
+
+
+def test_a_call_asked_ahead_runs_in_the_attempt_and_hands_back_its_error() -> None:
+    import threading
+
+    from ai_agents import attempt as current_lease
+    from ai_agents.orchestrator.pipeline import ask_ahead
+
+    class Guard:
+        def check(self) -> None: ...
+
+        def beat(self) -> None: ...
+
+    guard = Guard()
+    with current_lease.bound(guard):
+        ahead = ask_ahead(lambda: (current_lease.current(), threading.current_thread().name))
+    assert ahead.result(10) == (guard, "ask-ahead")  # the lease's fencing applies to the call's thread too
+    failing = ask_ahead(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.result(10)
