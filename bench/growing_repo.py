@@ -43,6 +43,7 @@ from ai_agents.memory import Database, MemoryStore
 from ai_agents.memory.context import ContextManager
 from ai_agents.memory.tasks import TaskStore
 from ai_agents.orchestrator.coding_tools import ToolStages
+from ai_agents.orchestrator.stages import CodePayload
 from ai_agents.orchestrator.workspace import Workspace
 from ai_agents.testing import TestRunner
 
@@ -202,7 +203,7 @@ def run_size(modules: int, tmp: Path) -> dict[str, Any]:
     stages = ToolStages(ws, qa=None, developer=dev, llm=llm)  # type: ignore[arg-type]
     task = Task(id=f"bench{modules}", type=TaskType.CODE, title="Give target_function a factor",
                 description="pkg.big.target_function(value, factor=2) scales by factor; its callers pass 3")
-    suite = {"test_path": "tests/test_target.py", "requirements": ["factor argument"], "modules": ["pkg/big.py"]}
+    suite = CodePayload(test_path="tests/test_target.py", requirements=["factor argument"], modules=["pkg/big.py"])
     started = time.perf_counter()
     problem = None
     try:

@@ -13,7 +13,7 @@ import difflib
 import json
 import re
 import threading
-from typing import Any
+from collections.abc import Callable
 
 import structlog
 
@@ -30,8 +30,10 @@ from ai_agents.agents.tools.view import CodeView, WritePolicy
 from ai_agents.domain import Role, Task
 from ai_agents.errors import AttemptTurnsUsed, TaskFailedError, TestRunError, ToolError, WorkspaceError
 from ai_agents.file_system.paths import normalize
+from ai_agents.orchestrator.stages import CodePayload, TestsHandoff
 from ai_agents.orchestrator.workspace import Workspace
 from ai_agents.testing.result import TestResult
+from ai_agents.testing.selection import affected_tests
 
 log = structlog.get_logger("ai_agents.pipeline")
 
@@ -98,18 +100,23 @@ class ToolStages:
                     continue  # binary, too large or not a regular file: not for the model
         return files
 
-    def test_hook(self, branch: str) -> TestHook:
+    def test_hook(self, branch: str, on_run: Callable[[TestResult], None] | None = None) -> TestHook:
         def run(changed: dict[str, str], paths: list[str]) -> TestResult:
             with self.ws.on_branch(branch):
                 for path, content in changed.items():
                     self.ws.fs.write_file(path, content)
-                return self.ws.runner.run_tests(paths or None)
+                result = self.ws.runner.run_tests(paths or None)
+            if on_run is not None:
+                on_run(result)
+            return result
         return run
 
-    def _loop(self, task: Task, role: Role, view: CodeView, branch: str, finish_check: Any) -> tuple[
+    def _loop(self, task: Task, role: Role, view: CodeView, branch: str,
+              finish_check: Callable[[ToolRegistry], str | None],
+              on_run: Callable[[TestResult], None] | None = None) -> tuple[
             ToolLoop, ToolRegistry]:
         cfg = self.ws.live.current.agents
-        registry = ToolRegistry(view, cfg.tools, run_tests=self.test_hook(branch),
+        registry = ToolRegistry(view, cfg.tools, run_tests=self.test_hook(branch, on_run),
                                 task_words=f"{task.title} {task.description}", repo_map=self.repo_map)
         system = tool_system_prompt(role, cfg.for_role(role).system_prompt)
         return ToolLoop(self.llm, self.guard, role=role, system=system, registry=registry, task_id=task.id,
@@ -137,7 +144,7 @@ class ToolStages:
                 + self.repo_map.build(files, budget_tokens=cfg.agents.tools.map_tokens, words=words))
 
     # --- QA -----------------------------------------------------------------------
-    def write_tests(self, task: Task, branch: str) -> dict[str, Any]:
+    def write_tests(self, task: Task, branch: str) -> TestsHandoff:
         """QA adds tests through the tools; they are committed on ``branch`` once a fresh run shows
         at least one failing. Returns the stage result for the code stage."""
         tests_dir = normalize(self.ws.live.current.testing.tests_dir).as_posix()
@@ -195,10 +202,10 @@ class ToolStages:
             # The model's text goes in as free text (made inert); the daemon's trailers are appended last.
             sha = self.ws.git.commit(message.render({}), agent=Role.QA, files=paths, trailers=trailers)
         self.qa.record("tests_committed", task, branch=branch, commit=sha, test_paths=tests)
-        return {"branch": branch, "test_path": tests[0], "test_paths": tests,
-                "module_path": modules[0] if modules else "", "modules": modules,
-                "requirements": outcome.finish.requirements[:20], "constraints": [], "tests_commit": sha,
-                "tests_summary": outcome.finish.summary[:2000]}
+        return TestsHandoff(branch=branch, test_path=tests[0], test_paths=tests,
+                            module_path=modules[0] if modules else "", modules=modules,
+                            requirements=[str(r) for r in outcome.finish.requirements[:20]], constraints=[],
+                            tests_commit=sha, tests_summary=outcome.finish.summary[:2000])
 
     def _review_retirements(self, task: Task, retired: dict[str, dict[str, str]], diff: str) -> list[str]:
         """Earlier tests QA removed go in only with the Tech Lead's approval of QA's reasons (logged)."""
@@ -224,11 +231,15 @@ class ToolStages:
         return [f"{p}::{n}" for p, n, _ in items]
 
     # --- Developer ------------------------------------------------------------------
-    def code_change(self, task: Task, branch: str, suite: dict[str, Any], *, feedback: list[str],
+    def code_change(self, task: Task, branch: str, suite: CodePayload, *, feedback: list[str],
                     previous: CodeChange | None = None) -> CodeChange:
-        """One Developer attempt through the tools, from the branch (plus ``previous``, when fixing)."""
+        """One Developer attempt through the tools, from the branch (plus ``previous``, when fixing).
+
+        ``finish`` runs QA's tests and the tests importing a module the attempt changed (the full
+        suite runs once per merge, in the merge queue); their seconds add to ``suite.attempt_test_seconds``.
+        """
         tests_dir = normalize(self.ws.live.current.testing.tests_dir).as_posix()
-        test_paths = list(suite.get("test_paths") or [suite["test_path"]])
+        test_paths = list(suite.test_paths or [suite.test_path])
         files = self.snapshot(branch)
         policy = WritePolicy(Role.DEVELOPER, tests_dir, guarded=frozenset(test_paths),
                              max_bytes=self.ws.fs.max_file_bytes, check_path=self.ws.fs.check_writable)
@@ -242,20 +253,25 @@ class ToolStages:
         def gate(reg: ToolRegistry) -> str | None:
             if not reg.view.changed:
                 return "finish refused: you have changed no file yet"
-            result = reg.run_tests_hook(dict(reg.view.changed), [])
+            selected = affected_tests(self._test_sources(reg.view.files, tests_dir), reg.view.changed,
+                                      always=test_paths)
+            result = reg.run_tests_hook(dict(reg.view.changed), selected)
             if result.outcome == "could_not_run":
                 raise TestRunError(f"the test framework could not run: {result.output_tail[-500:]}")
-            return None if result.passed else "finish refused: the test suite does not pass yet\n" + describe_result(
+            return None if result.passed else "finish refused: the tests do not pass yet\n" + describe_result(
                 result)
 
-        loop, registry = self._loop(task, Role.DEVELOPER, view, branch, gate)
+        def timed(result: TestResult) -> None:
+            suite.attempt_test_seconds += result.duration
+
+        loop, registry = self._loop(task, Role.DEVELOPER, view, branch, gate, on_run=timed)
         tests = "\n".join(f"--- {p} ---\n{files.get(p, '(missing)')}" for p in test_paths)[:MAX_TESTS_IN_BRIEF]
         brief = (f"Task (data):\n{task_brief(task)}\n\n"
-                 f"Requirements: {json.dumps(suite.get('requirements', []))}\n"
-                 f"Modules QA expects to change: {json.dumps(suite.get('modules') or [suite.get('module_path')])}\n"
+                 f"Requirements: {json.dumps(suite.requirements)}\n"
+                 f"Modules QA expects to change: {json.dumps(suite.modules or [suite.module_path])}\n"
                  f"QA's tests ({', '.join(test_paths)}), which you may not change:\n{tests}\n\n"
                  f"Repository map (ranked for this task):\n{self._map(files, task, test_paths)}\n\n"
-                 "Make the whole test suite pass.")
+                 "Make QA's tests pass without breaking the other tests (the whole suite runs before the merge).")
         if previous:
             brief += f"\n\nYour previous attempt's changes are already applied: {', '.join(view.changed)}."
         if feedback:
@@ -269,6 +285,12 @@ class ToolStages:
             return self._change(task, files, registry.view.changed, f"unfinished: {e}")
         self._record(self.dev, task, outcome)
         return self._change(task, files, outcome.changed, outcome.finish.summary)
+
+    @staticmethod
+    def _test_sources(files: dict[str, str], tests_dir: str) -> dict[str, str]:
+        """The test files of the view (path -> source): what the import graph is built from."""
+        return {p: c for p, c in files.items() if p.startswith(f"{tests_dir}/")
+                and (p.rsplit("/", 1)[-1].startswith("test_") or p.endswith("_test.py")) and p.endswith(".py")}
 
     def _change(self, task: Task, base: dict[str, str], changed: dict[str, str], approach: str) -> CodeChange:
         """The attempt as the pipeline's CodeChange; what the changed files were, kept for the review diff."""

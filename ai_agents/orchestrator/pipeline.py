@@ -2,22 +2,29 @@
 
 tests   (QA)        tests written first on the task branch; they must fail; committed as QA.
 code    (Developer) code written until the tests pass (3 attempts, then a different approach),
-                    reviewed by the Tech Lead, committed as Developer, merged --no-ff.
+                    reviewed by the Tech Lead, committed as Developer.
+merge   (Tech Lead) through the merge queue (the full suite on the candidate), or back to code.
 release (Developer) push and deploy, each behind an approval when config.yaml asks for one.
+
+The stages and their payloads are typed in :mod:`ai_agents.orchestrator.stages`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
+import threading
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Future
+from functools import partial
+from typing import Any, TypeVar
 
 import structlog
 
 from ai_agents import attempt as current_lease
 from ai_agents.agents.coder import DeveloperAgent, QAAgent
-from ai_agents.agents.models import CodeChange, Review, TestSuite
+from ai_agents.agents.models import CodeChange, CommitMessage, Review, TestSuite
 from ai_agents.agents.reviewer import ReviewerAgent
 from ai_agents.deployment import DeploymentFailedError
 from ai_agents.deps.gate import APPROVAL_ACTION, DependencyGate
@@ -29,6 +36,16 @@ from ai_agents.orchestrator.coding_tools import ToolStages, review_diff
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.quality import quality_report
+from ai_agents.orchestrator.stages import (
+    STAGE_ROLES,
+    CodePayload,
+    ReleaseAction,
+    ReleasePayload,
+    Stage,
+    StagePayload,
+    TestsHandoff,
+    stage_of,
+)
 from ai_agents.orchestrator.workspace import Workspace
 from ai_agents.orchestrator.worktrees import Worktrees
 from ai_agents.testing.selection import affected_tests
@@ -37,10 +54,27 @@ from ai_agents.testing.tamper_check import tampering_reasons
 from ai_agents.testing.verdict import TAMPERING
 
 log = structlog.get_logger("ai_agents.pipeline")
+T = TypeVar("T")
 
-STAGE_ROLES = {"tests": Role.QA, "code": Role.DEVELOPER, "release": Role.DEVELOPER}
 # A path that can go in a commit trailer as it is: no spaces, newlines or colons to forge another trailer.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
+
+
+def ask_ahead(ask: Callable[[], T]) -> Future[T]:
+    """Run the model call ``ask`` in its own thread, with this thread's context (the attempt's lease, the log
+    fields), so that it overlaps a test run or another agent's call. Its answer is taken with no lock held;
+    an answer nobody takes (the attempt was sent back) is a wasted call, never a side effect."""
+    future: Future[T] = Future()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            future.set_result(context.run(ask))
+        except BaseException as e:  # handed to whoever takes the answer
+            future.set_exception(e)
+
+    threading.Thread(target=run, name="ask-ahead", daemon=True).start()
+    return future
 
 
 def suite_problems(suite: TestSuite, tests_dir: str, framework: str = "pytest") -> list[str]:
@@ -66,11 +100,6 @@ def suite_problems(suite: TestSuite, tests_dir: str, framework: str = "pytest") 
     return problems
 
 
-def _qa_files(suite: dict[str, Any]) -> set[str]:
-    """QA's test files of this task, which the Developer may not write."""
-    return {suite["test_path"], *suite.get("test_paths", [])}
-
-
 class CodeFlow:
     def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, tech_lead: ReviewerAgent,
                  approval_status: Callable[[str, str], str | None], merge_queue: MergeQueue,
@@ -92,28 +121,37 @@ class CodeFlow:
         return self.ws.live.current.agents.tools.enabled
 
     def role_for(self, task: Task) -> Role:
-        return STAGE_ROLES.get(task.payload.get("stage", "tests"), Role.QA)
+        try:
+            return STAGE_ROLES[stage_of(task.payload)]
+        except TaskFailedError:
+            return Role.QA  # routed; run() then fails the task with the reason
 
     def run(self, task: Task) -> FlowResult:
-        stage = task.payload.get("stage", "tests")
-        branch = task.payload.get("branch") or f"agents/{task.id}-{slugify(task.title)}"
-        if stage not in ("tests", "code"):
+        stage = stage_of(task.payload)  # the daemon's record; an unknown stage fails the task here
+        branch = StagePayload.load(task.payload).branch or f"agents/{task.id}-{slugify(task.title)}"
+        if stage == Stage.RELEASE:
             return self.release(task, branch)
         if self.worktrees is None:
-            return self.write_tests(task, branch) if stage == "tests" else self.write_code(task, branch)
-        # The QA and Developer stages work in the task's own worktree, with its own lock and test runs.
+            return self._stage(self, stage, task, branch)
+        # The QA, Developer and merge stages work in the task's own worktree, with its own lock and test runs.
         ws = self.worktrees.acquire(task.id, branch)
         flow = CodeFlow(ws, qa=self.qa, developer=self.dev, tech_lead=self.tech_lead,
                         approval_status=self.approval_status, merge_queue=self.queue, deps=self.gate)
         try:
-            result = flow.write_tests(task, branch) if stage == "tests" else flow.write_code(task, branch)
+            result = self._stage(flow, stage, task, branch)
         except AgentsError:
             # A retry makes the worktree again from the branch, where everything committed lives.
             self.worktrees.release(task.id)
             raise
-        if result.next_stage == "release":
+        if result.next_stage == Stage.RELEASE:
             self.worktrees.release(task.id)  # merged: the worktree's work is on main
         return result
+
+    @staticmethod
+    def _stage(flow: CodeFlow, stage: Stage, task: Task, branch: str) -> FlowResult:
+        if stage == Stage.TESTS:
+            return flow.write_tests(task, branch)
+        return flow.write_code(task, branch) if stage == Stage.CODE else flow.merge(task, branch)
 
     # --- stage 1: QA writes failing tests --------------------------------------------
     def write_tests(self, task: Task, branch: str) -> FlowResult:
@@ -122,9 +160,9 @@ class CodeFlow:
             # The daemon died after QA's commit but before the hand-off: go on from that commit.
             # Asking QA again would put a second, different QA commit for this task on main.
             self.qa.record("tests_resumed", task, branch=branch, commit=done["QA"])
-            return FlowResult(next_stage="code", result={"branch": branch, **resumed})
+            return FlowResult(next_stage=Stage.CODE, result=resumed.result())
         if self.with_tools:
-            return FlowResult(next_stage="code", result=self.tool_stages.write_tests(task, branch))
+            return FlowResult(next_stage=Stage.CODE, result=self.tool_stages.write_tests(task, branch).result())
         cfg = self.ws.live.current
         feedback: list[str] = []
         for attempt in range(1, cfg.agents.max_fix_attempts + 1):
@@ -136,6 +174,9 @@ class CodeFlow:
                 feedback += problems
                 self.qa.record("tests_sent_back", task, attempt=attempt, reasons=problems)
                 continue
+            # The commit message is asked while the tests run (the diff is read from git objects first).
+            diff = self._diff(branch, {suite.test_path: suite.test_code})
+            message_ahead = ask_ahead(partial(self.qa.commit_message, task, diff))
             with self.ws.on_branch(branch, create=True):
                 try:
                     self.ws.fs.write_file(suite.test_path, suite.test_code)
@@ -162,9 +203,9 @@ class CodeFlow:
                     feedback.append(why)
                     self.qa.record("tests_sent_back", task, attempt=attempt, reasons=[why])
                     continue
-            # The model is asked for the message with no lock held; then the tested file is written
-            # again (the clean slate removed it) and committed under the lock.
-            message = self.qa.commit_message(task, self._diff(branch, {suite.test_path: suite.test_code})).render({})
+            # The message is taken with no lock held; then the tested file is written again (the clean
+            # slate removed it) and committed under the lock.
+            message = message_ahead.result().render({})
             with self.ws.on_branch(branch):
                 self.ws.fs.write_file(suite.test_path, suite.test_code)
                 self.ws.git.add([suite.test_path])
@@ -177,12 +218,12 @@ class CodeFlow:
                 current_lease.check()  # fencing: only the attempt holding the lease commits
                 sha = self.ws.git.commit(message, agent=Role.QA, files=[suite.test_path], trailers=trailers)
             self.qa.record("tests_committed", task, branch=branch, commit=sha, test_path=suite.test_path)
-            return FlowResult(next_stage="code", result={
-                "branch": branch, "test_path": suite.test_path, "module_path": suite.module_path,
-                "requirements": suite.requirements, "constraints": suite.constraints, "tests_commit": sha})
+            return FlowResult(next_stage=Stage.CODE, result=TestsHandoff(
+                branch=branch, test_path=suite.test_path, module_path=suite.module_path,
+                requirements=suite.requirements, constraints=suite.constraints, tests_commit=sha).result())
         raise TaskFailedError("QA could not write tests that fail before the code exists: " + "; ".join(feedback[-5:]))
 
-    def _committed_suite(self, branch: str, sha: str) -> dict[str, Any] | None:
+    def _committed_suite(self, branch: str, sha: str) -> TestsHandoff | None:
         """The test and module paths QA's commit ``sha`` recorded in its trailers, or None.
 
         Requirements and constraints are not in the commit: after such a restart the Developer
@@ -194,61 +235,67 @@ class CodeFlow:
         trailers = entry.trailers  # the daemon's own block only, never the model's text above it
         if not (trailers.get("Test-File") and trailers.get("Module")):
             return None  # a commit without them (older versions): QA writes the tests again
-        return {"test_path": trailers["Test-File"], "module_path": trailers["Module"], "tests_commit": sha}
+        return TestsHandoff(branch=branch, test_path=trailers["Test-File"], module_path=trailers["Module"],
+                            tests_commit=sha)
 
     # --- stage 2: the Developer makes them pass ------------------------------------------
     def write_code(self, task: Task, branch: str) -> FlowResult:
-        suite = task.payload
+        suite = CodePayload.load(task.payload)
         done = self.ws.task_commits(branch, task.id)
-        if "Developer" in done:
-            return self._merge(task, branch, done["Developer"], tests_passed=suite.get("tests_passed"))
+        if "Developer" in done:  # committed before a restart (or by the previous version): on to the queue
+            return FlowResult(next_stage=Stage.MERGE, result={"code_commit": done["Developer"]})
         with self.ws.on_branch(branch):
-            tests = self.ws.fs.read_file(suite["test_path"])
-            context = "" if self.with_tools else self._code_context(suite["module_path"])
+            tests = self.ws.fs.read_file(suite.test_path)
+            context = "" if self.with_tools else self._code_context(suite.module_path)
         cfg = self.ws.live.current.agents
+        # The agents' prompts read QA's hand-off as the plain payload they always did.
+        brief = suite.model_dump(mode="json", exclude={"stage", "pending_change"})
         # Sent back by the merge queue: why (the conflict hunks or the failures on the current main).
-        rejected: list[str] = [str(f) for f in suite.get("queue_feedback") or []]
-        pending = suite.get("pending_change")  # the change that waited for a dependency approval
+        rejected: list[str] = list(suite.queue_feedback)
+        pending = suite.pending_change  # the change that waited for a dependency approval
         for approach in range(cfg.max_approaches):
             if approach:
                 self.dev.record("approach_changed", task, approach=approach + 1, reasons=rejected[-3:])
             if pending is not None:
-                change, pending = CodeChange.model_validate(pending), None
+                change, pending = pending, None
             else:
                 change = (self.tool_stages.code_change(task, branch, suite, feedback=rejected) if self.with_tools
-                          else self.dev.write_code(task, suite, tests, context, approach=approach, rejected=rejected))
+                          else self.dev.write_code(task, brief, tests, context, approach=approach, rejected=rejected))
             for attempt in range(1, cfg.max_fix_attempts + 1):
                 try:
-                    failures, review = self._attempt(task, branch, change, suite, approach + 1, attempt)
+                    failures, review, message = self._attempt(task, branch, change, suite, approach + 1, attempt)
                 except AwaitingDependency as wait:
-                    return FlowResult(next_stage="code", awaiting_approval=APPROVAL_ACTION, result={
-                        **wait.details, "pending_change": change.model_dump(mode="json")})
+                    return FlowResult(next_stage=Stage.CODE, awaiting_approval=APPROVAL_ACTION, result={
+                        **wait.details, **suite.result("attempt_test_seconds"),
+                        "pending_change": change.model_dump(mode="json")})
                 if failures is None and review is not None and review.approve:
-                    return self._commit_and_merge(task, branch, change, suite)
+                    return self._commit(task, branch, change, suite, message)
                 reasons = ([f"{f.get('test_name')}: {str(f.get('error_message'))[:200]}" for f in failures or []]
                            or (review.issues + review.reasons if review else []))
                 rejected += reasons[:3] or ["the attempt failed"]
                 if attempt < cfg.max_fix_attempts and self.with_tools:
                     change = self.tool_stages.code_change(task, branch, suite, feedback=rejected, previous=change)
                 elif attempt < cfg.max_fix_attempts:
-                    change = self.dev.fix_code(task, suite, tests, change, failures=failures or [],
+                    change = self.dev.fix_code(task, brief, tests, change, failures=failures or [],
                                                review=(review.issues or review.reasons) if review else [])
         raise TaskFailedError(f"tests still failing after {cfg.max_approaches} approaches of "
                               f"{cfg.max_fix_attempts} attempts; branch {branch} kept unmerged. Last problems: "
                               + "; ".join(rejected[-5:]))
 
-    def _attempt(self, task: Task, branch: str, change: CodeChange, suite: dict[str, Any], approach: int,
-                 attempt: int) -> tuple[list[dict[str, Any]] | None, Review | None]:
-        """Apply, test and (when green) review one attempt. (failures or None, review or None)."""
+    def _attempt(self, task: Task, branch: str, change: CodeChange, suite: CodePayload, approach: int,
+                 attempt: int) -> tuple[list[dict[str, Any]] | None, Review | None, Future[CommitMessage] | None]:
+        """Apply, test and (when green) review one attempt: (failures or None, review or None, the commit
+        message being asked, when reviewed)."""
         if static := self._static_tampering(task, change, approach, attempt):
-            return static, None
+            return static, None, None
         if problems := self.deps.prepare(task, change):  # raises AwaitingDependency for a human's approval
-            return problems, None
+            return problems, None, None
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
-            written, refused = self.ws.apply(change, _qa_files(suite))
+            written, refused = self.ws.apply(change, suite.qa_files())
             self.deps.write_files(task)
             result = self.ws.runner.run_tests(self._attempt_tests(suite, written), expected=expected)
+            suite.attempt_test_seconds += result.duration
             self.ws.check_limits()
             current_lease.progress()
             changed = self.ws.changed_by_tests(self.ws.contents(change, written))
@@ -256,22 +303,26 @@ class CodeFlow:
             reviewable = result.passed and not changed
             quality = quality_report(self.ws.fs.workspace_path, files, result) if reviewable else None
         self.dev.record("code_tested", task, approach=approach, attempt=attempt, outcome=result.outcome,
-                        passed=result.passed_count, failed=result.failed_count, refused=refused)
+                        passed=result.passed_count, failed=result.failed_count, refused=refused,
+                        test_seconds=round(result.duration, 3))
         if result.tampering:
             self.dev.record(TAMPERING, task, alert=True, source="verdict", approach=approach, attempt=attempt,
                             reasons=result.tampering[:5])
         if changed:
             return [{"test_name": "files changed by the tests",
-                     "error_message": f"{', '.join(changed)} changed while the tests ran"}], None
+                     "error_message": f"{', '.join(changed)} changed while the tests ran"}], None, None
         if not result.passed:
             failures = [f.model_dump() if hasattr(f, "model_dump") else dict(f) for f in result.failures]
             if not failures:
                 failures = [{"test_name": result.outcome, "error_message": result.output_tail[-1500:]}]
-            return failures + [{"test_name": "write refused", "error_message": r} for r in refused], None
+            return failures + [{"test_name": "write refused", "error_message": r} for r in refused], None, None
+        # The commit message is asked while the Tech Lead reviews (taken, with no lock held, if approved).
+        diff = self._diff(branch, self._proposed(change))
+        message = ask_ahead(partial(self.dev.commit_message, task, diff))
         review = self._review(task, files, suite, quality or {})
-        return None, review
+        return None, review, message
 
-    def _attempt_tests(self, suite: dict[str, Any], written: list[str]) -> list[str]:
+    def _attempt_tests(self, suite: TestsHandoff, written: list[str]) -> list[str]:
         """QA's tests and the tests importing a module the attempt wrote (lock held); the full suite
         runs once per merge, in the merge queue."""
         tests_dir = self.ws.live.current.testing.tests_dir
@@ -282,13 +333,13 @@ class CodeFlow:
                     sources[str(path)] = self.ws.fs.read_file(path)
                 except WorkspaceError:
                     continue
-        return affected_tests(sources, written, always=sorted(_qa_files(suite)))
+        return affected_tests(sources, written, always=sorted(suite.qa_files()))
 
-    def _expected_tests(self, suite: dict[str, Any]) -> list[str]:
+    def _expected_tests(self, suite: TestsHandoff) -> list[str]:
         """QA's test ids, read by the daemon from the committed file (lock held, before the Developer's
         files are written): each must be reported run and passed for the attempt to pass."""
         expected: list[str] = []
-        for path in sorted(_qa_files(suite)):
+        for path in sorted(suite.qa_files()):
             try:
                 expected += expected_ids(path, self.ws.fs.read_file(path))
             except WorkspaceError:
@@ -308,11 +359,11 @@ class CodeFlow:
         return [{"test_name": TAMPERING, "error_message": "refused before running, code under test may not touch "
                  "the test framework: " + "; ".join(reasons)}]
 
-    def _review(self, task: Task, files: dict[str, str], suite: dict[str, Any], quality: dict[str, Any]) -> Review:
+    def _review(self, task: Task, files: dict[str, str], suite: CodePayload, quality: dict[str, Any]) -> Review:
         code = "\n".join(f"--- {p} ---\n{c[:15000]}" for p, c in files.items())
         if self.with_tools:  # the diff with surrounding lines, not whole files
             code = "Diff of the change:\n" + self.tool_stages.diff_for_review(task.id, files)[:40_000]
-        prompt = (f"Review this code; its tests ({suite['test_path']}) pass.\nTask: {task.title}\n"
+        prompt = (f"Review this code; its tests ({suite.test_path}) pass.\nTask: {task.title}\n"
                   f"Measured quality: {json.dumps(quality, default=str)[:4000]}\n\n{code}\n\n"
                   "Approve only correct, simple, readable code without obvious style problems. Give reasons;"
                   " list concrete issues if you reject it.")
@@ -328,20 +379,27 @@ class CodeFlow:
         base = {p: old for p in files if (old := self.ws.git.file_at(ref, p)) is not None}
         return review_diff(base, files)
 
-    def _commit_and_merge(self, task: Task, branch: str, change: CodeChange, suite: dict[str, Any]) -> FlowResult:
-        # Asked before the lock is taken: no model call while a shared lock is held.
+    @staticmethod
+    def _proposed(change: CodeChange) -> dict[str, str]:
         proposed = {}
         for f in change.files:
             try:
                 proposed[normalize(f.path).as_posix()] = f.content
             except WorkspaceError:
                 continue  # refused with its reason by apply
-        message = self.dev.commit_message(task, self._diff(branch, proposed)).render({})
+        return proposed
+
+    def _commit(self, task: Task, branch: str, change: CodeChange, suite: CodePayload,
+                message_ahead: Future[CommitMessage] | None) -> FlowResult:
+        # Taken before the lock is taken: no model call while a shared lock is held.
+        message = (message_ahead.result() if message_ahead is not None
+                   else self.dev.commit_message(task, self._diff(branch, self._proposed(change)))).render({})
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
-            written, _ = self.ws.apply(change, _qa_files(suite))
+            written, _ = self.ws.apply(change, suite.qa_files())
             manifest = self.deps.write_files(task)
             result = self.ws.runner.run_tests(self._attempt_tests(suite, written), expected=expected)
+            suite.attempt_test_seconds += result.duration
             self.ws.check_limits()
             current_lease.progress()
             if changed := self.ws.changed_by_tests(self.ws.contents(change, written)):
@@ -357,13 +415,21 @@ class CodeFlow:
             sha = self.ws.git.commit(message, agent=Role.DEVELOPER, files=written, trailers={
                 "Task-Id": task.id, "Agent": "Developer", "Tests": f"{result.passed_count} passed"})
         self.dev.record("code_committed", task, branch=branch, commit=sha, tests_passed=result.passed_count)
-        return self._merge(task, branch, sha, tests_passed=result.passed_count)
+        suite.tests_passed, suite.code_commit = result.passed_count, sha
+        return FlowResult(next_stage=Stage.MERGE,
+                          result=suite.result("code_commit", "tests_passed", "attempt_test_seconds"))
 
-    def _merge(self, task: Task, branch: str, code_sha: str, tests_passed: int | None) -> FlowResult:
+    # --- stage 3: the Tech Lead merges through the queue -------------------------------------
+    def merge(self, task: Task, branch: str) -> FlowResult:
         """Through the merge queue: main only ever moves to a tested merge commit (see merge_queue)."""
-        outcome = self.queue.merge(task, branch, _qa_files(task.payload))
+        suite = CodePayload.load(task.payload)
+        code_sha = self.ws.task_commits(branch, task.id).get("Developer")
+        if code_sha is None:  # the daemon's record, not the payload's word: nothing of the Developer to merge
+            self.tech_lead.record("merge_without_code", task, branch=branch)
+            return FlowResult(next_stage=Stage.CODE, result={"code_commit": None})
+        outcome = self.queue.merge(task, branch, suite.qa_files())
         if not outcome.merged:
-            returns = int(task.payload.get("queue_returns") or 0) + 1
+            returns = suite.queue_returns + 1
             self.tech_lead.record("sent_back_by_merge_queue", task, branch=branch, reason=outcome.reason,
                                   returns=returns, feedback=[f[:500] for f in outcome.feedback])
             if returns > self.ws.live.current.orchestrator.max_task_attempts:
@@ -372,12 +438,19 @@ class CodeFlow:
             self.queue.rework(task, branch)
             with self.ws.lock:
                 self.ws.git.sync_to_head()  # the branch was rebuilt from outside this working tree
-            return FlowResult(next_stage="code", result={"queue_returns": returns,
-                                                         "queue_feedback": outcome.feedback})
+            back = suite.model_copy(update={"queue_returns": returns, "queue_feedback": list(outcome.feedback)})
+            return FlowResult(next_stage=Stage.CODE,
+                              result=back.result("queue_returns", "queue_feedback", "attempt_test_seconds"))
+        attempt_seconds = round(suite.attempt_test_seconds, 3)
         self.tech_lead.record("branch_merged", task, branch=branch, into=self.ws.main_branch,
-                              commit=outcome.merge_commit, queue_test_seconds=outcome.test_seconds)
-        return FlowResult(next_stage="release", result={"code_commit": code_sha, "merge_commit": outcome.merge_commit,
-                                                         "tests_passed": tests_passed, "queue_feedback": []})
+                              commit=outcome.merge_commit, queue_test_seconds=outcome.test_seconds,
+                              attempt_test_seconds=attempt_seconds)
+        merged = ReleasePayload(code_commit=code_sha, merge_commit=outcome.merge_commit,
+                                tests_passed=suite.tests_passed, attempt_test_seconds=attempt_seconds,
+                                queue_test_seconds=outcome.test_seconds)
+        return FlowResult(next_stage=Stage.RELEASE, result={
+            **merged.result("code_commit", "merge_commit", "tests_passed", "attempt_test_seconds",
+                            "queue_test_seconds"), "queue_feedback": []})
 
     def _code_context(self, module_path: str) -> str:
         parts = []
@@ -386,33 +459,31 @@ class CodeFlow:
         parts.append(self.ws.summary()[:6000])
         return "\n".join(parts)
 
-    # --- stage 3: push and deploy, behind approvals ----------------------------------------
+    # --- stage 4: push and deploy, behind approvals ----------------------------------------
     def release(self, task: Task, branch: str) -> FlowResult:
         cfg = self.ws.live.current
-        payload = task.payload
-        merge_sha = payload["merge_commit"]
-        result = {k: payload.get(k) for k in ("branch", "test_path", "module_path", "tests_commit", "code_commit",
-                                              "merge_commit", "tests_passed")}
-        steps: list[tuple[str, bool]] = [("push", cfg.git.auto_push), ("deploy", cfg.deployment.enabled)]
-        done_now: dict[str, Any] = {}
+        payload = ReleasePayload.load(task.payload)
+        merge_sha = payload.merge_commit
+        result = payload.summary()
+        steps = [(ReleaseAction.PUSH, cfg.git.auto_push), (ReleaseAction.DEPLOY, cfg.deployment.enabled)]
         for action, wanted in steps:
-            if not wanted or payload.get(f"{action}_done"):
+            if not wanted or action in payload.released:
                 continue
             if action in cfg.approvals.required_for:
                 status = self.approval_status(task.id, action)
                 if status is None or status == "pending":
-                    return FlowResult(next_stage="release", awaiting_approval=action,
-                                      result={**done_now, "action": action, "merge_commit": merge_sha})
+                    return FlowResult(next_stage=Stage.RELEASE, awaiting_approval=action,
+                                      result={**payload.result("released", "merge_commit"), "action": action})
                 if status != "approved":
                     self.dev.record(f"{action}_rejected", task, decided=status)
-                    result[action] = f"not done: {status}"
+                    result[action.value] = f"not done: {status}"
                     continue
-            if action == "push":
+            if action == ReleaseAction.PUSH:
                 with self.ws.lock:
                     current_lease.check()
                     self.ws.git.push(self.ws.main_branch)
                 result["push"] = "pushed"
-                done_now["push_done"] = True
+                payload.released.append(action)
                 self.dev.record("pushed", task, branch=self.ws.main_branch)
             else:
                 try:

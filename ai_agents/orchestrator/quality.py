@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ai_agents.testing.result import TestResult
+
 _BRANCHES = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.IfExp, ast.ExceptHandler, ast.With, ast.AsyncWith,
              ast.Assert, ast.comprehension, ast.match_case)
 
@@ -54,7 +56,7 @@ def ruff_issues(workspace: Path, files: list[str], timeout: float = 60) -> tuple
     return issues, "ruff"
 
 
-def quality_report(workspace: Path, files: dict[str, str], test_result: Any) -> dict[str, Any]:
+def quality_report(workspace: Path, files: dict[str, str], test_result: TestResult | None) -> dict[str, Any]:
     """What the Tech Lead sees besides the code: style, complexity, test counts."""
     complexity = {path: cyclomatic_complexity(src) for path, src in files.items() if path.endswith(".py")}
     worst = max((v for scores in complexity.values() for v in scores.values()), default=0)
@@ -64,7 +66,7 @@ def quality_report(workspace: Path, files: dict[str, str], test_result: Any) -> 
         "style_issues": style[:30],
         "max_complexity": worst,
         "complexity": complexity,
-        "tests_passed": getattr(test_result, "passed_count", None),
-        "tests_total": getattr(test_result, "test_count", None),
+        "tests_passed": test_result.passed_count if test_result else None,
+        "tests_total": test_result.test_count if test_result else None,
         "coverage": "not measured (coverage is not installed in the daemon's environment)",
     }

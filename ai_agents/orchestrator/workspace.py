@@ -19,16 +19,19 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from ai_agents.agents.models import CodeChange
 from ai_agents.config.live import LiveConfig
+from ai_agents.deployment.manager import DeploymentManager
 from ai_agents.domain import Role
 from ai_agents.errors import WorkspaceError
+from ai_agents.file_system.manager import FileSystemManager
 from ai_agents.file_system.paths import normalize
+from ai_agents.git.manager import GitManager
 from ai_agents.memory.store import MemoryStore
+from ai_agents.testing.runner import TestRunner
 
 log = structlog.get_logger("ai_agents.workspace")
 
@@ -58,7 +61,8 @@ def paths_inside(root: Path, paths: Iterable[Path | None]) -> list[str]:
 
 
 class Workspace:
-    def __init__(self, *, live: LiveConfig, fs: Any, git: Any, runner: Any, deployer: Any, memory: MemoryStore):
+    def __init__(self, *, live: LiveConfig, fs: FileSystemManager, git: GitManager, runner: TestRunner,
+                 deployer: DeploymentManager, memory: MemoryStore):
         self.live = live
         self.fs = fs
         self.git = git

@@ -51,7 +51,7 @@ def test_developer_escapes_are_refused_with_reasons(fake_llm, build, tmp_path):
                    "tests/test_half.py belongs to QA's tests", "unknown tool 'delete_everything'",
                    "invalid arguments for edit_file: old_text: Field required", "invalid regular expression",
                    "finish refused: you have changed no file yet", "would not be valid Python",
-                   "finish refused: the test suite does not pass yet"):
+                   "finish refused: the tests do not pass yet"):
         assert reason in results, reason
     ws = app.live.current.file_system.workspace_path
     assert not (ws.parent / "outside.py").exists() and not (ws / "conftest.py").exists()

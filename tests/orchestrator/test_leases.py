@@ -157,7 +157,7 @@ def test_lease_stolen_between_review_and_merge_is_refused_at_the_commit(holding_
     assert app.tasks.release(task.id, row["lease_owner"], "taken over by the test")
     wait_for(lambda: app.tasks.get(task.id).status == TaskStatus.COMPLETED, timeout=90,
              message="completed by the second developer worker")
-    assert app.tasks.get(task.id).lease_token == row["lease_token"] + 2  # release, then the two stages
+    assert app.tasks.get(task.id).lease_token == row["lease_token"] + 3  # then the code, merge and release stages
     fake.release.set()  # the first attempt's review arrives: approve
     wait_for(lambda: first.current_task is None, timeout=30, message="the first attempt gave up")
     assert len(merges_for(app, task.id)) == 1 and len(deploys(app)) == 1
