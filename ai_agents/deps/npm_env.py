@@ -138,6 +138,9 @@ def npm_resolve(settings: Settings, package_json: str | None, package_lock: str 
         (root / "package.json").write_text(package_json or '{"name": "project", "private": true}\n')
         if package_lock:
             (root / "package-lock.json").write_text(package_lock)
+        elif package_json:  # no lock committed: what the manifest already pulls in is not what this request adds
+            _npm(settings, root, ["install", "--package-lock-only"], "resolving package.json")
+            package_lock = (root / "package-lock.json").read_text()
         _npm(settings, root, ["install", "--package-lock-only", "--save-exact", *specs],
              f"resolving {', '.join(specs)}")
         new_json = (root / "package.json").read_text()
