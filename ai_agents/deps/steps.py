@@ -109,9 +109,13 @@ class DependencySteps:
             return True, (f"{listed} is not in dependencies.allow: a human must approve it. Write the code as if it "
                           "were installed and call finish; the task waits for the approval, then your tests run "
                           "with it (rejected, you are told and must do without it).")
-        listed = ", ".join(f"{p['name']}=={p['version']}" for p in result.packages())
-        return False, (f"installed {listed} into the project's environment (the manifest and lock file are "
-                       "committed with your code); run_tests sees it now")
+        listed = ", ".join(f"{p['name']}=={p['version']}" for p in result.packages()
+                           if canonical(p["name"]) in {canonical(r.name) for r in requests})
+        extra = len(result.packages()) - len(listed.split(", ")) if listed else 0
+        return False, (f"installed {listed or ', '.join(r.name for r in requests) + ' (already there)'}"
+                       + (f" and {extra} packages it needs" if extra > 0 else "")
+                       + " into the project's environment (the manifest and lock file are committed with your "
+                       "code); run_tests sees it now")
 
     def write_files(self, task: Task) -> list[str]:
         """Write the manifest and lock file of what ``prepare`` installed for ``task`` (lock held by the caller)."""
