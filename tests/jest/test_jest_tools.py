@@ -101,3 +101,20 @@ def test_jest_project_in_tool_mode_with_an_npm_package(fake_llm, build, jest_mod
     assert "Tests: 4 passed" in code["message"]
     # QA's tests were jest's: the QA tool loop saw the jest rules
     assert any("tests/temperature.test.js" in r for r in tool_results(fake_llm, "qa"))
+
+
+def test_qa_may_not_remove_or_rename_an_earlier_jest_test():
+    from ai_agents.agents.tools.view import WritePolicy
+    from ai_agents.domain import Role
+    from ai_agents.errors import ToolError
+
+    policy = WritePolicy(Role.QA, "tests")
+    before = "describe('calc', () => {\n  test('adds', () => { expect(1).toBe(1); });\n});\n"
+    policy.check_content("tests/calc.test.js", before, before + "test('subtracts', () => {});\n")  # adding: fine
+    for after in ("", before.replace("'adds'", "'adds maybe'"), before.replace("test(", "test.skip(")):
+        try:
+            policy.check_content("tests/calc.test.js", before, after)
+        except ToolError as e:
+            assert "calc > adds" in str(e)
+        else:
+            raise AssertionError(f"not refused: {after!r}")
