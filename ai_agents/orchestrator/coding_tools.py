@@ -20,7 +20,7 @@ import structlog
 from ai_agents import attempt as current_lease
 from ai_agents.agents.base import task_brief
 from ai_agents.agents.coder import DeveloperAgent, QAAgent
-from ai_agents.agents.models import CodeChange, Review, SourceFile
+from ai_agents.agents.models import CodeChange, DependencyRequest, Review, SourceFile
 from ai_agents.agents.prompts import tool_system_prompt
 from ai_agents.agents.reviewer import ReviewerAgent
 from ai_agents.agents.tools.loop import LimitGuard, LoopOutcome, ToolLoop, ToolModel
@@ -116,7 +116,7 @@ class ToolStages:
 
     def _loop(self, task: Task, role: Role, view: CodeView, branch: str, finish_check: Any,
               framework: str = "pytest", dependency_hook: DependencyHook | None = None,
-              dependencies: list[Any] | None = None) -> tuple[ToolLoop, ToolRegistry]:
+              dependencies: list[DependencyRequest] | None = None) -> tuple[ToolLoop, ToolRegistry]:
         cfg = self.ws.live.current.agents
         registry = ToolRegistry(view, cfg.tools, run_tests=self.test_hook(branch),
                                 task_words=f"{task.title} {task.description}", repo_map=self.repo_map,
@@ -269,19 +269,21 @@ class ToolStages:
                 result)
 
         hook = None
-        kept: list[Any] = []
+        kept: list[DependencyRequest] = []
+        waiting = False
         if self.deps is not None:
-            def hook(requests: list[Any]) -> tuple[bool, str]:
+            def hook(requests: list[DependencyRequest]) -> tuple[bool, str]:
                 assert self.deps is not None
                 return self.deps.request(task, requests)
 
             for d in previous.dependencies if previous else []:  # asked for by the previous attempt
                 try:
-                    hook([*kept, d])
+                    waiting = hook([*kept, d])[0]
                     kept.append(d)
                 except ToolError as e:
                     feedback = [*feedback, f"dependency {d.name}: {e}"]
         loop, registry = self._loop(task, Role.DEVELOPER, view, branch, gate, framework, hook, kept)
+        registry.awaiting_approval = waiting
         tests = "\n".join(f"--- {p} ---\n{files.get(p, '(missing)')}" for p in test_paths)[:MAX_TESTS_IN_BRIEF]
         brief = (f"Task (data):\n{task_brief(task)}\n\n"
                  f"Requirements: {json.dumps(suite.get('requirements', []))}\n"
@@ -306,7 +308,7 @@ class ToolStages:
         return self._change(task, files, outcome.changed, outcome.finish.summary, registry.dependencies)
 
     def _change(self, task: Task, base: dict[str, str], changed: dict[str, str], approach: str,
-                dependencies: list[Any] | None = None) -> CodeChange:
+                dependencies: list[DependencyRequest] | None = None) -> CodeChange:
         """The attempt as the pipeline's CodeChange; what the changed files were, kept for the review diff."""
         with self._bases_lock:
             self._bases[task.id] = {p: base[p] for p in changed if p in base}
