@@ -7,6 +7,7 @@ Needs the npm registry (is-number, a tiny package without dependencies); SKIPS w
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,14 @@ def test_unlisted_npm_package_waits_for_approval_then_installs(tmp_path, npm_reg
     assert "rejected by a human" in rejected.failures[0] and not (ws / "node_modules").exists()
     done = ask(gate, ws, IS_NUMBER, "approved", [shown])
     assert done.failures == [] and (ws / "node_modules" / "is-number" / "package.json").is_file()
+
+
+def test_npm_asks_only_the_configured_registry_within_the_time_limit(tmp_path):
+    if not shutil.which("npm"):
+        pytest.skip("npm is not on PATH")
+    # A registry nobody answers at: npm would retry for a minute; the install time limit ends it first.
+    gate, ws = gate_for(tmp_path, {"dependencies": {"allow": ["*"], "npm_registry": "http://127.0.0.1:9/",
+                                                    "install_timeout": 5}})
+    result = ask(gate, ws, IS_NUMBER)
+    assert "dependency unavailable" in result.failures[0] and "timed out after 5s" in result.failures[0]
+    assert not (ws / "node_modules").exists() and not result.files(lambda p: None)
