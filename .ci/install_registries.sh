@@ -1,6 +1,7 @@
 #!/bin/sh
 # Fill the caches the project-dependency and jest tests use, from the public registries:
 #  - jest, ts-jest and typescript (npm registry) into $AI_AGENTS_JEST_DIR (default ~/.cache/ai-agents-ci/jest), --ignore-scripts;
+#  - uv (a wheel from the Python index) into $HOME/.cache/ai-agents-ci/uv: the project env's uv installer test;
 #  - attrs (a small pure-Python wheel) is fetched by the tests themselves, through the daemon's
 #    own installer (that is what they test); here we only say whether the package index answers.
 # Called by .ci/run. It never fails CI: without node/npm or a registry the tests that need them SKIP
@@ -29,4 +30,12 @@ else
     say "the Python package index is unreachable: the project-dependency tests will be skipped"
 fi
 rm -rf "$tmp"
+uvdir="$HOME/.cache/ai-agents-ci/uv"
+if [ -x "$uvdir/bin/uv" ]; then
+    say "uv already in $uvdir"
+elif timeout 300 python3 -m pip --isolated install --quiet --only-binary :all: --target "$uvdir" uv >/dev/null 2>&1; then
+    say "installed uv into $uvdir"
+else
+    say "could not install uv from the Python package index; the uv installer test will be skipped"
+fi
 exit 0

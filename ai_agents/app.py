@@ -173,7 +173,8 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
                                               approval_status=tasks.approval_status, merge_queue=merge_queue,
                                               worktrees=worktrees,
                                               deps=DependencyGate(live, lambda: ProjectPythonEnv.from_config(
-                                                  live.current.dependencies, project_env)))),
+                                                  live.current.dependencies, project_env),
+                                                  node_modules=settings.repo_path / "node_modules"))),
     }
     orchestrator = TaskOrchestrator(
         live=live, tasks=tasks, memory=memory, ceo=ceo, flows=flows, alerts=alerter,

@@ -185,6 +185,13 @@ def _alert_row(alert: StoredAlert) -> dict[str, Any]:
             "at": alert.timestamp}
 
 
+def _package_hash(package: dict[str, Any], chars: int) -> str:
+    """A package's hash as shown: ``sha256:...`` (Python) or npm's ``sha512-...`` integrity."""
+    if package.get("integrity"):
+        return str(package["integrity"])[:chars + 7]
+    return f"sha256:{str(package.get('sha256'))[:chars]}"
+
+
 def _installed_dependencies(db: Any, limit: int = 10) -> list[dict[str, Any]]:
     """The project's latest dependency installs (``dependency_installed`` activities): packages, versions, hashes."""
     rows = db.query("SELECT task_id, details, timestamp FROM activity_logs WHERE activity = 'dependency_installed' "
@@ -244,7 +251,7 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"at {latest['at']:%Y-%m-%d %H:%M:%S}: {latest['message'][:120]}")
     for install in report["dependencies_installed"][:5]:
         print(f"installed: task {install['task_id']} at {install['at']}: " + ", ".join(
-            f"{p.get('name')}=={p.get('version')} sha256:{str(p.get('sha256'))[:12]}" for p in install["packages"]))
+            f"{p.get('name')}=={p.get('version')} {_package_hash(p, 12)}" for p in install["packages"]))
     return 0
 
 
@@ -304,7 +311,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         details = r.get("details") if isinstance(r.get("details"), dict) else {}
         why = details.get("why") if isinstance(details.get("why"), dict) else {}
         for p in details.get("packages") or [] if r["action"] == "dependency" else []:
-            print(f"    package {p.get('name')}=={p.get('version')} sha256:{str(p.get('sha256'))[:16]}"
+            print(f"    package {p.get('name')}=={p.get('version')} {_package_hash(p, 16)}"
                   f"  why: {why.get(p.get('name')) or '; '.join(map(str, why.values())) or '-'}")
     return 0
 

@@ -35,10 +35,12 @@ def system_prompt(role: Role, override: str | None) -> str:
     return (override or DEFAULT_PROMPTS[role]) + _COMMON
 
 
-def tool_system_prompt(role: Role, override: str | None) -> str:
-    """The role's prompt for its tool loop: answers are tool calls, not one structure."""
+def tool_system_prompt(role: Role, override: str | None, framework: str = "pytest") -> str:
+    """The role's prompt for its tool loop: answers are tool calls, not one structure. ``framework``:
+    the project's test framework (jest: QA writes ``*.test.js``/``.ts``, the Developer JS/TS modules)."""
     common = _COMMON.replace(" Answer only with the requested structure.", "")
-    return (override or DEFAULT_PROMPTS[role]) + TOOL_RULES.get(role, "") + common
+    rules = (JEST_TOOL_RULES if framework == "jest" else TOOL_RULES).get(role, "")
+    return (override or DEFAULT_PROMPTS[role]) + rules + common
 
 
 TOOL_RULES: dict[Role, str] = {
@@ -53,5 +55,23 @@ TOOL_RULES: dict[Role, str] = {
     " read_file; change existing files with edit_file (old_text copied exactly from read_file, without line"
     " numbers, with enough context to match once) and add files with create_file. You may change several"
     " modules and their callers, but never the tests or the test configuration. Run the tests with run_tests"
-    " and call finish with a summary once the whole suite passes.",
+    " and call finish with a summary once the whole suite passes. A third-party package your code needs: ask"
+    " for it with request_dependency (never write requirements.txt, package.json or lock files).",
+}
+
+JEST_TOOL_RULES: dict[Role, str] = {
+    Role.QA: " This project is JavaScript/TypeScript tested with jest. You work on the repository through tools."
+    " Find the code the task is about (repo_map, search, read_file), then add jest tests under tests/ as"
+    " <name>.test.js (or .test.ts for TypeScript) with create_file: plain describe()/test()/it() calls whose"
+    " names are string literals (no .skip, .only, .each, xit or fit: every test must run). Never delete or change"
+    " an earlier test. The new tests must fail until the Developer writes the code, each on its own: require the"
+    " module inside the test functions (a require at the top of a file whose module does not exist yet fails the"
+    " whole file instead). Check with run_tests, then call finish with a summary, the requirements and the"
+    " modules (.js or .ts files outside tests/) the Developer should write.",
+    Role.DEVELOPER: " This project is JavaScript/TypeScript tested with jest: you write the JS/TS modules the"
+    " tests require (CommonJS module.exports, or TypeScript exports when the tests are .ts). You work on the"
+    " repository through tools: locate code with repo_map, search and read_file; change files with edit_file and"
+    " add them with create_file; never the tests, package.json or the jest configuration. An npm package your"
+    " code needs: ask for it with request_dependency (ecosystem npm). Run the tests with run_tests and call"
+    " finish with a summary once the whole suite passes.",
 }

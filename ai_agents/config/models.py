@@ -322,6 +322,7 @@ class DependenciesConfig(Section):
     python_index: str | None = Field(None, description="pip --index-url; None: PyPI. pip's own config is ignored")
     npm_registry: str | None = Field(None, description="npm --registry; None: npm's default registry")
     only_binary: bool = Field(True, description="wheels only: no sdist build scripts run on the daemon's machine")
+    npm_scripts: bool = Field(False, description="run npm packages' install scripts (off: --ignore-scripts)")
     install_timeout: float = Field(300.0, gt=0, description="seconds before an install is killed")
 
 

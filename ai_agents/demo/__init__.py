@@ -30,8 +30,7 @@ def write_demo_config(root: Path, workspace: Path | None = None, scenario: str =
     text = (HERE / "config.yaml").read_text().replace("SCRIPT_PATH", str(script))
     if workspace is not None:
         text = text.replace("workspace_path: workspace", f"workspace_path: {workspace}")
-    if scenario != "story":  # the whole-file answers of script_<scenario>.yaml, not tool calls
-        text = text.replace("tools: {enabled: true}", "tools: {enabled: false}")
+    if scenario != "story":  # script_<scenario>.yaml answers in both modes (tool calls, whole files)
         allow = ["jest"] if scenario == "js" else ["attrs"]
         text += f"dependencies:\n  allow: {allow}\n"
     path = root / "config.yaml"
@@ -60,7 +59,7 @@ def run_demo(workspace: Path | None, scenario: str = "story") -> int:
               "tests themselves run sandboxed, without network).")
         if not _seed_js(settings):
             return 1
-    elif settings.agents.tools.enabled:
+    elif scenario == "story" and settings.agents.tools.enabled:
         seed_workspace(settings.file_system.workspace_path)  # the code the demo's task changes
     if scenario == "deps":
         print("ai-agents demo (deps): attrs (allow-listed) comes from PyPI into the project's own virtualenv "

@@ -4,13 +4,16 @@ Installs run outside the sandbox, with a time limit, from the configured index o
 config files and environment are ignored: ``--isolated``), wheels only unless configured. A
 request is first resolved (``pip install --dry-run --report``) so every package it pulls in,
 transitive ones included, passes the gate before anything is installed; then the exact pins with
-their sha256 (the lock file) are installed with ``--require-hashes --no-deps``.
+their sha256 (the lock file) are installed with ``--require-hashes --no-deps``: by ``uv pip`` when
+``uv`` is on PATH (faster; its own config files ignored: ``--no-config``), else by pip. The resolve
+is pip's either way (its report names the one wheel chosen and its sha256: the lock's line).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,15 +52,21 @@ class ProjectPythonEnv:
     """``<data dir>/project-env``: created with the daemon's interpreter (the tests import from it)."""
 
     def __init__(self, path: Path, *, index_url: str | None = None, only_binary: bool = True,
-                 timeout: float = 300.0):
+                 timeout: float = 300.0, uv: str | None = None):
         self.path = Path(path)
         self.index_url = index_url
         self.only_binary = only_binary
         self.timeout = timeout
+        self.uv = uv  # the uv binary that installs (None: pip does)
 
     @classmethod
     def from_config(cls, cfg: DependenciesConfig, path: Path) -> ProjectPythonEnv:
-        return cls(path, index_url=cfg.python_index, only_binary=cfg.only_binary, timeout=cfg.install_timeout)
+        return cls(path, index_url=cfg.python_index, only_binary=cfg.only_binary, timeout=cfg.install_timeout,
+                   uv=shutil.which("uv"))
+
+    @property
+    def installer(self) -> str:
+        return "uv" if self.uv else "pip"
 
     @property
     def python(self) -> Path:
@@ -67,12 +76,17 @@ class ProjectPythonEnv:
         v = sys.version_info
         return self.path / "lib" / f"python{v.major}.{v.minor}" / "site-packages"
 
-    def _pip(self, args: list[str], what: str) -> str:
+    def _pip(self, args: list[str], what: str, *, uv: bool = False) -> str:
         self.ensure()
         index = ["--index-url", self.index_url] if self.index_url else []
         binary = ["--only-binary", ":all:"] if self.only_binary else []
-        cmd = [str(self.python), "-m", "pip", "--isolated", "--disable-pip-version-check", "--no-input",
-               "--no-cache-dir", *args, *index, *binary]
+        if uv and self.uv:
+            cmd = [self.uv, "pip", *args[:1], "--no-config", "--no-cache", "--python", str(self.python), *args[1:],
+                   *index,
+                   *binary]
+        else:
+            cmd = [str(self.python), "-m", "pip", "--isolated", "--disable-pip-version-check", "--no-input",
+                   "--no-cache-dir", *args, *index, *binary]
         # The machine's network settings (proxy, CA bundle) and nothing else of the daemon's environment.
         env = {k: v for k, v in os.environ.items() if k in NETWORK_ENV}
         env |= {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.path), "LANG": "C.UTF-8"}
@@ -83,7 +97,7 @@ class ProjectPythonEnv:
             raise DependencyError(f"{what} timed out after {self.timeout:g}s: "
                                   f"{_last_lines(str(e.stderr or ''))}") from e
         if proc.returncode != 0:
-            raise DependencyError(f"{what} failed (pip exit {proc.returncode}): "
+            raise DependencyError(f"{what} failed ({'uv' if uv and self.uv else 'pip'} exit {proc.returncode}): "
                                   f"{_last_lines(proc.stderr or proc.stdout)}")
         return proc.stdout
 
@@ -121,8 +135,8 @@ class ProjectPythonEnv:
             lock = Path(tmp) / LOCK_FILE
             lock.write_text("".join(p.lock_line() + "\n" for p in pinned))
             self._pip(["install", "--require-hashes", "--no-deps", "-r", str(lock)],
-                      "installing " + ", ".join(f"{p.name}=={p.version}" for p in pinned))
-        log.info("dependency_installed", ecosystem="python", env=str(self.path),
+                      "installing " + ", ".join(f"{p.name}=={p.version}" for p in pinned), uv=True)
+        log.info("dependency_installed", ecosystem="python", env=str(self.path), installer=self.installer,
                  packages=[{"name": p.name, "version": p.version, "sha256": p.sha256} for p in pinned])
 
 

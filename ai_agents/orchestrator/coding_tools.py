@@ -20,18 +20,20 @@ import structlog
 from ai_agents import attempt as current_lease
 from ai_agents.agents.base import task_brief
 from ai_agents.agents.coder import DeveloperAgent, QAAgent
-from ai_agents.agents.models import CodeChange, Review, SourceFile
+from ai_agents.agents.models import CodeChange, DependencyRequest, Review, SourceFile
 from ai_agents.agents.prompts import tool_system_prompt
 from ai_agents.agents.reviewer import ReviewerAgent
 from ai_agents.agents.tools.loop import LimitGuard, LoopOutcome, ToolLoop, ToolModel
-from ai_agents.agents.tools.registry import TestHook, ToolRegistry, describe_result
+from ai_agents.agents.tools.registry import DependencyHook, TestHook, ToolRegistry, describe_result
 from ai_agents.agents.tools.repo_map import RepoMap
 from ai_agents.agents.tools.view import CodeView, WritePolicy
+from ai_agents.deps.steps import DependencySteps
 from ai_agents.domain import Role, Task
 from ai_agents.errors import AttemptTurnsUsed, TaskFailedError, TestRunError, ToolError, WorkspaceError
 from ai_agents.file_system.paths import normalize
 from ai_agents.orchestrator.stages import CodePayload, TestsHandoff
 from ai_agents.orchestrator.workspace import Workspace
+from ai_agents.testing.jest_verdict import expected_jest_ids, is_jest_file
 from ai_agents.testing.result import TestResult
 from ai_agents.testing.selection import affected_tests
 
@@ -61,6 +63,11 @@ def fail_first_problem(result: TestResult) -> str | None:
     return None
 
 
+def is_new_test_file(path: str, framework: str) -> bool:
+    """A file QA's tests go in: ``test_<name>.py`` (pytest) or ``<name>.test.js``/``.ts`` (jest)."""
+    return is_jest_file(path) if framework == "jest" else path.rsplit("/", 1)[-1].startswith("test_")
+
+
 def review_diff(base: dict[str, str], files: dict[str, str]) -> str:
     """A unified diff of ``files`` against ``base`` with some surrounding lines, for the Tech Lead."""
     parts = []
@@ -76,8 +83,9 @@ class ToolStages:
     """The tests stage (QA) and one code attempt (Developer) as tool loops."""
 
     def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, llm: ToolModel,
-                 tech_lead: ReviewerAgent | None = None):
+                 tech_lead: ReviewerAgent | None = None, deps: DependencySteps | None = None):
         self.ws = ws
+        self.deps = deps  # the Developer's request_dependency tool (None: no such tool)
         self.qa = qa
         self.dev = developer
         self.tech_lead = tech_lead
@@ -113,12 +121,14 @@ class ToolStages:
 
     def _loop(self, task: Task, role: Role, view: CodeView, branch: str,
               finish_check: Callable[[ToolRegistry], str | None],
-              on_run: Callable[[TestResult], None] | None = None) -> tuple[
-            ToolLoop, ToolRegistry]:
+              on_run: Callable[[TestResult], None] | None = None, framework: str = "pytest",
+              dependency_hook: DependencyHook | None = None,
+              dependencies: list[DependencyRequest] | None = None) -> tuple[ToolLoop, ToolRegistry]:
         cfg = self.ws.live.current.agents
         registry = ToolRegistry(view, cfg.tools, run_tests=self.test_hook(branch, on_run),
-                                task_words=f"{task.title} {task.description}", repo_map=self.repo_map)
-        system = tool_system_prompt(role, cfg.for_role(role).system_prompt)
+                                task_words=f"{task.title} {task.description}", repo_map=self.repo_map,
+                                request_dependency=dependency_hook, dependencies=dependencies)
+        system = tool_system_prompt(role, cfg.for_role(role).system_prompt, framework)
         return ToolLoop(self.llm, self.guard, role=role, system=system, registry=registry, task_id=task.id,
                         finish_check=finish_check), registry
 
@@ -149,18 +159,25 @@ class ToolStages:
         at least one failing. Returns the stage result for the code stage."""
         tests_dir = normalize(self.ws.live.current.testing.tests_dir).as_posix()
         files = self.snapshot(branch, create=True)
+        framework = self.ws.runner.detect_framework()
+        self.ws.runner.ensure_runnable(framework)  # before asking QA: jest may not be installed
         view = CodeView(files, WritePolicy(Role.QA, tests_dir, max_bytes=self.ws.fs.max_file_bytes,
                                                   check_path=self.ws.fs.check_writable))
 
         def new_tests(reg: ToolRegistry) -> list[str]:
-            return sorted(p for p in reg.view.changed if p.rsplit("/", 1)[-1].startswith("test_"))
+            return sorted(p for p in reg.view.changed if is_new_test_file(p, framework))
 
         gate_runs: list[tuple[dict[str, str], TestResult]] = []
 
         def gate(reg: ToolRegistry) -> str | None:
             tests = new_tests(reg)
             if not tests:
-                return f"finish refused: add tests first (a tests file named {tests_dir}/test_<name>.py)"
+                name = "<name>.test.js (or .ts)" if framework == "jest" else "test_<name>.py"
+                return f"finish refused: add tests first (a tests file named {tests_dir}/{name})"
+            if framework == "jest":  # every test must be one the daemon can require by name
+                unreadable = [p for t in tests for p in expected_jest_ids(t, reg.view.changed[t])[1]]
+                if unreadable:
+                    return "finish refused: " + "; ".join(unreadable[:5])
             result = reg.run_tests_hook(dict(reg.view.changed), tests)
             gate_runs.append((dict(reg.view.changed), result))
             problem = fail_first_problem(result)
@@ -241,6 +258,7 @@ class ToolStages:
         tests_dir = normalize(self.ws.live.current.testing.tests_dir).as_posix()
         test_paths = list(suite.test_paths or [suite.test_path])
         files = self.snapshot(branch)
+        framework = self.ws.runner.detect_framework()
         policy = WritePolicy(Role.DEVELOPER, tests_dir, guarded=frozenset(test_paths),
                              max_bytes=self.ws.fs.max_file_bytes, check_path=self.ws.fs.check_writable)
         view = CodeView(files, policy)
@@ -253,6 +271,8 @@ class ToolStages:
         def gate(reg: ToolRegistry) -> str | None:
             if not reg.view.changed:
                 return "finish refused: you have changed no file yet"
+            if reg.awaiting_approval:
+                return None  # the package is not installed until a human approves; the daemon tests it then
             selected = affected_tests(self._test_sources(reg.view.files, tests_dir), reg.view.changed,
                                       always=test_paths)
             result = reg.run_tests_hook(dict(reg.view.changed), selected)
@@ -264,7 +284,24 @@ class ToolStages:
         def timed(result: TestResult) -> None:
             suite.attempt_test_seconds += result.duration
 
-        loop, registry = self._loop(task, Role.DEVELOPER, view, branch, gate, on_run=timed)
+
+        hook = None
+        kept: list[DependencyRequest] = []
+        waiting = False
+        if self.deps is not None:
+            def hook(requests: list[DependencyRequest]) -> tuple[bool, str]:
+                assert self.deps is not None
+                return self.deps.request(task, requests)
+
+            for d in previous.dependencies if previous else []:  # asked for by the previous attempt
+                try:
+                    waiting = hook([*kept, d])[0]
+                    kept.append(d)
+                except ToolError as e:
+                    feedback = [*feedback, f"dependency {d.name}: {e}"]
+        loop, registry = self._loop(task, Role.DEVELOPER, view, branch, gate, on_run=timed, framework=framework,
+                                    dependency_hook=hook, dependencies=kept)
+        registry.awaiting_approval = waiting
         tests = "\n".join(f"--- {p} ---\n{files.get(p, '(missing)')}" for p in test_paths)[:MAX_TESTS_IN_BRIEF]
         brief = (f"Task (data):\n{task_brief(task)}\n\n"
                  f"Requirements: {json.dumps(suite.requirements)}\n"
@@ -274,6 +311,8 @@ class ToolStages:
                  "Make QA's tests pass without breaking the other tests (the whole suite runs before the merge).")
         if previous:
             brief += f"\n\nYour previous attempt's changes are already applied: {', '.join(view.changed)}."
+        if kept:
+            brief += "\nDependencies already granted: " + ", ".join(f"{d.name} {d.version}".strip() for d in kept)
         if feedback:
             brief += "\n\nEarlier attempts failed because:\n- " + "\n- ".join(feedback[-6:])
         try:
@@ -282,9 +321,9 @@ class ToolStages:
             if not registry.view.changed:
                 raise
             self.dev.record("tool_loop_out_of_turns", task, reason=str(e), files=sorted(registry.view.changed))
-            return self._change(task, files, registry.view.changed, f"unfinished: {e}")
+            return self._change(task, files, registry.view.changed, f"unfinished: {e}", registry.dependencies)
         self._record(self.dev, task, outcome)
-        return self._change(task, files, outcome.changed, outcome.finish.summary)
+        return self._change(task, files, outcome.changed, outcome.finish.summary, registry.dependencies)
 
     @staticmethod
     def _test_sources(files: dict[str, str], tests_dir: str) -> dict[str, str]:
@@ -292,13 +331,15 @@ class ToolStages:
         return {p: c for p, c in files.items() if p.startswith(f"{tests_dir}/")
                 and (p.rsplit("/", 1)[-1].startswith("test_") or p.endswith("_test.py")) and p.endswith(".py")}
 
-    def _change(self, task: Task, base: dict[str, str], changed: dict[str, str], approach: str) -> CodeChange:
+    def _change(self, task: Task, base: dict[str, str], changed: dict[str, str], approach: str,
+                dependencies: list[DependencyRequest] | None = None) -> CodeChange:
         """The attempt as the pipeline's CodeChange; what the changed files were, kept for the review diff."""
         with self._bases_lock:
             self._bases[task.id] = {p: base[p] for p in changed if p in base}
             while len(self._bases) > BASES_KEPT:
                 self._bases.pop(next(iter(self._bases)))
-        return CodeChange(approach=approach[:2000], files=[SourceFile(path=p, content=c) for p, c in changed.items()])
+        return CodeChange(approach=approach[:2000], files=[SourceFile(path=p, content=c) for p, c in changed.items()],
+                          dependencies=list(dependencies or []))
 
     def diff_for_review(self, task_id: str, files: dict[str, str]) -> str:
         """The Developer's change as a diff against the branch it started from."""

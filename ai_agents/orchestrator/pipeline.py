@@ -113,7 +113,8 @@ class CodeFlow:
         self.dev = developer
         self.tech_lead = tech_lead
         self.approval_status = approval_status
-        self.tool_stages = ToolStages(ws, qa=qa, developer=developer, llm=developer.llm, tech_lead=tech_lead)
+        self.tool_stages = ToolStages(ws, qa=qa, developer=developer, llm=developer.llm, tech_lead=tech_lead,
+                                      deps=self.deps)
 
     @property
     def with_tools(self) -> bool:

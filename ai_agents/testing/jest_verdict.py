@@ -9,8 +9,14 @@
   outside the workspace). The reporter reads the run's nonce from a pipe and closes it before any
   test file loads, then streams one record per test over an inherited pipe: no file the tests could
   write is read, a record without the nonce is tampering.
+- A canary test with a fresh random name is registered in every test file by a daemon setup file
+  (``setupFilesAfterEnv``, written per run, read-only in the sandbox); it must be reported failed
+  with the run's canary nonce. Code that makes every test pass (``expect`` replaced, ``test``
+  wrapped in a try) turns it green: tampering. Its failure is the daemon's, not counted.
 
-Residual risk, said plainly: jest runs the tests in the same OS process as the reporter (in band)
+Residual risk, said plainly: the canary runs first in each file (before QA's tests, after the file's
+top-level code), so a patch made later, or one that spares the test of the canary's name, goes
+unseen by it. And jest runs the tests in the same OS process as the reporter (in band)
 or in worker processes it forks; the code under test can open ``/proc/self/mem`` or ptrace its
 parent to find the nonce and the descriptor, then write records of its choosing. bubblewrap, the
 rlimits and the timeout contain what it can do to the machine, not what it can say about itself.
@@ -127,8 +133,16 @@ def expected_jest_ids(test_path: str, source: str) -> tuple[list[str], list[str]
     return list(dict.fromkeys(ids)), problems
 
 
-def jest_config(workspace: Path, tests_dir: str, reporter: Path, cache: Path, ts_jest: bool) -> str:
-    """The daemon's ``--config`` for a run: the project's own jest config is not read."""
+def canary_source(name: str, nonce: str) -> str:
+    """The daemon's setup file: one canary test per test file, which must fail with ``nonce``."""
+    return ("'use strict';\n// The ai-agents daemon's canary: it must fail. See ai_agents/testing/jest_verdict.py.\n"
+            f"test({json.dumps(name)}, () => {{ expect({json.dumps(nonce)}).toBe('the canary must fail'); }});\n")
+
+
+def jest_config(workspace: Path, tests_dir: str, reporter: Path, cache: Path, ts_jest: bool,
+                canary: Path | None = None) -> str:
+    """The daemon's ``--config`` for a run: the project's own jest config is not read; ``canary``: the
+    daemon's setup file (the only one run)."""
     config: dict[str, Any] = {
         "rootDir": str(workspace),
         "roots": [str(workspace)],
@@ -139,7 +153,7 @@ def jest_config(workspace: Path, tests_dir: str, reporter: Path, cache: Path, ts
         "cacheDirectory": str(cache),
         "watchman": False,
         "setupFiles": [],
-        "setupFilesAfterEnv": [],
+        "setupFilesAfterEnv": [str(canary)] if canary is not None else [],
         "globalSetup": None,
         "globalTeardown": None,
     }
@@ -149,11 +163,16 @@ def jest_config(workspace: Path, tests_dir: str, reporter: Path, cache: Path, ts
 
 
 def judge_jest(channel: Channel, rc: int, timed_out: bool, expected: Sequence[str] | None,
-               root: Path) -> TestResult:
-    """The outcome of one jest run from the reporter's records and the exit status the daemon saw."""
+               root: Path, canary: bool = False) -> TestResult:
+    """The outcome of one jest run from the reporter's records and the exit status the daemon saw.
+
+    ``canary``: the run had the daemon's canary setup file (``channel.canary_name``/``canary_nonce``):
+    each file that reported tests must report it failed with the nonce; jest then exits 1."""
     result = TestResult(outcome="passed", framework="jest")
     tampering: list[str] = []
     outcomes: dict[str, str] = {}
+    files_with_cases: set[str] = set()
+    canaries: dict[str, bool] = {}  # file -> failed with the nonce
     started = ended = False
     end: dict[str, Any] = {}
     lines = bytes(channel.data).split(b"\n")
@@ -183,7 +202,17 @@ def judge_jest(channel: Channel, rc: int, timed_out: bool, expected: Sequence[st
             result.failures.append(TestFailure(test_name=_rel(str(record.get("file")), root),
                                                error_message=(message.strip().splitlines() or ["failed"])[0][:1000],
                                                traceback=tail(message, TRACEBACK_CHARS)))
+        elif kind == "case" and canary and not record.get("ancestors") and record.get("title") == channel.canary_name:
+            file = _rel(str(record.get("file")), root)
+            if file in canaries:
+                tampering.append(f"{file}: the daemon's canary reported twice")
+            canaries[file] = (record.get("status") == "failed"
+                              and channel.canary_nonce in str(record.get("message") or ""))
+            if not canaries[file]:
+                tampering.append(f"{file}: the daemon's canary test (which must fail) was reported "
+                                 f"{record.get('status')}: something made every test pass")
         elif kind == "case":
+            files_with_cases.add(_rel(str(record.get("file")), root))
             node = _rel(str(record.get("file")), root) + "::" + " > ".join(
                 [*(str(a) for a in record.get("ancestors") or []), str(record.get("title"))])
             if node in outcomes:
@@ -214,12 +243,20 @@ def judge_jest(channel: Channel, rc: int, timed_out: bool, expected: Sequence[st
                 result.failed_count += 1
                 result.failures.append(TestFailure(test_name=want, error_message=f"{got}: every test of QA's file "
                                                    "must run and pass"))
-    success = not (end.get("failed") or end.get("suites_failed") or end.get("runtime_errors"))
-    if ended and rc == 0 and (not success or result.failed_count):
+    if canary and ended:
+        for file in sorted(files_with_cases - set(canaries)):
+            tampering.append(f"{file}: the daemon's canary test never reported, though the file's tests ran")
+    failed_canaries = sum(canaries.values())
+    success = not ((_int(end.get("failed")) - failed_canaries) or end.get("runtime_errors")
+                   or (not canary and end.get("suites_failed")))
+    if ended and rc == 0 and failed_canaries:
+        tampering.append("jest exited with status 0 although the daemon's canary failed")
+    elif ended and rc == 0 and (not success or result.failed_count):
         tampering.append("jest exited with status 0 although its run failed")
     if not ended and rc == 0 and not timed_out:
         tampering.append("the test process exited with status 0 before jest's run ended (process.exit?)")
-    if ended and rc > 0 and success and not result.failures and result.passed_count:
+    normal_rc = 1 if failed_canaries else 0  # the canary's failure makes jest exit 1
+    if ended and rc > normal_rc and success and not result.failures and result.passed_count:
         tampering.append(f"jest reported success but exited with status {rc}")
     result.tampering = list(dict.fromkeys(tampering))
     if result.tampering:
@@ -237,9 +274,13 @@ def judge_jest(channel: Channel, rc: int, timed_out: bool, expected: Sequence[st
         result.outcome = "failed"
     elif result.passed_count == 0:
         result.outcome = "no_tests"
-    elif missing or rc != 0:
+    elif missing or rc != normal_rc:
         result.outcome = "failed"
     return result
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _rel(file: str, root: Path) -> str:

@@ -7,7 +7,8 @@ minimal environment, and bubblewrap when installed.
 
 pytest's verdict is the daemon's (see verdict.py): records streamed by its own plugin over
 an inherited pipe, QA's expected test ids, a canary that must fail; no report file the
-tests could write is read. jest's results come from its ``--json`` report.
+tests could write is read. jest's likewise: the daemon's reporter over a pipe, a canary per test file
+(jest_verdict.py).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ai_agents.file_system.paths import normalize
 from ai_agents.testing import launcher
 from ai_agents.testing.cgroup import PidsCgroup
 from ai_agents.testing.detect import detect_framework
-from ai_agents.testing.jest_verdict import REPORTER_SOURCE, jest_config, judge_jest
+from ai_agents.testing.jest_verdict import REPORTER_SOURCE, canary_source, jest_config, judge_jest
 from ai_agents.testing.outcome import decide, failure_result, signal_name
 from ai_agents.testing.parsers import parse_test_results
 from ai_agents.testing.result import TestFailure, TestResult, tail
@@ -161,8 +162,9 @@ class TestRunner:
             raise TestRunError(f"testing.sandbox is 'bwrap' but {why}")
         return False, why
 
-    def _framework_command(self, framework: str, report: Path, args: list[str]) -> tuple[list[str], Path, bool]:
-        """(command, report file, limit address space?) for ``framework``."""
+    def _framework_command(self, framework: str, report: Path, args: list[str],
+                           canary: Path | None = None) -> tuple[list[str], Path, bool]:
+        """(command, report file, limit address space?) for ``framework``; ``canary``: jest's setup file."""
         if framework == "pytest":
             try:
                 import pytest  # noqa: F401 - the daemon's interpreter runs the tests
@@ -184,7 +186,7 @@ class TestRunner:
                                    "package.json's devDependencies so the daemon installs it)")
             ts_jest = (self.project_path / "node_modules" / "ts-jest").is_dir()
             config = jest_config(self.project_path, self.tests_dir, REPORTER_SOURCE,
-                                 report / "cache", ts_jest)
+                                 report / "cache", ts_jest, canary)
             # RLIMIT_DATA instead of RLIMIT_AS: V8 reserves far more address space than it uses.
             return ([str(shutil.which("node")), str(jest), "--ci", "--config", config, "--no-watchman",
                      *(["--runTestsByPath", *args] if args else [])], report / "none", False)
@@ -195,12 +197,17 @@ class TestRunner:
             raise TestRunError(f"project path {self.project_path} does not exist")
         framework = self.detect_framework()
         use_bwrap, why_not = self._use_bwrap()
-        with tempfile.TemporaryDirectory(prefix="ai-agents-tests-", ignore_cleanup_errors=True) as tmp:
+        with tempfile.TemporaryDirectory(prefix="ai-agents-tests-", ignore_cleanup_errors=True) as tmp, \
+                tempfile.TemporaryDirectory(prefix="ai-agents-canary-", ignore_cleanup_errors=True) as canary_tmp:
             report_dir = Path(tmp)
             for sub in ("home", "tmp"):
                 (report_dir / sub).mkdir()
+            # jest's canary (jest_verdict.py): written here, outside the writable report directory, read-only.
+            channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests")
+            canary = Path(canary_tmp) / "canary.js"
+            canary.write_text(canary_source(channel.canary_name, channel.canary_nonce), encoding="utf-8")
             try:
-                command, report, limit_as = self._framework_command(framework, report_dir, args)
+                command, report, limit_as = self._framework_command(framework, report_dir, args, canary)
             except TestRunError as e:
                 return failure_result("could_not_run", framework, str(e), use_bwrap)
             node = shutil.which("node")
@@ -209,13 +216,17 @@ class TestRunner:
                 keep = [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent,
                         *(Path(p).parent for p in extra_path)]
                 if framework == "jest":  # the daemon's reporter and, wherever it lives, node_modules: read-only
-                    keep += [REPORTER_SOURCE, Path(os.path.realpath(self.project_path / "node_modules"))]
+                    keep += [REPORTER_SOURCE, canary.parent,
+                             Path(os.path.realpath(self.project_path / "node_modules"))]
                 if self._project_site():
                     keep.append(self.project_env)
                 command = [*bwrap_args(str(self._bwrap[0] if self._bwrap else "bwrap"), self.project_path,
                                        [report_dir], self.hidden_paths, keep, self.read_only_paths), *command]
             cgroup = PidsCgroup.create(self.limits.max_processes)
             protections = self._protections(use_bwrap, why_not, cgroup is not None)
+            if framework == "jest":
+                protections.append("verdict: the daemon's reporter streams records over an inherited pipe; every "
+                                   "expected test must pass, a canary in every test file must fail (test_tampering)")
             if framework == "pytest":
                 protections.append("verdict: the daemon's reporter streams records over an inherited pipe; every "
                                    "expected test must pass, a canary must fail, an audit hook and a snapshot of "
@@ -228,7 +239,7 @@ class TestRunner:
                 result = self._run_pytest(argv, env, report_dir, cgroup, expected)
                 duration = result.duration
             elif framework == "jest":
-                result = self._run_jest(argv, env, report_dir, cgroup, expected)
+                result = self._run_jest(argv, env, report_dir, cgroup, expected, channel)
                 duration = result.duration
             else:
                 rc, timed_out, duration, output = self._execute(argv, env, report_dir / "output.txt", cgroup)
@@ -273,16 +284,15 @@ class TestRunner:
         return self._finish(result, rc, output, duration)
 
     def _run_jest(self, argv: list[str], env: dict[str, str], report_dir: Path, cgroup: PidsCgroup | None,
-                  expected: Sequence[str] | None) -> TestResult:
-        """jest under the daemon's config and reporter; the daemon judges its records (jest_verdict.py)."""
-        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests")
+                  expected: Sequence[str] | None, channel: Channel) -> TestResult:
+        """jest under the daemon's config, reporter and canary; the daemon judges its records (jest_verdict.py)."""
         fds = channel.open()
         try:
             rc, timed_out, duration, output = self._execute(argv, env | channel.env, report_dir / "output.txt",
                                                             cgroup, pass_fds=fds, started=channel.started)
         finally:
             channel.close()
-        result = judge_jest(channel, rc, timed_out, expected, self.project_path)
+        result = judge_jest(channel, rc, timed_out, expected, self.project_path, canary=True)
         if result.outcome == "timeout":
             result.failures.insert(0, TestFailure(test_name="timeout", error_message=(
                 f"the tests did not finish within {self.timeout:g}s and were killed")))

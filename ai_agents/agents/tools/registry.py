@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from ai_agents.agents.models import DependencyRequest
 from ai_agents.agents.tools.edits import EditError, apply_edit
 from ai_agents.agents.tools.repo_map import RepoMap, estimate_tokens
 from ai_agents.agents.tools.view import CodeView
@@ -77,6 +78,9 @@ class FinishArgs(BaseModel):
 
 TestHook = Callable[[dict[str, str], list[str]], TestResult]
 """Runs tests on the workspace with the view's changes applied: (changed files, test paths) -> result."""
+DependencyHook = Callable[[list[DependencyRequest]], tuple[bool, str]]
+"""The supply-chain gate for the Developer's requests so far: (waits for a human?, text for the model);
+raises ToolError when refused (see ai_agents.deps.steps.DependencySteps.request)."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,12 @@ class ToolRegistry:
     """The tools of one loop over one :class:`CodeView`."""
 
     def __init__(self, view: CodeView, cfg: ToolsConfig, *, run_tests: TestHook, task_words: str = "",
-                 repo_map: RepoMap | None = None):
+                 repo_map: RepoMap | None = None, request_dependency: DependencyHook | None = None,
+                 dependencies: list[DependencyRequest] | None = None):
         self.view = view
+        self.dependency_hook = request_dependency
+        self.dependencies: list[DependencyRequest] = list(dependencies or [])  # granted or awaiting approval
+        self.awaiting_approval = False
         self.cfg = cfg
         self.run_tests_hook = run_tests
         self.task_words = task_words
@@ -127,12 +135,18 @@ class ToolRegistry:
             ("create_file", "Create a new file with its whole content.", CreateArgs, self.create_file),
             ("run_tests", "Run the tests with your changes applied; empty paths = the whole suite.",
              RunTestsArgs, self.run_tests),
+            ("request_dependency", "Developer only: ask for a third-party package (ecosystem python or npm) your "
+             "code needs. The daemon checks it against the project's allow/deny lists, installs it (or the task "
+             "waits for a human's approval) and commits the manifest and lock file; never write those files.",
+             DependencyRequest, self.request_dependency),
             ("retire_test", "QA only: remove an earlier test that is wrong or obsolete, with the reason (the "
              "Tech Lead reviews it).", RetireArgs, self.retire_test),
             (FINISH, "Finish: say what you did. Call it only when your work is complete.", FinishArgs,
              lambda a: "finished"),
         ]:
             if name == "retire_test" and view.policy.role != Role.QA:
+                continue
+            if name == "request_dependency" and (view.policy.role != Role.DEVELOPER or request_dependency is None):
                 continue
             self.tools[name] = Tool(ToolSpec.from_model(name, description, args), args, handler)
 
@@ -220,6 +234,16 @@ class ToolRegistry:
     def create_file(self, a: CreateArgs) -> str:
         path = self.view.write(a.path, a.content, create=True)
         return f"created {path} ({len(a.content.splitlines())} lines)"
+
+    def request_dependency(self, a: DependencyRequest) -> str:
+        assert self.dependency_hook is not None
+        wanted = [d for d in self.dependencies if (d.ecosystem, d.name.lower()) != (a.ecosystem, a.name.lower())]
+        if len(wanted) >= 10:
+            raise ToolError("at most 10 dependencies per change")
+        awaiting, text = self.dependency_hook([*wanted, a])  # ToolError: refused, the list stays as it was
+        self.dependencies = [*wanted, a]
+        self.awaiting_approval = awaiting
+        return text
 
     def retire_test(self, a: RetireArgs) -> str:
         path = self.view.retire(a.path, a.test_name, a.reason)

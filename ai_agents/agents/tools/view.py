@@ -16,11 +16,16 @@ from dataclasses import dataclass, field
 from ai_agents.domain import Role
 from ai_agents.errors import ToolError, WorkspaceError
 from ai_agents.file_system.paths import normalize
+from ai_agents.testing.jest_verdict import expected_jest_ids, is_jest_file
 
+# The manifests and lock files only the daemon writes (the Developer asks with request_dependency).
+MANIFESTS = frozenset({"requirements.txt", "requirements.lock", "package.json", "package-lock.json"})
 # Files that decide how tests are collected or run (see orchestrator.workspace.TEST_HARNESS_FILES).
-HARNESS_FILES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml",
-                           "pyproject.toml", "setup.cfg", "tox.ini", "package.json", "jest.config.js",
-                           ".gitignore", ".gitattributes"})
+HARNESS_FILES = MANIFESTS | frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml",
+                                       "pyproject.toml", "setup.cfg", "tox.ini", "jest.config.js", "jest.config.ts",
+                                       "jest.config.cjs", "jest.config.mjs", "jest.config.json", "babel.config.js",
+                                       "babel.config.json", ".babelrc", ".babelrc.js", "tsconfig.json",
+                                       ".gitignore", ".gitattributes"})
 
 
 def defined_tests(source: str) -> dict[str, str] | None:
@@ -69,6 +74,9 @@ class WritePolicy:
             if name in HARNESS_FILES:
                 raise ToolError(f"write refused: {path} is test configuration, which could skip or hide the "
                                 "earlier tests; put fixtures and helpers in the test file itself")
+        elif name in MANIFESTS:
+            raise ToolError(f"write refused: {path} is written by the daemon: ask for a package with "
+                            "request_dependency (it is gated, installed, and the manifest and lock committed)")
         elif in_tests or name in HARNESS_FILES or path in self.guarded:
             raise ToolError(f"write refused: {path} belongs to QA's tests; the Developer may not change tests, "
                             "test configuration or QA's files. Change the code so the tests pass.")
@@ -77,6 +85,14 @@ class WritePolicy:
     def check_content(self, path: str, before: str | None, after: str, retired: Iterable[str] = ()) -> None:
         """QA may add tests; an earlier test (on the main branch) may not disappear or change, unless
         it was retired with a reason (``retire_test``), which the Tech Lead reviews."""
+        if self.role == Role.QA and before is not None and is_jest_file(path):
+            # jest: the names are checked (a test's body is not compared, as pytest's AST is)
+            kept = set(expected_jest_ids(path, after)[0])
+            gone = [i.split("::", 1)[1] for i in expected_jest_ids(path, before)[0] if i not in kept]
+            if gone:
+                raise ToolError(f"write refused: the edit removes or renames {', '.join(gone[:5])} in {path}. "
+                                "Earlier tests are the regression suite: add new tests beside them.")
+            return
         if self.role != Role.QA or before is None or not path.endswith(".py"):
             return
         old = defined_tests(before) or {}
