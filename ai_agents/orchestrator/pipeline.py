@@ -100,19 +100,26 @@ class CodeFlow:
         if stage not in ("tests", "code"):
             return self.release(task, branch)
         if self.worktrees is None:
-            return self.write_tests(task, branch) if stage == "tests" else self.write_code(task, branch)
+            return self.tests_published(branch, self.write_tests(task, branch)) if stage == "tests" \
+                else self.write_code(task, branch)
         # The QA and Developer stages work in the task's own worktree, with its own lock and test runs.
         ws = self.worktrees.acquire(task.id, branch)
         flow = CodeFlow(ws, qa=self.qa, developer=self.dev, tech_lead=self.tech_lead,
                         approval_status=self.approval_status, merge_queue=self.queue, deps=self.gate)
         try:
-            result = flow.write_tests(task, branch) if stage == "tests" else flow.write_code(task, branch)
+            result = (self.tests_published(branch, flow.write_tests(task, branch)) if stage == "tests"
+                      else flow.write_code(task, branch))
         except AgentsError:
             # A retry makes the worktree again from the branch, where everything committed lives.
             self.worktrees.release(task.id)
             raise
         if result.next_stage == "release":
             self.worktrees.release(task.id)  # merged: the worktree's work is on main
+        return result
+
+    def tests_published(self, branch: str, result: FlowResult) -> FlowResult:
+        """QA's commit pushed before the hand-off (``git.shared_remote``): any node can take the code stage."""
+        self.queue.publish(branch)
         return result
 
     # --- stage 1: QA writes failing tests --------------------------------------------
@@ -361,6 +368,7 @@ class CodeFlow:
 
     def _merge(self, task: Task, branch: str, code_sha: str, tests_passed: int | None) -> FlowResult:
         """Through the merge queue: main only ever moves to a tested merge commit (see merge_queue)."""
+        self.queue.publish(branch)  # the Developer's commit, on the shared remote before anything else
         outcome = self.queue.merge(task, branch, _qa_files(task.payload))
         if not outcome.merged:
             returns = int(task.payload.get("queue_returns") or 0) + 1
