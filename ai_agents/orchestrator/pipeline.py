@@ -401,7 +401,9 @@ class CodeFlow:
         merge_sha = payload["merge_commit"]
         result = {k: payload.get(k) for k in ("branch", "test_path", "module_path", "tests_commit", "code_commit",
                                               "merge_commit", "tests_passed")}
-        steps: list[tuple[str, bool]] = [("push", cfg.git.auto_push), ("deploy", cfg.deployment.enabled)]
+        # With a shared remote the merge queue already pushed main: there is nothing left to push.
+        steps: list[tuple[str, bool]] = [("push", cfg.git.auto_push and not cfg.git.shared_remote),
+                                         ("deploy", cfg.deployment.enabled)]
         done_now: dict[str, Any] = {}
         for action, wanted in steps:
             if not wanted or payload.get(f"{action}_done"):
