@@ -108,6 +108,10 @@ class GitConfig(Section):
     # Several daemons share the remote (repository_url): task branches are pushed as they are committed
     # and the merge queue integrates through the remote's main (fetch, test, --force-with-lease push).
     shared_remote: bool = False
+    # Early conflict detection: before each Developer attempt, a branch whose base fell behind main by
+    # changes to files the task touches is brought up to date (as integration says) and the attempt's
+    # files merged onto main's; conflict hunks go to the Developer at once rather than at the queue.
+    catch_up: bool = True
     push_retries: int = Field(3, ge=0)
     identity_domain: str = "ai-agents.local"
     username: str | None = Field(None, description="user for an https remote; the token comes from the env")

@@ -115,6 +115,20 @@ class SharedRemoteMixin(RepoStateMixin):
         out = self._cmd.run("diff", "--name-only", "-z", "--no-renames", old, new).stdout
         return {p for p in out.split("\0") if p}
 
+    def merge_texts(self, base: str, ours: str, theirs: str, *, labels: tuple[str, str, str]) -> tuple[str, bool]:
+        """Three-way merge of texts (``git merge-file``): (the result, clean?). Conflicts are left
+        in the result as marked hunks labelled ``labels`` (ours, base, theirs)."""
+        with tempfile.TemporaryDirectory(prefix="ai-agents-merge-file-") as tmp:
+            paths = []
+            for name, text in (("ours", ours), ("base", base), ("theirs", theirs)):
+                (Path(tmp) / name).write_text(text, encoding="utf-8")
+                paths.append(str(Path(tmp) / name))
+            result = self._cmd.run("merge-file", "-p", "-L", labels[0], "-L", labels[1], "-L", labels[2], *paths,
+                                   check=False, cwd=Path(tmp))
+        if result.status < 0 or result.status > 127:
+            raise GitOperationError(f"git merge-file failed: {self._cmd.explain(result)}")
+        return result.stdout, result.status == 0
+
     def commit_onto(self, base: str, files: Mapping[str, str], message: str, *, agent: Role | str,
                     trailers: Mapping[str, str] | None = None) -> str:
         """A commit of ``files`` (path -> text) on top of ``base``, built without any working tree.

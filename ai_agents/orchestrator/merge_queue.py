@@ -67,6 +67,20 @@ class MergeOutcome(BaseModel):
     test_seconds: float | None = None
 
 
+class CatchUp(BaseModel):
+    """What bringing a task's branch up to date before an attempt did (:meth:`MergeQueue.catch_up`)."""
+
+    files: list[str]                                           # touched by the task and changed on main
+    merged: dict[str, str] = Field(default_factory=dict)       # the attempt's files merged onto main's
+    conflicts: list[str] = Field(default_factory=list)         # the attempt's files that conflict
+    hunks: str = ""
+
+    def feedback(self, main_branch: str) -> str:
+        return (f"Conflict hunks: {main_branch} changed {', '.join(self.conflicts)} since your branch was cut "
+                f"and your change conflicts with it; the branch now holds the current {main_branch}: write the "
+                f"change again against it.\n{self.hunks}")
+
+
 class MergeQueue:
     """See the module docstring. ``path``: the queue's own worktree, under the daemon's data directory."""
 
@@ -298,6 +312,63 @@ class MergeQueue:
             log.info("merge_queue_reworked", task_id=task.id, branch=branch, old=tip, new=new, qa_commits=len(qa))
         self.publish(branch)
         return new
+
+    # --- early conflict detection ---------------------------------------------------------
+    def catch_up(self, task: Task, branch: str, writes: dict[str, str]) -> CatchUp | None:
+        """Before an attempt: when main moved, since ``branch``'s base, in files the task touched (its
+        commits, or ``writes``: path -> text the attempt is about to write), bring the branch up to
+        date (rebase or merge main into it, ``git.integration``) and merge the attempt's files onto
+        main's versions. None when nothing had to be done; conflicts are in the result (the hunks go
+        to the Developer, as for the queue)."""
+        if self._behind(branch, writes) is None:  # read-only: most attempts never wait for the queue
+            return None
+        with self._lock:
+            if (behind := self._behind(branch, writes)) is None:
+                return None
+            main, tip, base, moved, overlap = behind
+            caught = CatchUp(files=sorted(overlap))
+            hunks = []
+            for path in sorted(set(writes) & moved):
+                text, clean = self.git.merge_texts(self.git.file_at(base, path) or "", writes[path],
+                                                   self.git.file_at(main, path) or "",
+                                                   labels=("your change", "branch base", self.main_branch))
+                if clean:
+                    caught.merged[path] = text
+                else:
+                    caught.conflicts.append(path)
+                    hunks.append(f"--- {path} ---\n{text}")
+            caught.hunks = "\n".join(hunks)[:6000]
+            cmd = self.git.ensure_worktree(self.path, main)
+            try:
+                if self._integration() == "rebase":
+                    new = self.git.rebase_detached(cmd, main, tip)
+                else:
+                    new = self.git.merge_detached(cmd, tip, main, message=f"Merge {self.main_branch} into {branch}",
+                                                  trailers={"Agent": Role.TECH_LEAD.title})
+            except MergeConflictError as e:
+                raise TaskFailedError(f"this task's commits conflict with the current {self.main_branch} in "
+                                      f"{', '.join(e.conflicts)}; branch {branch} kept as it was") from e
+            current_lease.check()
+            self.git.move_branch(branch, new, tip)
+            self.git.reset_worktree(cmd, main)
+            log.info("merge_queue_caught_up", task_id=task.id, branch=branch, old=tip, new=new, files=caught.files,
+                     conflicts=caught.conflicts)
+        self.publish(branch)
+        return caught
+
+    def _behind(self, branch: str, writes: dict[str, str]) -> tuple[str, str, str, set[str], set[str]] | None:
+        """(main, tip, base, files main changed since base, those the task touches) or None when
+        ``branch`` is up to date or main's changes miss the task's files."""
+        main = self._main()
+        tip = self.git.rev(branch)
+        if tip is None or self.git.is_ancestor(main, tip):
+            return None
+        base = self.git.merge_base(tip, main)
+        if base is None:
+            return None
+        moved = self.git.changed_files(base, main)
+        overlap = moved & (self.git.changed_files(base, tip) | set(writes))
+        return (main, tip, base, moved, overlap) if overlap else None
 
     # --- documents ----------------------------------------------------------------------
     def write_document(self, path: str, content: str, agent: Role, message: str,

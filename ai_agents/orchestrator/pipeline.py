@@ -225,8 +225,9 @@ class CodeFlow:
                 change = (self.tool_stages.code_change(task, branch, suite, feedback=rejected) if self.with_tools
                           else self.dev.write_code(task, suite, tests, context, approach=approach, rejected=rejected))
             for attempt in range(1, cfg.max_fix_attempts + 1):
+                change, early = self._catch_up(task, branch, change)
                 try:
-                    failures, review = self._attempt(task, branch, change, suite, approach + 1, attempt)
+                    failures, review = early or self._attempt(task, branch, change, suite, approach + 1, attempt)
                 except AwaitingDependency as wait:
                     return FlowResult(next_stage="code", awaiting_approval=APPROVAL_ACTION, result={
                         **wait.details, "pending_change": change.model_dump(mode="json")})
@@ -243,6 +244,37 @@ class CodeFlow:
         raise TaskFailedError(f"tests still failing after {cfg.max_approaches} approaches of "
                               f"{cfg.max_fix_attempts} attempts; branch {branch} kept unmerged. Last problems: "
                               + "; ".join(rejected[-5:]))
+
+    def _catch_up(self, task: Task, branch: str,
+                  change: CodeChange) -> tuple[CodeChange, tuple[list[dict[str, Any]], None] | None]:
+        """Early conflict detection (``git.catch_up``, see MergeQueue.catch_up): (the change, its files
+        merged onto main's where main moved; the failed attempt's result when they conflict, else None)."""
+        if not self.ws.live.current.git.catch_up:
+            return change, None
+        writes = {}
+        for f in change.files:
+            try:
+                writes[normalize(f.path).as_posix()] = f.content
+            except WorkspaceError:
+                continue  # refused with its reason by apply
+        caught = self.queue.catch_up(task, branch, writes)
+        if caught is None:
+            return change, None
+        with self.ws.lock:
+            self.ws.git.sync_to_head()  # the branch was brought up to date from outside this working tree
+        self.dev.record("caught_up_with_main", task, branch=branch, files=caught.files, conflicts=caught.conflicts,
+                        merged=sorted(caught.merged))
+        if caught.conflicts:
+            return change, ([{"test_name": "conflict with main",
+                              "error_message": caught.feedback(self.ws.main_branch)}], None)
+        files = []
+        for f in change.files:
+            try:
+                path = normalize(f.path).as_posix()
+            except WorkspaceError:
+                path = ""
+            files.append(f.model_copy(update={"content": caught.merged[path]}) if path in caught.merged else f)
+        return change.model_copy(update={"files": files}), None
 
     def _attempt(self, task: Task, branch: str, change: CodeChange, suite: dict[str, Any], approach: int,
                  attempt: int) -> tuple[list[dict[str, Any]] | None, Review | None]:
