@@ -23,7 +23,7 @@ from tests.pipeline.test_merge_queue import (
 )
 
 
-@pytest.mark.parametrize("integration", ["merge", "rebase"])
+@pytest.mark.parametrize("integration", ["merge", pytest.param("rebase", marks=pytest.mark.slow)])
 def test_a_branch_behind_main_in_its_files_is_caught_up_and_the_conflict_sent_before_the_queue(
         fake_llm, build, tmp_path, integration):
     rules = [
