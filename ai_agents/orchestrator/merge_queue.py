@@ -39,7 +39,14 @@ from pydantic import BaseModel, Field
 
 from ai_agents import attempt as current_lease
 from ai_agents.domain import Role, Task, iso, utcnow
-from ai_agents.errors import GitOperationError, MergeConflictError, TaskFailedError, WorkspaceError
+from ai_agents.errors import (
+    AgentsError,
+    GitOperationError,
+    GitRemoteError,
+    MergeConflictError,
+    TaskFailedError,
+    WorkspaceError,
+)
 from ai_agents.file_system.paths import normalize
 from ai_agents.memory.database import Database
 from ai_agents.testing import TestRunner
@@ -125,7 +132,7 @@ class MergeQueue:
                 outcome = self._step(task, branch, qa_files)
                 if outcome is not None:
                     return outcome
-            raise TaskFailedError(f"main kept moving while {branch} was tested; try again")
+            raise self._kept_moving(branch)
 
     def _step(self, task: Task, branch: str, qa_files: set[str]) -> MergeOutcome | None:
         row = self.row(task.id) or {}
@@ -398,4 +405,11 @@ class MergeQueue:
                     log.info("merge_queue_document", path=rel, commit=sha)
                     return sha
                 log.info("merge_queue_main_moved", path=rel, shared_remote=self.shared_remote)
-        raise TaskFailedError(f"main kept moving while {rel} was committed; try again")
+        raise self._kept_moving(rel)
+
+    def _kept_moving(self, what: str) -> AgentsError:
+        """Main moved under every one of MAX_REBUILDS tries: with other nodes merging, a retry later."""
+        if self.shared_remote:
+            return GitRemoteError(f"the remote's {self.main_branch} kept moving while {what} was integrated "
+                                  f"({MAX_REBUILDS} tries); retried later")
+        return TaskFailedError(f"main kept moving while {what} was tested; try again")
