@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ai_agents.domain import TaskStatus
+from ai_agents.domain import Role, TaskStatus, TaskType
 from tests.mainline import git, merge_commits_green
 from tests.pipeline.test_merge_queue import (
     BOTH_CODE,
@@ -56,3 +56,40 @@ def test_a_branch_behind_main_in_its_files_is_caught_up_and_the_conflict_sent_be
     merges = merge_commits_green(ws, tmp_path)
     assert len(merges) == 2
     git(ws, "merge-base", "--is-ancestor", merges[1], f"{merges[0]}^2")
+
+
+TWO = "def a():\n    return 1\n\n\ndef b():\n    return 2\n"
+MAIN_A = TWO.replace("return 1", "return 10")   # main changed a()
+TASK_B = TWO.replace("return 2", "return 20")   # the attempt changes b(), written against the old base
+TASK_A = TWO.replace("return 1", "return 11")   # the attempt changes a() too: a conflict
+
+
+@pytest.mark.parametrize("integration", ["merge", "rebase"])
+def test_catch_up_merges_the_attempts_files_onto_mains_and_reports_real_conflicts(fake_llm, build, integration):
+    app = build(fake_llm, {"git": {"integration": integration}}, start=False)
+    git_ = app.workspace.git
+    app.workspace.write_document("fmt.py", TWO, Role.DEVELOPER, "seed fmt")
+    task = app.tasks.create(TaskType.CODE, "change b")
+    qa = git_.commit_onto(git_.rev("main"), {"tests/test_b.py": "def test_b():\n    pass\n"}, "tests",
+                          agent=Role.QA, trailers={"Task-Id": task.id, "Agent": "QA"})
+    branch = f"agents/{task.id}-change-b"
+    git_.create_branch(branch, from_ref=qa)
+    q = app.orchestrator.flows[TaskType.CODE].queue
+    assert q.catch_up(task, branch, {"other.py": "x = 1\n"}) is None  # main has not moved
+    app.workspace.write_document("fmt.py", MAIN_A, Role.DEVELOPER, "main changes a")
+    assert q.catch_up(task, branch, {"other.py": "x = 1\n"}) is None  # moved, but not in the task's files
+    assert not git_.is_ancestor(git_.rev("main"), git_.rev(branch))
+
+    clean = q.catch_up(task, branch, {"fmt.py": TASK_B})
+    assert clean is not None and clean.files == ["fmt.py"] and not clean.conflicts
+    assert clean.merged["fmt.py"] == MAIN_A.replace("return 2", "return 20")  # both changes kept
+    assert git_.is_ancestor(git_.rev("main"), git_.rev(branch))  # the branch holds main now
+    assert git_.file_at(branch, "tests/test_b.py") is not None  # and still QA's commit
+    assert q.catch_up(task, branch, {"fmt.py": TASK_B}) is None  # up to date: nothing more to do
+
+    app.workspace.write_document("fmt.py", MAIN_A.replace("return 10", "return 12"), Role.DEVELOPER, "main again")
+    clashing = q.catch_up(task, branch, {"fmt.py": TASK_A})
+    assert clashing is not None and clashing.conflicts == ["fmt.py"] and not clashing.merged
+    assert "<<<<<<< your change" in clashing.hunks and ">>>>>>> main" in clashing.hunks
+    assert "Conflict hunks" in clashing.feedback("main")
+    assert git_.is_ancestor(git_.rev("main"), git_.rev(branch))
