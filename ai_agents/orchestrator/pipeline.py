@@ -148,11 +148,15 @@ class CodeFlow:
             self.worktrees.release(task.id)  # merged: the worktree's work is on main
         return result
 
-    @staticmethod
-    def _stage(flow: CodeFlow, stage: Stage, task: Task, branch: str) -> FlowResult:
+    def _stage(self, flow: CodeFlow, stage: Stage, task: Task, branch: str) -> FlowResult:
         if stage == Stage.TESTS:
-            return flow.write_tests(task, branch)
+            return self.tests_published(branch, flow.write_tests(task, branch))
         return flow.write_code(task, branch) if stage == Stage.CODE else flow.merge(task, branch)
+
+    def tests_published(self, branch: str, result: FlowResult) -> FlowResult:
+        """QA's commit pushed before the hand-off (``git.shared_remote``): any node can take the code stage."""
+        self.queue.publish(branch)
+        return result
 
     # --- stage 1: QA writes failing tests --------------------------------------------
     def write_tests(self, task: Task, branch: str) -> FlowResult:
@@ -230,7 +234,8 @@ class CodeFlow:
         Requirements and constraints are not in the commit: after such a restart the Developer
         works from the tests alone (they are the specification).
         """
-        entry = next((r for r in self.ws.git.commit_records(50, branch=branch) if r.sha == sha), None)
+        entry = next((r for r in self.ws.git.commit_records(50, branch=branch, first_parent=True)
+                      if r.sha == sha), None)
         if entry is None or entry.agent != Role.QA.value:
             return None
         trailers = entry.trailers  # the daemon's own block only, never the model's text above it
@@ -263,8 +268,10 @@ class CodeFlow:
                 change = (self.tool_stages.code_change(task, branch, suite, feedback=rejected) if self.with_tools
                           else self.dev.write_code(task, brief, tests, context, approach=approach, rejected=rejected))
             for attempt in range(1, cfg.max_fix_attempts + 1):
+                change, early = self._catch_up(task, branch, change)
                 try:
-                    failures, review, message = self._attempt(task, branch, change, suite, approach + 1, attempt)
+                    failures, review, message = early or self._attempt(task, branch, change, suite,
+                                                                       approach + 1, attempt)
                 except AwaitingDependency as wait:
                     return FlowResult(next_stage=Stage.CODE, awaiting_approval=APPROVAL_ACTION, result={
                         **wait.details, **suite.result("attempt_test_seconds"),
@@ -282,6 +289,37 @@ class CodeFlow:
         raise TaskFailedError(f"tests still failing after {cfg.max_approaches} approaches of "
                               f"{cfg.max_fix_attempts} attempts; branch {branch} kept unmerged. Last problems: "
                               + "; ".join(rejected[-5:]))
+
+    def _catch_up(self, task: Task, branch: str,
+                  change: CodeChange) -> tuple[CodeChange, tuple[list[dict[str, Any]], None, None] | None]:
+        """Early conflict detection (``git.catch_up``, see MergeQueue.catch_up): (the change, its files
+        merged onto main's where main moved; the failed attempt's result when they conflict, else None)."""
+        if not self.ws.live.current.git.catch_up:
+            return change, None
+        writes = {}
+        for f in change.files:
+            try:
+                writes[normalize(f.path).as_posix()] = f.content
+            except WorkspaceError:
+                continue  # refused with its reason by apply
+        caught = self.queue.catch_up(task, branch, writes)
+        if caught is None:
+            return change, None
+        with self.ws.lock:
+            self.ws.git.sync_to_head()  # the branch was brought up to date from outside this working tree
+        self.dev.record("caught_up_with_main", task, branch=branch, files=caught.files, conflicts=caught.conflicts,
+                        merged=sorted(caught.merged))
+        if caught.conflicts:
+            return change, ([{"test_name": "conflict with main",
+                              "error_message": caught.feedback(self.ws.main_branch)}], None, None)
+        files = []
+        for f in change.files:
+            try:
+                path = normalize(f.path).as_posix()
+            except WorkspaceError:
+                path = ""
+            files.append(f.model_copy(update={"content": caught.merged[path]}) if path in caught.merged else f)
+        return change.model_copy(update={"files": files}), None
 
     def _attempt(self, task: Task, branch: str, change: CodeChange, suite: CodePayload, approach: int,
                  attempt: int) -> tuple[list[dict[str, Any]] | None, Review | None, Future[CommitMessage] | None]:
@@ -416,6 +454,7 @@ class CodeFlow:
             sha = self.ws.git.commit(message, agent=Role.DEVELOPER, files=written, trailers={
                 "Task-Id": task.id, "Agent": "Developer", "Tests": f"{result.passed_count} passed"})
         self.dev.record("code_committed", task, branch=branch, commit=sha, tests_passed=result.passed_count)
+        self.queue.publish(branch)  # shared remote: the merge stage may run on another node
         suite.tests_passed, suite.code_commit = result.passed_count, sha
         return FlowResult(next_stage=Stage.MERGE,
                           result=suite.result("code_commit", "tests_passed", "attempt_test_seconds"))
@@ -428,6 +467,7 @@ class CodeFlow:
         if code_sha is None:  # the daemon's record, not the payload's word: nothing of the Developer to merge
             self.tech_lead.record("merge_without_code", task, branch=branch)
             return FlowResult(next_stage=Stage.CODE, result={"code_commit": None})
+        self.queue.publish(branch)  # the Developer's commit, on the shared remote before anything else
         outcome = self.queue.merge(task, branch, suite.qa_files())
         if not outcome.merged:
             returns = suite.queue_returns + 1
@@ -466,7 +506,9 @@ class CodeFlow:
         payload = ReleasePayload.load(task.payload)
         merge_sha = payload.merge_commit
         result = payload.summary()
-        steps = [(ReleaseAction.PUSH, cfg.git.auto_push), (ReleaseAction.DEPLOY, cfg.deployment.enabled)]
+        # With a shared remote the merge queue already pushed main: there is nothing left to push.
+        steps = [(ReleaseAction.PUSH, cfg.git.auto_push and not cfg.git.shared_remote),
+                 (ReleaseAction.DEPLOY, cfg.deployment.enabled)]
         for action, wanted in steps:
             if not wanted or action in payload.released:
                 continue
