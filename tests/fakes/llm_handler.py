@@ -151,6 +151,7 @@ class Handler(BaseHTTPRequestHandler):
     def _serve(self, fake: FakeLLMServer, req: wire.WireRequest) -> None:
         if fake.delay:
             time.sleep(fake.delay)  # a model that takes its time: work is in flight for a while
+        fake.wait_for_holds("\n".join([req.schema_name or "", *req.texts]))
         if not fake._key_ok({k.lower(): v for k, v in self.headers.items()}):
             self._send(401, wire.error_body(req.api, 401, "invalid API key"))
             return

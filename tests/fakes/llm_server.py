@@ -24,8 +24,9 @@ import contextlib
 import random
 import signal
 import threading
+import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -62,6 +63,8 @@ class FakeLLMServer:
         # The "timeout" fault holds the answer until the client hangs up, at most this long.
         self.hang_seconds = hang_seconds
         self.delay = delay  # seconds before every answer
+        # (markers, condition): a request holding every marker is answered once the condition holds.
+        self._holds: list[tuple[tuple[str, ...], Callable[[], bool]]] = []
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._replies: deque[Any] = deque()
@@ -120,6 +123,21 @@ class FakeLLMServer:
 
     def set_script(self, script: Script | None) -> None:
         self.script = script
+
+    def hold(self, *markers: str, until: Callable[[], bool]) -> None:
+        """Answer requests whose schema name and texts contain every marker only once ``until()`` is
+        true (polled, at most ``hang_seconds``): a test orders a model call after something the daemon does."""
+        with self._lock:
+            self._holds.append((markers, until))
+
+    def wait_for_holds(self, body: str) -> None:
+        """Called by the handler before answering: ``body`` is the request's schema name and texts."""
+        with self._lock:
+            holds = [until for markers, until in self._holds if all(m in body for m in markers)]
+        deadline = time.monotonic() + self.hang_seconds
+        for until in holds:
+            while not until() and time.monotonic() < deadline and not self._stopping.is_set():
+                time.sleep(0.05)
 
     def enqueue(self, reply: Any) -> None:
         """Answer the next request with ``reply`` (str = text, dict/list = JSON), before the script.

@@ -37,7 +37,7 @@ def test_a_branch_behind_main_in_its_files_is_caught_up_and_the_conflict_sent_be
         {"when": {"schema": "CodeChange", "contains": "STRIPTASK"}, "reply": change("fmt.py", STRIP_CODE)},
     ]
     app, a, b = run_two(fake_llm, build, rules, "STRIPTASK fmt strips", "UPPERTASK fmt upper option",
-                        integration=integration)
+                        integration=integration, second_codes_after_first_merged=True)
     assert a.status == TaskStatus.COMPLETED, a.error
     assert b.status == TaskStatus.COMPLETED, b.error
     ws = app.live.current.file_system.workspace_path

@@ -131,6 +131,9 @@ def test_a_crash_between_the_push_of_main_and_the_database_merges_nothing_twice(
         tests = code_flow(a).run(task)
         before = remote_main(remote)
         task.payload.update({**tests.result, "stage": "code"})
+        coded = code_flow(a).run(task)
+        assert coded.next_stage == "merge"  # committed; the Tech Lead's merge stage comes next
+        task.payload.update({**coded.result, "stage": "merge"})
         merged = code_flow(a).run(task)
         assert merged.next_stage == "release"
         pushed = remote_main(remote)

@@ -35,9 +35,12 @@ def script(rules: list[dict[str, Any]]) -> Script:
 
 def run_two(fake_llm: Any, build: Any, rules: list[dict[str, Any]], first: str, second: str,
             seed: dict[str, str] | None = None, integration: str = "merge",
-            catch_up: bool = True) -> tuple[Any, Any, Any]:
+            catch_up: bool = True, second_codes_after_first_merged: bool = False) -> tuple[Any, Any, Any]:
     fake_llm.set_script(script(rules))
     app = build(fake_llm, {"git": {"integration": integration, "catch_up": catch_up}}, start=False)
+    if second_codes_after_first_merged:  # the second task's Developer answers once the first is on main
+        fake_llm.hold("CodeChange", second.split()[0],
+                      until=lambda: any(r["state"] == "merged" for r in queue_rows(app).values()))
     for path, content in (seed or {}).items():
         app.workspace.write_document(path, content, Role.DEVELOPER, f"seed {path}")
     app.start()
