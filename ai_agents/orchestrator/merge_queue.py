@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,9 @@ from ai_agents.errors import (
     TaskFailedError,
     WorkspaceError,
 )
+from ai_agents.file_system import FileSystemManager
 from ai_agents.file_system.paths import normalize
+from ai_agents.git import GitManager
 from ai_agents.memory.database import Database
 from ai_agents.testing import TestRunner
 from ai_agents.testing.verdict import expected_test_ids
@@ -91,8 +95,9 @@ class CatchUp(BaseModel):
 class MergeQueue:
     """See the module docstring. ``path``: the queue's own worktree, under the daemon's data directory."""
 
-    def __init__(self, *, git: Any, db: Database, path: Path, runner: TestRunner, main_branch: str,
-                 integration: Any, workspace_lock: Any, shared_remote: bool = False, fs: Any = None):
+    def __init__(self, *, git: GitManager, db: Database, path: Path, runner: TestRunner, main_branch: str,
+                 integration: Callable[[], str], workspace_lock: AbstractContextManager[object],
+                 shared_remote: bool = False, fs: FileSystemManager | None = None):
         self.git = git
         self.shared_remote = shared_remote  # integrate through the remote's main (git.shared_remote)
         self._fs = fs  # the main workspace's file-system manager: what a document path may be

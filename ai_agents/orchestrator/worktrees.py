@@ -27,9 +27,12 @@ from pathlib import Path
 
 import structlog
 
+from ai_agents.config.live import LiveConfig
+from ai_agents.deployment.manager import DeploymentManager
 from ai_agents.errors import CapacityWait, WorkspaceError
 from ai_agents.file_system import FileSystemManager
 from ai_agents.git import GitManager
+from ai_agents.memory.store import MemoryStore
 from ai_agents.orchestrator.workspace import Workspace
 from ai_agents.testing import TestRunner
 
@@ -62,8 +65,9 @@ def disk_use(root: Path, stop_at: int) -> int:
 class TaskWorkspace(Workspace):
     """A Workspace rooted at one task's worktree: its branch stays checked out; its own lock."""
 
-    def __init__(self, *, branch: str, path: Path, **parts: object):
-        super().__init__(**parts)  # type: ignore[arg-type]
+    def __init__(self, *, branch: str, path: Path, live: LiveConfig, fs: FileSystemManager, git: GitManager,
+                 runner: TestRunner, deployer: DeploymentManager, memory: MemoryStore):
+        super().__init__(live=live, fs=fs, git=git, runner=runner, deployer=deployer, memory=memory)
         self.branch = branch
         self.path = path
 
