@@ -447,4 +447,6 @@ LIVE_KEYS: tuple[str, ...] = (
     "git.integration",              # read by the merge queue at each candidate
     "file_system.max_worktrees",    # read at each new worktree
     "file_system.max_worktrees_mb",
+    "file_system.max_workspace_files",  # read after every test run (Workspace.check_limits)
+    "file_system.max_workspace_mb",
 )

@@ -37,6 +37,7 @@ def test_at_a_cap_a_new_task_waits_an_owned_worktree_goes_on_and_a_release_makes
 
 
 def test_the_caps_and_the_integration_mode_are_live_keys():
-    for key in ("file_system.max_worktrees", "file_system.max_worktrees_mb", "git.integration"):
+    for key in ("file_system.max_worktrees", "file_system.max_worktrees_mb", "git.integration",
+                "file_system.max_workspace_files", "file_system.max_workspace_mb"):
         assert live_prefix(key) == tuple(key.split(".")), key
     assert live_prefix("git.shared_remote") is None and live_prefix("git.catch_up") is None  # restart
