@@ -100,6 +100,15 @@ def suite_problems(suite: TestSuite, tests_dir: str, framework: str = "pytest") 
     return problems
 
 
+CONFLICT_WITH_MAIN = "conflict with main"
+
+
+def _reason_chars(failure: dict[str, Any]) -> int:
+    """How much of a failure the next attempt is told: the conflict hunks whole (up to 3000 characters),
+    a test's failure in brief."""
+    return 3000 if failure.get("test_name") == CONFLICT_WITH_MAIN else 200
+
+
 class CodeFlow:
     def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, tech_lead: ReviewerAgent,
                  approval_status: Callable[[str, str], str | None], merge_queue: MergeQueue,
@@ -278,8 +287,8 @@ class CodeFlow:
                         "pending_change": change.model_dump(mode="json")})
                 if failures is None and review is not None and review.approve:
                     return self._commit(task, branch, change, suite, message)
-                reasons = ([f"{f.get('test_name')}: {str(f.get('error_message'))[:200]}" for f in failures or []]
-                           or (review.issues + review.reasons if review else []))
+                reasons = ([f"{f.get('test_name')}: {str(f.get('error_message'))[:_reason_chars(f)]}"
+                            for f in failures or []] or (review.issues + review.reasons if review else []))
                 rejected += reasons[:3] or ["the attempt failed"]
                 if attempt < cfg.max_fix_attempts and self.with_tools:
                     change = self.tool_stages.code_change(task, branch, suite, feedback=rejected, previous=change)
@@ -310,7 +319,7 @@ class CodeFlow:
         self.dev.record("caught_up_with_main", task, branch=branch, files=caught.files, conflicts=caught.conflicts,
                         merged=sorted(caught.merged))
         if caught.conflicts:
-            return change, ([{"test_name": "conflict with main",
+            return change, ([{"test_name": CONFLICT_WITH_MAIN,
                               "error_message": caught.feedback(self.ws.main_branch)}], None, None)
         files = []
         for f in change.files:
