@@ -33,12 +33,16 @@ from ai_agents.domain import (
     parse_iso,
     utcnow,
 )
-from ai_agents.memory.database import Database, dumps, loads
+from ai_agents.memory.database import dumps, loads
+from ai_agents.memory.storage import Storage
 
 
 def fingerprint(title: str, description: str = "") -> str:
     """Hash of the normalised title: two tasks with the same one are the same task."""
     return hashlib.sha256(normalize_text(title).encode()).hexdigest()[:16]
+
+
+TASKS_CHANNEL = "ai_agents_tasks"  # NOTIFY channel: a task was queued
 
 
 def new_task_id() -> str:
@@ -62,7 +66,7 @@ def _row_to_task(row: dict[str, Any]) -> Task:
 class TaskStore:
     """Create, claim and finish tasks atomically."""
 
-    def __init__(self, db: Database, redact: Callable[[Any], Any] | None = None):
+    def __init__(self, db: Storage, redact: Callable[[Any], Any] | None = None):
         self.db = db
         # Results and errors quote test output and model text: scrub secrets before storing them.
         self._redact = redact or (lambda value: value)
@@ -82,6 +86,7 @@ class TaskStore:
             (task.id, task.type.value, task.title, task.description, dumps(task.payload), task.priority.value,
              iso(deadline), task.status.value, assigned_agent, parent_id, iso(now), iso(now), task.fingerprint),
         )
+        self.db.notify(TASKS_CHANNEL)  # wakes idle daemons of a cluster (PostgreSQL LISTEN/NOTIFY)
         return task
 
     def get(self, task_id: str) -> Task | None:
@@ -182,16 +187,31 @@ class TaskStore:
     # --- state changes: one transaction each, guarded by the expected status ---------
     def claim(self, task_id: str, owner: str, lease_seconds: float) -> Task | None:
         """queued -> in_progress for ``owner``; None when someone else has it or it is not queued."""
+        return self._claim("id = ? AND status = ?", (task_id, TaskStatus.QUEUED.value), owner, lease_seconds)
+
+    def claim_next(self, role: str, owner: str, lease_seconds: float) -> Task | None:
+        """Claim the first queued task of ``role`` by priority that no one else is claiming (PostgreSQL:
+        ``FOR UPDATE SKIP LOCKED``, so nodes racing for the head of the queue each get a different task)."""
+        return self._claim("status = ? AND queue_role = ? ORDER BY priority, created_at LIMIT 1",
+                           (TaskStatus.QUEUED.value, role), owner, lease_seconds)
+
+    def _claim(self, where: str, params: tuple[Any, ...], owner: str, lease_seconds: float) -> Task | None:
+        """One UPDATE of the row chosen by ``where``: the attempt counted, the lease and a new fencing token set.
+
+        SQLite: under BEGIN IMMEDIATE (one writer at a time). PostgreSQL: the row is locked with
+        ``FOR UPDATE SKIP LOCKED`` in the sub-select, and the UPDATE re-checks that it is still queued.
+        """
         now = utcnow()
+        skip = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgres" else ""
         with self.db.transaction() as conn:
-            changed = conn.execute(
+            row = conn.execute(
                 "UPDATE tasks SET status = ?, attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?, "
                 "lease_token = lease_token + 1, heartbeat_at = ?, started_at = ?, updated_at = ? "
-                "WHERE id = ? AND status = ?",
+                f"WHERE id = (SELECT id FROM tasks WHERE {where}{skip}) AND status = ? RETURNING *",
                 (TaskStatus.IN_PROGRESS.value, owner, iso(now + timedelta(seconds=lease_seconds)), iso(now),
-                 iso(now), iso(now), task_id, TaskStatus.QUEUED.value),
-            ).rowcount
-        return self.get(task_id) if changed else None
+                 iso(now), iso(now), *params, TaskStatus.QUEUED.value),
+            ).fetchone()
+        return _row_to_task(dict(row)) if row else None
 
     def renew_lease(self, task_id: str, owner: str, token: int) -> bool:
         """Heartbeat of a running attempt; False when the lease is no longer this attempt's.
@@ -211,7 +231,7 @@ class TaskStore:
     def update_payload(self, task_id: str, updates: dict[str, Any]) -> None:
         """Merge ``updates`` into the payload (progress markers a restart resumes from)."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT payload FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            row = conn.execute(f"SELECT payload FROM tasks WHERE id = ?{self.db.lock_rows}", (task_id,)).fetchone()
             if row is None:
                 return
             payload = loads(row["payload"]) or {}
@@ -291,7 +311,7 @@ class TaskStore:
         """in_progress -> queued for the next stage's role; each stage gets its own attempts."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT payload FROM tasks WHERE id = ? AND status = ? AND lease_owner = ? "
-                               "AND lease_token = COALESCE(?, lease_token)",
+                               f"AND lease_token = COALESCE(?, lease_token){self.db.lock_rows}",
                                (task_id, TaskStatus.IN_PROGRESS.value, owner, token)).fetchone()
             if row is None:
                 return False
@@ -307,7 +327,8 @@ class TaskStore:
     def release(self, task_id: str, owner: str, reason: str, *, token: int | None = None) -> bool:
         """in_progress -> queued without counting the attempt (shutdown, budget wait)."""
         return self.db.execute(
-            "UPDATE tasks SET status = ?, attempts = MAX(attempts - 1, 0), lease_owner = NULL, "
+            "UPDATE tasks SET status = ?, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
+            "lease_owner = NULL, "
             "lease_expires_at = NULL, error = ?, updated_at = ? WHERE id = ? AND status = ? AND lease_owner = ? "
             "AND lease_token = COALESCE(?, lease_token)",
             (TaskStatus.QUEUED.value, self._redact(reason), iso(utcnow()), task_id, TaskStatus.IN_PROGRESS.value,
@@ -316,7 +337,7 @@ class TaskStore:
     def retry_escalated(self, task_id: str, description: str | None, payload_updates: dict[str, Any]) -> bool:
         """escalated -> queued with fresh attempts (the CEO chose to retry differently)."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT payload, description FROM tasks WHERE id = ? AND status = ?",
+            row = conn.execute(f"SELECT payload, description FROM tasks WHERE id = ? AND status = ?{self.db.lock_rows}",
                                (task_id, TaskStatus.ESCALATED.value)).fetchone()
             if row is None:
                 return False
@@ -328,13 +349,19 @@ class TaskStore:
                 (TaskStatus.QUEUED.value, description or row["description"], dumps(payload), iso(utcnow()), task_id))
         return True
 
-    def recover_orphans(self, max_attempts: int) -> tuple[list[str], list[str]]:
+    def recover_orphans(self, max_attempts: int, owner_prefix: str | None = None) -> tuple[list[str], list[str]]:
         """At start-up: every in_progress task belonged to a dead process.
 
         Requeue it (its attempt was counted when it was claimed), or escalate it when
-        it has used all its attempts. Returns (requeued ids, escalated ids).
+        it has used all its attempts. Returns (requeued ids, escalated ids). In a cluster only
+        this node's leases (owners starting with ``owner_prefix``) are its own to recover; the
+        other nodes' are reclaimed when they expire.
         """
-        return self._reclaim("status = ?", (TaskStatus.IN_PROGRESS.value,), max_attempts,
+        if owner_prefix is None:
+            return self._reclaim("status = ?", (TaskStatus.IN_PROGRESS.value,), max_attempts,
+                                 "the daemon stopped while this task was running")
+        return self._reclaim("status = ? AND substr(lease_owner, 1, ?) = ?",
+                             (TaskStatus.IN_PROGRESS.value, len(owner_prefix), owner_prefix), max_attempts,
                              "the daemon stopped while this task was running")
 
     def expired_leases(self, max_attempts: int,
@@ -354,15 +381,19 @@ class TaskStore:
 
     def _reclaim(self, where: str, params: tuple, max_attempts: int, reason: str) -> tuple[list[str], list[str]]:
         now = iso(utcnow())
+        # PostgreSQL: rows another node is reclaiming right now are skipped (it has them).
+        skip = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgres" else ""
         with self.db.transaction() as conn:
-            rows = conn.execute(f"SELECT id, attempts FROM tasks WHERE {where}", params).fetchall()
+            rows = conn.execute(f"SELECT id, attempts FROM tasks WHERE {where}{skip}", params).fetchall()
             requeued = [r["id"] for r in rows if r["attempts"] < max_attempts]
             escalated = [r["id"] for r in rows if r["attempts"] >= max_attempts]
             for ids, status in ((requeued, TaskStatus.QUEUED), (escalated, TaskStatus.ESCALATED)):
                 for tid in ids:
                     conn.execute(
                         "UPDATE tasks SET status = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL, "
-                        "updated_at = ? WHERE id = ?", (status.value, reason, now, tid))
+                        f"updated_at = ? WHERE id = ? AND {where}", (status.value, reason, now, tid, *params))
+        if requeued:
+            self.db.notify(TASKS_CHANNEL)
         return requeued, escalated
 
     # --- approvals ----------------------------------------------------------------
@@ -377,11 +408,12 @@ class TaskStore:
         with self.db.transaction() as conn:
             if owner is not None and conn.execute(
                     "SELECT 1 FROM tasks WHERE id = ? AND status = ? AND lease_owner = ? "
-                    "AND lease_token = COALESCE(?, lease_token)",
+                    f"AND lease_token = COALESCE(?, lease_token){self.db.lock_rows}",
                     (task_id, TaskStatus.IN_PROGRESS.value, owner, token)).fetchone() is None:
                 return False
             if payload_updates:
-                row = conn.execute("SELECT payload FROM tasks WHERE id = ?", (task_id,)).fetchone()
+                row = conn.execute(f"SELECT payload FROM tasks WHERE id = ?{self.db.lock_rows}",
+                                   (task_id,)).fetchone()
                 payload = {**(loads(row["payload"]) or {}), **payload_updates}
                 conn.execute("UPDATE tasks SET payload = ? WHERE id = ?", (dumps(payload), task_id))
             conn.execute(
@@ -397,15 +429,17 @@ class TaskStore:
         """Approve or reject the pending approval of a task; requeue it either way so it can go on."""
         now = iso(utcnow())
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT * FROM approvals WHERE task_id = ? AND status = 'pending'",
+            row = conn.execute(f"SELECT * FROM approvals WHERE task_id = ? AND status = 'pending'{self.db.lock_rows}",
                                (task_id,)).fetchone()
             if row is None:
                 return None
             status = "approved" if approved else "rejected"
-            conn.execute("UPDATE approvals SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",
-                         (status, now, decided_by, row["id"]))
+            if not conn.execute("UPDATE approvals SET status = ?, decided_at = ?, decided_by = ? "
+                                "WHERE id = ? AND status = 'pending'", (status, now, decided_by, row["id"])).rowcount:
+                return None  # decided meanwhile (another node, another command)
             conn.execute("UPDATE tasks SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
                          (TaskStatus.QUEUED.value, now, task_id, TaskStatus.AWAITING_APPROVAL.value))
+        self.db.notify(TASKS_CHANNEL)
         return {**dict(row), "status": status}
 
     def approvals(self, status: str | None = "pending") -> list[dict[str, Any]]:
