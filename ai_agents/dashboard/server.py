@@ -39,6 +39,7 @@ from ai_agents.domain import TaskStatus, TaskType
 from ai_agents.errors import ConfigError
 from ai_agents.logging_setup import Redactor
 from ai_agents.memory import Database
+from ai_agents.memory.storage import from_config as storage_from_config
 from ai_agents.ops.metrics_server import parse_listen
 
 log = structlog.get_logger("ai_agents.dashboard")
@@ -74,7 +75,7 @@ class DashboardServer:
             raise ConfigError(f"the dashboard would listen on {self.listen}, which is not loopback, without "
                               "dashboard.token: set one (e.g. token: ${DASHBOARD_TOKEN}) or listen on 127.0.0.1")
         self.secret = secrets.token_bytes(32)  # signs the CSRF token; a restart invalidates open forms
-        self.data = DashboardData(settings, db or Database(settings.memory.database_path))
+        self.data = DashboardData(settings, db or storage_from_config(settings.memory))
         self.escaper = Escaper(redactor or Redactor(settings.secret_values()))
         self.pages = Pages(self.escaper, cfg.poll_seconds, login_enabled=self.token is not None)
         self._server: _Server | None = None

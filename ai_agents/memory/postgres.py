@@ -14,7 +14,7 @@ transaction that broke half-way is rolled back by the server and its error reach
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from functools import lru_cache
 from typing import Any
@@ -75,6 +75,13 @@ def ddl_to_postgres(statement: str) -> str:
     return to_postgres(statement).replace("%%", "%")  # DDL runs without parameters
 
 
+def clean(params: Params) -> Params:
+    """PostgreSQL text cannot hold NUL: a model's or a test run's stray NUL byte becomes U+FFFD, not an error."""
+    if isinstance(params, Mapping):
+        return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in params.items()}
+    return [v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in params]
+
+
 class _Tx:
     """The connection a transaction body sees: ``?`` SQL translated, psycopg cursors returned."""
 
@@ -82,7 +89,7 @@ class _Tx:
         self._conn = conn
 
     def execute(self, sql: str, params: Params = ()) -> psycopg.Cursor[dict[str, Any]]:
-        return self._conn.execute(to_postgres(sql), params)  # type: ignore[arg-type]
+        return self._conn.execute(to_postgres(sql), clean(params))  # type: ignore[arg-type]
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -142,7 +149,7 @@ class PostgresDatabase:
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         for attempt in self._retrying():
             with attempt, self.pool.connection() as conn:
-                return conn.execute(to_postgres(sql), params).fetchall()  # type: ignore[arg-type]
+                return conn.execute(to_postgres(sql), clean(params)).fetchall()  # type: ignore[arg-type]
         raise AssertionError("unreachable")
 
     def query_one(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
@@ -153,7 +160,7 @@ class PostgresDatabase:
         """One write statement (autocommit: its own transaction); rows changed."""
         for attempt in self._retrying():
             with attempt, self.pool.connection() as conn:
-                return conn.execute(to_postgres(sql), params).rowcount  # type: ignore[arg-type]
+                return conn.execute(to_postgres(sql), clean(params)).rowcount  # type: ignore[arg-type]
         raise AssertionError("unreachable")
 
     def notify(self, channel: str) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+from ai_agents.config.models import MemoryConfig
+
 Params = Sequence[Any] | Mapping[str, Any]
 Dialect = Literal["sqlite", "postgres"]
 
@@ -80,6 +82,12 @@ def open_storage(database_path: Path, database_url: str | None = None, *, pool_s
     from ai_agents.memory.database import Database
 
     return Database(database_path)
+
+
+def from_config(memory: MemoryConfig) -> Storage:
+    """The store ``memory`` configures (``database_url``: PostgreSQL; else the SQLite file)."""
+    url = memory.database_url.get_secret_value() if memory.database_url is not None else None
+    return open_storage(memory.database_path, url, pool_size=memory.pool_size)
 
 
 def iter_statements(script: str) -> Iterator[str]:

@@ -322,6 +322,7 @@ class TaskStore:
                 "UPDATE tasks SET status = ?, payload = ?, assigned_agent = ?, queue_role = ?, attempts = 0, "
                 "lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",
                 (TaskStatus.QUEUED.value, dumps(payload), assigned_agent, assigned_agent, iso(utcnow()), task_id))
+        self.db.notify(TASKS_CHANNEL)
         return True
 
     def release(self, task_id: str, owner: str, reason: str, *, token: int | None = None) -> bool:
