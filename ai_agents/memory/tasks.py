@@ -166,6 +166,11 @@ class TaskStore:
                      priority=Priority.parse(int(r["priority"])), deadline=parse_iso(r["deadline"]),
                      created_at=parse_iso(r["created_at"])) for r in rows]
 
+    def any_queued(self) -> bool:
+        """Is any task queued? (One indexed read: the dispatcher's idle check.)"""
+        return self.db.query_one("SELECT 1 AS x FROM tasks WHERE status = ? LIMIT 1",
+                                 (TaskStatus.QUEUED.value,)) is not None
+
     def queued_by_role(self) -> dict[str, int]:
         rows = self.db.query("SELECT COALESCE(queue_role, '-') AS role, COUNT(*) AS n FROM tasks WHERE status = ? "
                              "GROUP BY queue_role", (TaskStatus.QUEUED.value,))
