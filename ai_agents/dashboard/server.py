@@ -38,7 +38,7 @@ from ai_agents.dashboard.queries import SHA, TASK_ID, DashboardData, TaskFilter
 from ai_agents.domain import TaskStatus, TaskType
 from ai_agents.errors import ConfigError
 from ai_agents.logging_setup import Redactor
-from ai_agents.memory import Database
+from ai_agents.memory import Storage
 from ai_agents.memory.storage import from_config as storage_from_config
 from ai_agents.ops.metrics_server import parse_listen
 
@@ -66,7 +66,7 @@ class DashboardServer:
     """Serves the pages from a background thread (the daemon) or the foreground (the CLI)."""
 
     def __init__(self, settings: Settings, listen: str | None = None, *, redactor: Redactor | None = None,
-                 db: Database | None = None):
+                 db: Storage | None = None):
         cfg = settings.dashboard
         self.listen = listen or cfg.listen or DEFAULT_LISTEN
         self.host, self.port = parse_listen(self.listen)

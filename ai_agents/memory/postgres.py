@@ -48,12 +48,15 @@ _CODE = [
     (re.compile(r"(?<=\s)\+(?=[A-Za-z_])"), ""),  # SQLite's "+col" (skip an index) is not valid here
     (re.compile(r"\bLIKE\b"), "ILIKE"),  # SQLite's LIKE ignores ASCII case
 ]
+# json_extract(col, '$.a.b') -> the same path read from the text as jsonb (before literals are set aside).
+_JSON_EXTRACT = re.compile(r"\bjson_extract\(\s*([\w.]+)\s*,\s*'\$\.([\w.]+)'\s*\)", re.I)
 _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\b", re.I)
 
 
 @lru_cache(maxsize=1024)
 def to_postgres(sql: str) -> str:
     """Translate store SQL (SQLite dialect, ``?`` placeholders) to PostgreSQL (``%s``)."""
+    sql = _JSON_EXTRACT.sub(lambda m: f"(CAST({m[1]} AS jsonb) #>> '{{{m[2].replace('.', ',')}}}')", sql)
     out = []
     for i, part in enumerate(_QUOTED.split(sql)):
         if i % 2:  # a string literal: only escape '%' for psycopg

@@ -57,5 +57,23 @@ def test_translation_to_postgres() -> None:
     assert "EXTRACT(EPOCH FROM CAST(finished_at AS timestamptz))" in to_postgres("SELECT julianday(finished_at)")
     assert ddl_to_postgres("CREATE TABLE x (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp TIMESTAMP, c REAL)") == \
         "CREATE TABLE x (id BIGSERIAL PRIMARY KEY, timestamp TEXT, c DOUBLE PRECISION)"
+    assert to_postgres("SELECT json_extract(payload, '$.stage') AS stage") == \
+        "SELECT (CAST(payload AS jsonb) #>> '{stage}') AS stage"
     assert redact_url("postgresql://agents:s3cret@db:5432/ai") == "postgresql://agents:***@db:5432/ai"
     assert redact_url("postgresql://agents@db/ai") == "postgresql://agents@db/ai"
+
+
+def test_database_url_config_is_postgres_only_and_its_password_is_a_secret(tmp_path) -> None:
+    from ai_agents.config import load_config
+    from ai_agents.errors import ConfigError
+
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text('memory:\n  database_url: "postgresql://agents:${AI_AGENTS_DB_PASSWORD}@db:5432/ai"\n')
+    settings = load_config(cfg, env={"AI_AGENTS_DB_PASSWORD": "pw-" + "Q" * 12})
+    assert "pw-" + "Q" * 12 in settings.secret_values()  # scrubbed from logs, prompts and commits
+    assert "pw-" not in repr(settings.memory)  # a SecretStr: never printed
+    cfg.write_text('memory:\n  database_url: "mysql://x@db/ai"\n')
+    with pytest.raises(ConfigError, match="database_url"):
+        load_config(cfg, env={})
+    cfg.write_text('memory:\n  database_url: "${UNSET_DB_URL}"\n')
+    assert load_config(cfg, env={}).memory.database_url is None  # unset: SQLite

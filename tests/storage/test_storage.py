@@ -175,3 +175,23 @@ def test_concurrent_claims_two_daemons_four_threads_no_task_claimed_twice(db: St
         t.join(60)
     assert sorted(claimed) == sorted(ids)  # every task once, none twice
     assert {r["n"] for r in db.query("SELECT attempts AS n FROM tasks")} == {1}
+
+
+def test_dashboard_reads_overview_task_pages_charts_and_approvals_on_both(db: Storage, tmp_path) -> None:
+    from ai_agents.dashboard.queries import DashboardData, TaskFilter
+
+    tasks, memory = TaskStore(db), MemoryStore(db)
+    done = tasks.create(TaskType.ANALYSIS, "Market 50% study")
+    tasks.create(TaskType.CODE, "Other_thing")
+    claimed = tasks.claim(done.id, "n:1:cfo-0", 60)
+    tasks.complete(done.id, "n:1:cfo-0", {}, token=claimed.lease_token)  # type: ignore[union-attr]
+    memory.record_llm_call(agent="cfo", task_id=done.id, provider="openai", model="m", tokens_in=3, cost_usd=0.5)
+    data = DashboardData(Settings.model_validate({"file_system": {"workspace_path": str(tmp_path / "ws")}}), db)
+    overview = data.overview()
+    assert {t["id"] for t in overview["recent"]} == {done.id, tasks.list()[1].id}
+    page = data.task_page(TaskFilter(q="50%"))  # the search's own % is escaped, and case is ignored
+    assert [t["id"] for t in page.rows] == [done.id]
+    assert [t["title"] for t in data.task_page(TaskFilter(q="other_")).rows] == ["Other_thing"]
+    charts = data.charts()
+    assert sum(charts["completed"]) == 1 and charts["tokens"][-1] == 3 and len(charts["durations"]) == 1
+    assert data.approvals() == ([], [])
