@@ -70,7 +70,10 @@ class AdvisoryLocks:
                 return True
             return False
 
-    def _drop(self) -> None:
+    def _drop(self, release: bool = False) -> None:
+        if self._conn is not None and release and self._held:
+            with contextlib.suppress(psycopg.Error):  # at once: the server may take a moment to end the session
+                self._conn.execute("SELECT pg_advisory_unlock_all()")
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
@@ -79,4 +82,4 @@ class AdvisoryLocks:
 
     def close(self) -> None:
         with self._lock:
-            self._drop()  # the session ends: every lock is released for the other nodes
+            self._drop(release=True)  # every lock released for the other nodes, then the session ends

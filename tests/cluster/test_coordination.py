@@ -23,8 +23,9 @@ def test_a_singleton_runs_on_one_node_and_is_handed_over_when_that_node_goes(pg_
         assert a.held("generation") and a.held("generation")  # taken, then kept
         assert not b.held("generation")  # one node at a time
         assert b.held("retention")  # each job its own lock
-        a.close()  # node a stops (or its connection dies): its session ends
+        a.close()  # node a stops: its locks are released and its session ends
         assert b.held("generation")
+        assert not a.held("generation")  # a back again: b has it now
     finally:
         a.close()
         b.close()
