@@ -26,7 +26,7 @@ from ai_agents.deployment import DeploymentManager
 from ai_agents.deps.gate import DependencyGate
 from ai_agents.deps.python_env import ENV_DIR, ProjectPythonEnv
 from ai_agents.domain import CheckResult, Role, TaskStatus, TaskType
-from ai_agents.errors import FatalError
+from ai_agents.errors import ConfigError, FatalError
 from ai_agents.file_system import FileSystemManager
 from ai_agents.git import GitManager
 from ai_agents.llm import LLMClient
@@ -129,6 +129,9 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     keep = [*settings.file_system.keep_untracked, *own]
     git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values(), keep_untracked=keep)
     git.ensure_repository(settings.git.repository_url)
+    if settings.git.shared_remote and not git.has_remote():
+        raise ConfigError(f"git.shared_remote needs a remote: set git.repository_url (no remote named "
+                          f"{settings.git.remote_name} in {settings.repo_path})")
     # The project's own packages: a virtualenv beside the database, outside the workspace (deps/python_env.py).
     project_env = settings.memory.database_path.parent / ENV_DIR
     runner = TestRunner.from_config(settings.testing, settings.repo_path, hidden_paths=hidden, read_only_paths=keep,
@@ -166,7 +169,8 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         git=git, db=db, path=queue_path, main_branch=settings.git.branch,
         runner=TestRunner.from_config(settings.testing, queue_path, hidden_paths=[*hidden, settings.repo_path],
                                       project_env=project_env, shared_node_modules=settings.repo_path / "node_modules"),
-        integration=lambda: live.current.git.integration, workspace_lock=workspace.lock)
+        integration=lambda: live.current.git.integration, workspace_lock=workspace.lock,
+        shared_remote=settings.git.shared_remote, fs=fs)
 
     agent_args = (llm, context, memory, live)
     ceo = CEOAgent(*agent_args)
@@ -180,7 +184,9 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     doers = {role: agent for role, agent in {Role.CEO: ceo, **reviewers}.items() if role in enabled}
     executor = ThreadPoolExecutor(max_workers=max(2, len(reviewers)), thread_name_prefix="vteam")
     flows = {
-        TaskType.ANALYSIS: AnalysisFlow(doers, workspace.write_document),
+        # Documents reach main through the merge queue too (committed: auto_commit is restart-only).
+        TaskType.ANALYSIS: AnalysisFlow(doers, merge_queue.write_document if settings.git.auto_commit
+                                        else workspace.write_document),
         TaskType.DECISION: DecisionFlow(ceo, reviewers, lambda: live.current.agents.v_team, executor),
         TaskType.CODE: (code_flow := CodeFlow(workspace, qa=QAAgent(*agent_args),
                                               developer=DeveloperAgent(*agent_args),

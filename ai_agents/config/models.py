@@ -106,6 +106,13 @@ class GitConfig(Section):
     # The merge queue brings an approved branch up to date with the main branch by rebasing it onto
     # main or by merging main into it; either way main then gets one tested --no-ff merge commit.
     integration: Literal["rebase", "merge"] = "merge"
+    # Several daemons share the remote (repository_url): task branches are pushed as they are committed
+    # and the merge queue integrates through the remote's main (fetch, test, --force-with-lease push).
+    shared_remote: bool = False
+    # Early conflict detection: before each Developer attempt, a branch whose base fell behind main by
+    # changes to files the task touches is brought up to date (as integration says) and the attempt's
+    # files merged onto main's; conflict hunks go to the Developer at once rather than at the queue.
+    catch_up: bool = True
     push_retries: int = Field(3, ge=0)
     identity_domain: str = "ai-agents.local"
     username: str | None = Field(None, description="user for an https remote; the token comes from the env")
@@ -131,6 +138,7 @@ class FileSystemConfig(Section):
                                                           "test run; over it the task fails and the files go")
     max_workspace_files: int = Field(50_000, gt=0, description="files and directories, likewise")
     max_worktrees: int = Field(8, ge=1, description="task worktrees at once; at the cap new code tasks wait")
+    max_worktrees_mb: int = Field(4096, ge=1, description="disk use of all worktrees; at the cap new code tasks wait")
 
     @field_validator("keep_untracked")
     @classmethod

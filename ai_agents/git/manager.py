@@ -31,6 +31,7 @@ from ai_agents.git.message import CommitRecord, compose, parse_trailers
 from ai_agents.git.remote import RemoteOps
 from ai_agents.git.repo_state import EMPTY_TREE
 from ai_agents.git.secrets_scan import SecretFinding, path_kind, scan_added_lines, scan_message
+from ai_agents.git.shared import SharedRemoteMixin
 from ai_agents.git.sync import SyncMixin
 
 log = structlog.get_logger("ai_agents.git")
@@ -53,7 +54,7 @@ dist/
 DEFAULT_README = "# Workspace\n\nCode written test-first by the AI agents. Every commit names the agent that made it.\n"
 
 
-class GitManager(BranchMixin, SyncMixin, IntegrationMixin):
+class GitManager(BranchMixin, SyncMixin, IntegrationMixin, SharedRemoteMixin):
     """One git repository worked on by the agents (see module docstring for the guarantees)."""
 
     def __init__(

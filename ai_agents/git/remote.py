@@ -97,6 +97,28 @@ class RemoteOps:
                 raise GitOperationError("git push reported no result")
         self._retry(f"push of {branch} to {remote_name}", attempt)
 
+    def push_lease(self, remote: str, sha: str, branch: str, expect: str | None) -> bool:
+        """Set the remote's ``branch`` to ``sha`` only if it is still ``expect`` (None: absent).
+
+        A compare-and-swap (``--force-with-lease``): True when pushed, False when the remote's branch
+        was not ``expect`` (someone else moved it; nothing changed). Unreachable: GitRemoteError.
+        """
+        lease = f"--force-with-lease=refs/heads/{branch}:{expect or ''}"
+
+        def attempt(env: dict[str, str]) -> bool:
+            result = self.cmd.run("push", "--porcelain", lease, remote, f"{sha}:refs/heads/{branch}", env=env,
+                                  timeout=self.timeout, check=False)
+            verdicts = [ln for ln in result.stdout.splitlines() if ln[:2] in ("!\t", " \t", "+\t", "*\t", "=\t")]
+            if any(ln.startswith("!") for ln in verdicts):
+                if any(w in ln for ln in verdicts for w in ("stale info", "fetch first", "non-fast-forward",
+                                                             "already exists")):
+                    return False
+                raise _RejectedError(" / ".join(verdicts)[:300])
+            if not result.ok or not verdicts:
+                raise GitOperationError(self.cmd.explain(result))
+            return True
+        return self._retry(f"push of {branch} to {remote}", attempt)
+
     def ls_remote(self, remote: str, timeout: float) -> str:
         """One quick reachability probe, no retries (used by doctor)."""
         with self.credentials.for_call() as (env, config):

@@ -11,9 +11,19 @@ Developer with the conflict hunks or the failures. A red suite is run once more 
 run passes, the failure was unrelated flakiness and is logged (``merge_queue_flaky``).
 
 Crash safety: each step is recorded in the ``merge_queue`` row (SQLite) before the next one. A
-restart finds a candidate already in main (merged, nothing to do), a candidate tested on the
+restart finds a candidate already in main (merged, nothing to do: the row's candidate, the branch's
+tip or a first-parent merge with the task's ``Task-Id`` trailer), a candidate tested on the
 current main (fast-forward without testing again), or anything else (build and test again).
 The fast-forward itself is a compare-and-swap, so nothing is merged twice.
+
+Several daemons (``git.shared_remote``): the queue integrates through the remote. It fetches and
+builds on the remote's main, and moves it by ``push --force-with-lease=main:<the sha it was built
+on>``; a rejected push (another node merged meanwhile) means fetch, rebuild and test again
+(bounded). The local main only follows the remote's. Task branches are published as they are
+committed (:meth:`publish`), so another node can resume a task from its branch.
+
+Documents (analysis results) reach main through the queue too (:meth:`write_document`): committed
+on top of the current main, tested unless plain text, and fast-forwarded like a merge.
 """
 
 from __future__ import annotations
@@ -29,7 +39,14 @@ from pydantic import BaseModel, Field
 
 from ai_agents import attempt as current_lease
 from ai_agents.domain import Role, Task, iso, utcnow
-from ai_agents.errors import MergeConflictError, TaskFailedError, WorkspaceError
+from ai_agents.errors import (
+    AgentsError,
+    GitOperationError,
+    GitRemoteError,
+    MergeConflictError,
+    TaskFailedError,
+    WorkspaceError,
+)
 from ai_agents.file_system.paths import normalize
 from ai_agents.memory.database import Database
 from ai_agents.testing import TestRunner
@@ -38,6 +55,7 @@ from ai_agents.testing.verdict import expected_test_ids
 log = structlog.get_logger("ai_agents.merge_queue")
 
 MAX_REBUILDS = 5  # main moved between the test and the fast-forward this often: give up for now
+TEXT_SUFFIXES = (".md", ".txt", ".rst")  # documents no test can import: committed without a suite run
 
 
 class QueueState(str, Enum):
@@ -56,12 +74,28 @@ class MergeOutcome(BaseModel):
     test_seconds: float | None = None
 
 
+class CatchUp(BaseModel):
+    """What bringing a task's branch up to date before an attempt did (:meth:`MergeQueue.catch_up`)."""
+
+    files: list[str]                                           # touched by the task and changed on main
+    merged: dict[str, str] = Field(default_factory=dict)       # the attempt's files merged onto main's
+    conflicts: list[str] = Field(default_factory=list)         # the attempt's files that conflict
+    hunks: str = ""
+
+    def feedback(self, main_branch: str) -> str:
+        return (f"Conflict hunks: {main_branch} changed {', '.join(self.conflicts)} since your branch was cut "
+                f"and your change conflicts with it; the branch now holds the current {main_branch}: write the "
+                f"change again against it.\n{self.hunks}")
+
+
 class MergeQueue:
     """See the module docstring. ``path``: the queue's own worktree, under the daemon's data directory."""
 
     def __init__(self, *, git: Any, db: Database, path: Path, runner: TestRunner, main_branch: str,
-                 integration: Any, workspace_lock: Any):
+                 integration: Any, workspace_lock: Any, shared_remote: bool = False, fs: Any = None):
         self.git = git
+        self.shared_remote = shared_remote  # integrate through the remote's main (git.shared_remote)
+        self._fs = fs  # the main workspace's file-system manager: what a document path may be
         self.db = db
         self.path = Path(path)
         self.runner = runner
@@ -98,19 +132,16 @@ class MergeQueue:
                 outcome = self._step(task, branch, qa_files)
                 if outcome is not None:
                     return outcome
-            raise TaskFailedError(f"main kept moving while {branch} was tested; try again")
+            raise self._kept_moving(branch)
 
     def _step(self, task: Task, branch: str, qa_files: set[str]) -> MergeOutcome | None:
         row = self.row(task.id) or {}
-        main = self.git.rev(self.main_branch)
+        main = self._main()
         tip = self.git.rev(branch)
         if tip is None:
             raise TaskFailedError(f"branch {branch} is gone; nothing to merge")
-        for done in (row.get("merged_sha"), row.get("candidate_sha")):
-            if done and self.git.is_ancestor(done, main):  # merged before a crash: never twice
-                return self._merged(task, done, None, resumed=True)
-        if self.git.is_ancestor(tip, main):
-            return self._merged(task, main, None, resumed=True)
+        if (done := self._already_merged(task.id, row, main, tip)) is not None:
+            return self._merged(task, done, None, resumed=True)  # merged before a crash: never twice
         candidate, seconds = row.get("candidate_sha"), row.get("test_seconds")
         ready = (row.get("state") == QueueState.TESTED.value and row.get("base_sha") == main
                  and row.get("tip_sha") == tip and candidate and self.git.rev(candidate))
@@ -122,20 +153,85 @@ class MergeQueue:
                 return built
             candidate, tip = built
             self._update(task.id, state=QueueState.TESTING, base_sha=main, tip_sha=tip, candidate_sha=candidate)
-            red, seconds = self._test(task, qa_files)
+            red, seconds = self._test(task.id, qa_files)
             if red is not None:
                 self._update(task.id, state=QueueState.RETURNED, returns=int(row.get("returns") or 0) + 1,
                              detail="red suite", test_seconds=seconds)
-                return MergeOutcome(merged=False, reason="red", feedback=red, test_seconds=seconds)
+                return MergeOutcome(merged=False, reason="red", feedback=[
+                    f"the full suite failed on your branch merged with the current {self.main_branch}; the task "
+                    f"was rebuilt on the current {self.main_branch}: " + "; ".join(red[:5])], test_seconds=seconds)
             self._update(task.id, state=QueueState.TESTED, test_seconds=seconds)
         current_lease.check()  # fencing: only the attempt holding the lease moves main
+        if not self._advance(candidate, main):
+            log.info("merge_queue_main_moved", task_id=task.id, shared_remote=self.shared_remote)
+            return None
+        return self._merged(task, candidate, seconds, resumed=False)
+
+    def _already_merged(self, task_id: str, row: dict[str, Any], main: str, tip: str) -> str | None:
+        """The commit of ``main`` that already holds this task's merge, or None."""
+        for done in (row.get("merged_sha"), row.get("candidate_sha")):
+            if done and self.git.is_ancestor(done, main):
+                return str(done)
+        if self.git.is_ancestor(tip, main):
+            return main
+        return self.git.merged_task(main, task_id)  # e.g. merged by another node whose row is not ours
+
+    # --- the main branch: local, or the shared remote's ------------------------------------
+    def _main(self) -> str:
+        """The main branch's tip to build on: with a shared remote the remote's (fetched, and the
+        local main made to follow it; local commits the remote lacks are published first)."""
+        if not self.shared_remote:
+            main = self.git.rev(self.main_branch)
+            if main is None:
+                raise GitOperationError(f"there is no {self.main_branch} branch")
+            return str(main)
+        self.git.fetch()
+        remote, local = self.git.remote_rev(self.main_branch), self.git.rev(self.main_branch)
+        if local is not None and (remote is None or (remote != local and self.git.is_ancestor(remote, local))):
+            current_lease.check()
+            if self.git.push_lease(local, self.main_branch, remote):
+                log.info("merge_queue_published_main", commit=local, was=remote)
+                return str(local)
+            self.git.fetch()
+            remote = self.git.remote_rev(self.main_branch)
+        if remote is None:
+            raise GitOperationError(f"the remote has no {self.main_branch} branch and none could be pushed")
+        if local != remote:
+            if local is not None and not self.git.is_ancestor(local, remote):
+                log.error("merge_queue_main_diverged", local=local, remote=remote, alert=True)
+                raise GitOperationError(f"the local {self.main_branch} ({local[:12]}) and the remote's "
+                                        f"({remote[:12]}) diverged; reconcile them by hand")
+            self._follow(remote)
+        return str(remote)
+
+    def _follow(self, sha: str) -> None:
+        """Fast-forward the local main (the main working tree, clean) to ``sha`` (already on the remote)."""
         with self._workspace_lock:
-            if self.git.rev(self.main_branch) != main:
-                log.info("merge_queue_main_moved", task_id=task.id)
-                return None
+            if self.git.rev(self.main_branch) == sha:
+                return
+            self.git.checkout(self.main_branch)
+            self.git.fast_forward(sha)
+
+    def _advance(self, candidate: str, base: str) -> bool:
+        """Move main from ``base`` to ``candidate`` (a compare-and-swap); False when main moved meanwhile."""
+        if self.shared_remote:
+            if not self.git.push_lease(candidate, self.main_branch, base):
+                return False
+            self._follow(candidate)
+            return True
+        with self._workspace_lock:
+            if self.git.rev(self.main_branch) != base:
+                return False
             self.git.checkout(self.main_branch)
             self.git.fast_forward(candidate)
-        return self._merged(task, candidate, seconds, resumed=False)
+        return True
+
+    def publish(self, branch: str) -> None:
+        """With a shared remote: push the task's ``branch`` as committed (lease checked first)."""
+        if not self.shared_remote:
+            return
+        current_lease.check()  # fencing: only the attempt holding the lease publishes the task's branch
+        self.git.publish_branch(branch)
 
     def _merged(self, task: Task, sha: str, seconds: float | None, *, resumed: bool) -> MergeOutcome:
         self._update(task.id, state=QueueState.MERGED, merged_sha=sha)
@@ -153,6 +249,7 @@ class MergeQueue:
                     self.git.move_branch(branch, rebased, tip)
                     log.info("merge_queue_rebased", task_id=task.id, branch=branch, old=tip, new=rebased)
                     tip = rebased
+                    self.publish(branch)
             candidate = self.git.merge_detached(cmd, main, tip, message=f"Merge {branch}",
                                                 trailers={"Task-Id": task.id, "Agent": Role.TECH_LEAD.title})
         except MergeConflictError as e:
@@ -166,7 +263,7 @@ class MergeQueue:
                 f"Conflict hunks:\n{e.hunks}"])
         return candidate, tip
 
-    def _test(self, task: Task, qa_files: set[str]) -> tuple[list[str] | None, float]:
+    def _test(self, task_id: str, qa_files: set[str]) -> tuple[list[str] | None, float]:
         """The full suite on the candidate (the worktree): (None when green, else the failures; seconds)."""
         expected = self._expected(qa_files)
         failures: list[str] = []
@@ -176,17 +273,16 @@ class MergeQueue:
             result = self.runner.run_tests(expected=expected)
             seconds = round(time.monotonic() - started, 3)
             current_lease.progress()
-            log.info("merge_queue_tested", task_id=task.id, run=run, outcome=result.outcome,
+            log.info("merge_queue_tested", task_id=task_id, run=run, outcome=result.outcome,
                      passed=result.passed_count, failed=result.failed_count, seconds=seconds)
             if result.passed:
                 if run == 2:
-                    log.warning("merge_queue_flaky", task_id=task.id, first_failures=failures[:5], alert=True)
+                    log.warning("merge_queue_flaky", task_id=task_id, first_failures=failures[:5], alert=True)
                 return None, seconds
             failures = [f"{f.test_name}: {str(f.error_message)[:300]}" for f in result.failures] or [
                 f"{result.outcome}: {result.output_tail[-1500:]}"]
             failures += [f"tampering: {t}" for t in result.tampering[:3]]
-        return [f"the full suite failed on your branch merged with the current {self.main_branch}; the task was "
-                f"rebuilt on the current {self.main_branch}: " + "; ".join(failures[:5])], seconds
+        return failures, seconds
 
     def _expected(self, qa_files: set[str]) -> list[str]:
         """QA's test ids, read by the daemon from the candidate's committed files."""
@@ -206,7 +302,7 @@ class MergeQueue:
         What a conflict or a red suite leaves the Developer: the tests, on today's main.
         """
         with self._lock:  # the queue's worktree is the queue's: never two users at once
-            main = self.git.rev(self.main_branch)
+            main = self._main()
             tip = self.git.rev(branch)
             qa = [r.sha for r in reversed(self.git.commit_records(200, branch=branch))
                   if r.agent == Role.QA.value and r.trailers.get("Task-Id") == task.id
@@ -221,4 +317,99 @@ class MergeQueue:
             self.git.move_branch(branch, new, tip)
             self.git.reset_worktree(cmd, main)
             log.info("merge_queue_reworked", task_id=task.id, branch=branch, old=tip, new=new, qa_commits=len(qa))
-            return new
+        self.publish(branch)
+        return new
+
+    # --- early conflict detection ---------------------------------------------------------
+    def catch_up(self, task: Task, branch: str, writes: dict[str, str]) -> CatchUp | None:
+        """Before an attempt: when main moved, since ``branch``'s base, in files the task touched (its
+        commits, or ``writes``: path -> text the attempt is about to write), bring the branch up to
+        date (rebase or merge main into it, ``git.integration``) and merge the attempt's files onto
+        main's versions. None when nothing had to be done; conflicts are in the result (the hunks go
+        to the Developer, as for the queue)."""
+        if self._behind(branch, writes) is None:  # read-only: most attempts never wait for the queue
+            return None
+        with self._lock:
+            if (behind := self._behind(branch, writes)) is None:
+                return None
+            main, tip, base, moved, overlap = behind
+            caught = CatchUp(files=sorted(overlap))
+            hunks = []
+            for path in sorted(set(writes) & moved):
+                text, clean = self.git.merge_texts(self.git.file_at(base, path) or "", writes[path],
+                                                   self.git.file_at(main, path) or "",
+                                                   labels=("your change", "branch base", self.main_branch))
+                if clean:
+                    caught.merged[path] = text
+                else:
+                    caught.conflicts.append(path)
+                    hunks.append(f"--- {path} ---\n{text}")
+            caught.hunks = "\n".join(hunks)[:6000]
+            cmd = self.git.ensure_worktree(self.path, main)
+            try:
+                if self._integration() == "rebase":
+                    new = self.git.rebase_detached(cmd, main, tip)
+                else:
+                    new = self.git.merge_detached(cmd, tip, main, message=f"Merge {self.main_branch} into {branch}",
+                                                  trailers={"Agent": Role.TECH_LEAD.title})
+            except MergeConflictError as e:
+                raise TaskFailedError(f"this task's commits conflict with the current {self.main_branch} in "
+                                      f"{', '.join(e.conflicts)}; branch {branch} kept as it was") from e
+            current_lease.check()
+            self.git.move_branch(branch, new, tip)
+            self.git.reset_worktree(cmd, main)
+            log.info("merge_queue_caught_up", task_id=task.id, branch=branch, old=tip, new=new, files=caught.files,
+                     conflicts=caught.conflicts)
+        self.publish(branch)
+        return caught
+
+    def _behind(self, branch: str, writes: dict[str, str]) -> tuple[str, str, str, set[str], set[str]] | None:
+        """(main, tip, base, files main changed since base, those the task touches) or None when
+        ``branch`` is up to date or main's changes miss the task's files."""
+        main = self._main()
+        tip = self.git.rev(branch)
+        if tip is None or self.git.is_ancestor(main, tip):
+            return None
+        base = self.git.merge_base(tip, main)
+        if base is None:
+            return None
+        moved = self.git.changed_files(base, main)
+        overlap = moved & (self.git.changed_files(base, tip) | set(writes))
+        return (main, tip, base, moved, overlap) if overlap else None
+
+    # --- documents ----------------------------------------------------------------------
+    def write_document(self, path: str, content: str, agent: Role, message: str,
+                       trailers: dict[str, str] | None = None) -> str:
+        """Commit an analysis document onto main through the queue; the commit (main's tip after).
+
+        Built on top of the current main without a working tree, tested (full suite) unless it is
+        plain text, and main moved to it by the same compare-and-swap as a merge.
+        """
+        rel = self._fs.check_writable(path) if self._fs is not None else normalize(path).as_posix()
+        if self._fs is not None and len(content.encode("utf-8")) > self._fs.max_file_bytes:
+            raise WorkspaceError(f"{rel} would be over the {self._fs.max_file_bytes}-byte limit")
+        with self._lock:
+            for _ in range(MAX_REBUILDS):
+                main = self._main()
+                if self.git.file_at(main, rel) == content:
+                    return main  # already there (written before a crash): nothing to commit
+                sha = self.git.commit_onto(main, {rel: content}, message, agent=agent, trailers=trailers)
+                if not rel.endswith(TEXT_SUFFIXES):
+                    self.git.ensure_worktree(self.path, sha)
+                    red, _ = self._test((trailers or {}).get("Task-Id", "document"), set())
+                    if red is not None:
+                        raise TaskFailedError(f"the full suite fails with {rel} on {self.main_branch}; not "
+                                              "committed: " + "; ".join(red[:3]))
+                current_lease.check()  # fencing: a reclaimed attempt commits no document
+                if self._advance(sha, main):
+                    log.info("merge_queue_document", path=rel, commit=sha)
+                    return sha
+                log.info("merge_queue_main_moved", path=rel, shared_remote=self.shared_remote)
+        raise self._kept_moving(rel)
+
+    def _kept_moving(self, what: str) -> AgentsError:
+        """Main moved under every one of MAX_REBUILDS tries: with other nodes merging, a retry later."""
+        if self.shared_remote:
+            return GitRemoteError(f"the remote's {self.main_branch} kept moving while {what} was integrated "
+                                  f"({MAX_REBUILDS} tries); retried later")
+        return TaskFailedError(f"main kept moving while {what} was tested; try again")

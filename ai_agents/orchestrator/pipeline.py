@@ -100,19 +100,26 @@ class CodeFlow:
         if stage not in ("tests", "code"):
             return self.release(task, branch)
         if self.worktrees is None:
-            return self.write_tests(task, branch) if stage == "tests" else self.write_code(task, branch)
+            return self.tests_published(branch, self.write_tests(task, branch)) if stage == "tests" \
+                else self.write_code(task, branch)
         # The QA and Developer stages work in the task's own worktree, with its own lock and test runs.
         ws = self.worktrees.acquire(task.id, branch)
         flow = CodeFlow(ws, qa=self.qa, developer=self.dev, tech_lead=self.tech_lead,
                         approval_status=self.approval_status, merge_queue=self.queue, deps=self.gate)
         try:
-            result = flow.write_tests(task, branch) if stage == "tests" else flow.write_code(task, branch)
+            result = (self.tests_published(branch, flow.write_tests(task, branch)) if stage == "tests"
+                      else flow.write_code(task, branch))
         except AgentsError:
             # A retry makes the worktree again from the branch, where everything committed lives.
             self.worktrees.release(task.id)
             raise
         if result.next_stage == "release":
             self.worktrees.release(task.id)  # merged: the worktree's work is on main
+        return result
+
+    def tests_published(self, branch: str, result: FlowResult) -> FlowResult:
+        """QA's commit pushed before the hand-off (``git.shared_remote``): any node can take the code stage."""
+        self.queue.publish(branch)
         return result
 
     # --- stage 1: QA writes failing tests --------------------------------------------
@@ -218,8 +225,9 @@ class CodeFlow:
                 change = (self.tool_stages.code_change(task, branch, suite, feedback=rejected) if self.with_tools
                           else self.dev.write_code(task, suite, tests, context, approach=approach, rejected=rejected))
             for attempt in range(1, cfg.max_fix_attempts + 1):
+                change, early = self._catch_up(task, branch, change)
                 try:
-                    failures, review = self._attempt(task, branch, change, suite, approach + 1, attempt)
+                    failures, review = early or self._attempt(task, branch, change, suite, approach + 1, attempt)
                 except AwaitingDependency as wait:
                     return FlowResult(next_stage="code", awaiting_approval=APPROVAL_ACTION, result={
                         **wait.details, "pending_change": change.model_dump(mode="json")})
@@ -236,6 +244,37 @@ class CodeFlow:
         raise TaskFailedError(f"tests still failing after {cfg.max_approaches} approaches of "
                               f"{cfg.max_fix_attempts} attempts; branch {branch} kept unmerged. Last problems: "
                               + "; ".join(rejected[-5:]))
+
+    def _catch_up(self, task: Task, branch: str,
+                  change: CodeChange) -> tuple[CodeChange, tuple[list[dict[str, Any]], None] | None]:
+        """Early conflict detection (``git.catch_up``, see MergeQueue.catch_up): (the change, its files
+        merged onto main's where main moved; the failed attempt's result when they conflict, else None)."""
+        if not self.ws.live.current.git.catch_up:
+            return change, None
+        writes = {}
+        for f in change.files:
+            try:
+                writes[normalize(f.path).as_posix()] = f.content
+            except WorkspaceError:
+                continue  # refused with its reason by apply
+        caught = self.queue.catch_up(task, branch, writes)
+        if caught is None:
+            return change, None
+        with self.ws.lock:
+            self.ws.git.sync_to_head()  # the branch was brought up to date from outside this working tree
+        self.dev.record("caught_up_with_main", task, branch=branch, files=caught.files, conflicts=caught.conflicts,
+                        merged=sorted(caught.merged))
+        if caught.conflicts:
+            return change, ([{"test_name": "conflict with main",
+                              "error_message": caught.feedback(self.ws.main_branch)}], None)
+        files = []
+        for f in change.files:
+            try:
+                path = normalize(f.path).as_posix()
+            except WorkspaceError:
+                path = ""
+            files.append(f.model_copy(update={"content": caught.merged[path]}) if path in caught.merged else f)
+        return change.model_copy(update={"files": files}), None
 
     def _attempt(self, task: Task, branch: str, change: CodeChange, suite: dict[str, Any], approach: int,
                  attempt: int) -> tuple[list[dict[str, Any]] | None, Review | None]:
@@ -361,6 +400,7 @@ class CodeFlow:
 
     def _merge(self, task: Task, branch: str, code_sha: str, tests_passed: int | None) -> FlowResult:
         """Through the merge queue: main only ever moves to a tested merge commit (see merge_queue)."""
+        self.queue.publish(branch)  # the Developer's commit, on the shared remote before anything else
         outcome = self.queue.merge(task, branch, _qa_files(task.payload))
         if not outcome.merged:
             returns = int(task.payload.get("queue_returns") or 0) + 1
@@ -393,7 +433,9 @@ class CodeFlow:
         merge_sha = payload["merge_commit"]
         result = {k: payload.get(k) for k in ("branch", "test_path", "module_path", "tests_commit", "code_commit",
                                               "merge_commit", "tests_passed")}
-        steps: list[tuple[str, bool]] = [("push", cfg.git.auto_push), ("deploy", cfg.deployment.enabled)]
+        # With a shared remote the merge queue already pushed main: there is nothing left to push.
+        steps: list[tuple[str, bool]] = [("push", cfg.git.auto_push and not cfg.git.shared_remote),
+                                         ("deploy", cfg.deployment.enabled)]
         done_now: dict[str, Any] = {}
         for action, wanted in steps:
             if not wanted or payload.get(f"{action}_done"):

@@ -160,7 +160,12 @@ class Workspace:
 
     def write_document(self, path: str, content: str, agent: Role, message: str,
                        trailers: dict[str, str] | None = None) -> str | None:
-        """Write an analysis result on the main branch and commit it as ``agent`` (``trailers``: the daemon's)."""
+        """Write a file on the main branch and commit it as ``agent`` (``trailers``: the daemon's).
+
+        Straight onto main, outside the merge queue: the daemon uses it only with ``git.auto_commit``
+        off (the file is written, nothing committed); its analysis documents go through the queue
+        (``MergeQueue.write_document``). Tests and benchmarks seed main with it.
+        """
         with self.lock:
             self.git.checkout(self.main_branch)
             self.fs.write_file(path, content)

@@ -7,14 +7,19 @@ from the branch, where everything committed lives). Each worktree has its own fi
 git manager, sandboxed test runner and lock (a :class:`TaskWorkspace`), so tasks write and test in
 parallel; the main working tree only takes the merge queue's fast-forwards and documents.
 
-The number of worktrees is capped (``file_system.max_worktrees``); at the cap a new task waits
-(:class:`~ai_agents.errors.CapacityWait`: released, not counted as an attempt). ``sweep`` at start
+The number of worktrees and their disk use are capped (``file_system.max_worktrees``,
+``max_worktrees_mb``); at a cap a new task waits (:class:`~ai_agents.errors.CapacityWait`:
+released, not counted as an attempt). With ``git.shared_remote`` a worktree's branch is first
+brought up to the remote's (created from it when missing here): another node may have worked on
+the task. ``sweep`` at start
 removes every worktree no unfinished task owns. No ``git stash`` anywhere.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -32,6 +37,26 @@ log = structlog.get_logger("ai_agents.worktrees")
 
 QUEUE_DIR = "merge-queue"  # the merge queue's own worktree, beside the tasks' (never swept here)
 WAIT_FOR_SLOT_SECONDS = 5.0
+
+
+def disk_use(root: Path, stop_at: int) -> int:
+    """Bytes on disk under ``root`` (symlinks not followed); the walk stops once ``stop_at`` is passed."""
+    used = 0
+    stack = [root]
+    while stack and used < stop_at:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            used += info.st_blocks * 512
+            if stat.S_ISDIR(info.st_mode):
+                stack.append(Path(entry.path))
+    return used
 
 
 class TaskWorkspace(Workspace):
@@ -87,31 +112,58 @@ class Worktrees:
         return sorted(p for p in self.root.iterdir() if p.name != QUEUE_DIR)
 
     def acquire(self, task_id: str, branch: str) -> TaskWorkspace:
-        """The task's workspace: its worktree on ``branch`` (created, from main, when missing)."""
+        """The task's workspace: its worktree on ``branch`` (created, from the remote's branch or from
+        main, when missing)."""
         git = self.main.git
+        # Another node may have worked on this task: its branch on the shared remote is the truth
+        # (fetched outside the lock: the network is slow; the branch is this task's alone).
+        taken = self._take_remote_branch(branch)
         with self._lock:
             if (ws := self._open.get(task_id)) is not None and ws.branch == branch and (ws.path / ".git").is_file():
+                if taken:
+                    ws.git.sync_to_head()
                 return ws
             path = self.path_for(task_id)
             if not (path / ".git").is_file():
-                self._lock.wait_for(lambda: len(self.task_dirs()) < self._cap(), timeout=WAIT_FOR_SLOT_SECONDS)
-                if len(self.task_dirs()) >= self._cap():
-                    log.info("worktree_cap_reached", task_id=task_id, cap=self._cap())
-                    raise CapacityWait(f"{self._cap()} worktrees in use (file_system.max_worktrees); the task waits")
+                self._wait_for_room(task_id)
                 if path.exists():
                     shutil.rmtree(path)
                 git.prune_worktrees()
                 if not git.branch_exists(branch):
                     git.create_branch(branch, from_ref=self.main.main_branch)
                 git.add_worktree(path, branch)
-                log.info("worktree_created", task_id=task_id, branch=branch, path=str(path))
+                log.info("worktree_created", task_id=task_id, branch=branch, path=str(path), from_remote=taken)
             fs, task_git, runner = self._parts(path)
+            if taken:
+                task_git.sync_to_head()  # the branch checked out here was moved to the remote's
             ws = TaskWorkspace(branch=branch, path=path, live=self.main.live, fs=fs, git=task_git, runner=runner,
                                deployer=self.main.deployer, memory=self.main.memory)
             if done := ws.recover():
                 log.warning("worktree_recovered", task_id=task_id, actions=done)
             self._open[task_id] = ws
             return ws
+
+    def _take_remote_branch(self, branch: str) -> str | None:
+        """With ``git.shared_remote``: fetch, and make the local branch at least the remote's."""
+        if not self.main.live.current.git.shared_remote:
+            return None
+        git = self.main.git
+        git.fetch()
+        return git.take_remote_branch(branch)
+
+    def _wait_for_room(self, task_id: str) -> None:
+        """Wait a little for a free slot (count and disk caps); then CapacityWait (lock held)."""
+        def full() -> str | None:
+            cfg = self.main.live.current.file_system
+            if len(self.task_dirs()) >= self._cap():
+                return f"{self._cap()} worktrees in use (file_system.max_worktrees)"
+            if (used := disk_use(self.root, cfg.max_worktrees_mb * 1024 * 1024)) >= cfg.max_worktrees_mb * 1024 * 1024:
+                return f"the worktrees use {used // (1024 * 1024)} MB (file_system.max_worktrees_mb)"
+            return None
+        self._lock.wait_for(lambda: full() is None, timeout=WAIT_FOR_SLOT_SECONDS)
+        if (why := full()) is not None:
+            log.info("worktree_cap_reached", task_id=task_id, reason=why)
+            raise CapacityWait(f"{why}; the task waits")
 
     def release(self, task_id: str) -> None:
         """Remove the task's worktree (its branch and commits stay)."""

@@ -34,9 +34,10 @@ def script(rules: list[dict[str, Any]]) -> Script:
 
 
 def run_two(fake_llm: Any, build: Any, rules: list[dict[str, Any]], first: str, second: str,
-            seed: dict[str, str] | None = None, integration: str = "merge") -> tuple[Any, Any, Any]:
+            seed: dict[str, str] | None = None, integration: str = "merge",
+            catch_up: bool = True) -> tuple[Any, Any, Any]:
     fake_llm.set_script(script(rules))
-    app = build(fake_llm, {"git": {"integration": integration}}, start=False)
+    app = build(fake_llm, {"git": {"integration": integration, "catch_up": catch_up}}, start=False)
     for path, content in (seed or {}).items():
         app.workspace.write_document(path, content, Role.DEVELOPER, f"seed {path}")
     app.start()
@@ -71,8 +72,9 @@ def test_conflicting_tasks_one_merges_the_other_is_sent_back_with_the_conflict_t
         {"when": {"schema": "CodeChange", "contains": "UPPERTASK"}, "reply": change("fmt.py", UPPER_CODE)},
         {"when": {"schema": "CodeChange", "contains": "STRIPTASK"}, "reply": change("fmt.py", STRIP_CODE)},
     ]
+    # Without the early catch-up (tests/git_worktrees/test_early_conflicts.py): the queue finds the conflict.
     app, a, b = run_two(fake_llm, build, rules, "STRIPTASK fmt strips", "UPPERTASK fmt upper option",
-                        integration=integration)
+                        integration=integration, catch_up=False)
     assert a.status == TaskStatus.COMPLETED, a.error
     assert b.status == TaskStatus.COMPLETED, b.error
     ws = app.live.current.file_system.workspace_path
