@@ -10,10 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import REPO
 from tests.fakes.llm_server import FakeLLMServer
 
 
+@pytest.mark.slow  # status on PostgreSQL is also checked by the default test_three_nodes_code.py
 def test_cli_commands_on_postgres_never_print_the_password(pg_server: Any, fake_llm: FakeLLMServer,
                                                            write_config: Callable[..., Path]) -> None:
     password = "pw-" + "Zq8" * 6  # the test server trusts local connections: any password is accepted

@@ -1,7 +1,7 @@
-"""Three real daemons (`python main.py run`, each its own data directory and workspace) on one
-PostgreSQL: every task completed exactly once; kill -9 of one node mid-task and its tasks are
-resumed by the others after its leases expire; PostgreSQL restarted mid-run loses nothing; the
-budget is shared (a cap reached through one node stops them all)."""
+"""Analysis-only variants (--runslow): three real daemons (`python main.py run`, each its own
+data directory and workspace) on one PostgreSQL: every task completed exactly once; kill -9 of one
+node mid-task and its tasks are resumed by the others after its leases expire; PostgreSQL restarted
+mid-run loses nothing; the budget is shared (a cap reached through one node stops them all)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ def submit(config: Path, db: PostgresDatabase, n: int, prefix: str) -> None:
         tasks.create(TaskType.ANALYSIS, f"{prefix} {i}")
 
 
+@pytest.mark.slow  # the default suite runs the mixed code + analysis variant (test_three_nodes_code.py)
 @pytest.mark.timeout(240)
 def test_three_nodes_kill9_and_postgres_restart_each_task_once_budget_shared(
         pg_server: Any, fake_llm: FakeLLMServer, tmp_path: Path) -> None:
