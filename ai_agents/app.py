@@ -12,13 +12,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from ai_agents.agents import CEOAgent, ReviewerAgent
 from ai_agents.agents.coder import DeveloperAgent, QAAgent
-from ai_agents.cluster import AdvisoryLocks, NodeRegistry, TaskListener, resolve_node_id
+from ai_agents.cluster.nodes import NodeRegistry, resolve_node_id
 from ai_agents.config import ConfigWatcher, LiveConfig, load_config
 from ai_agents.config.models import Settings
 from ai_agents.dashboard import DashboardServer
@@ -47,6 +47,9 @@ from ai_agents.orchestrator.pipeline import CodeFlow, Workspace
 from ai_agents.orchestrator.workspace import paths_inside
 from ai_agents.orchestrator.worktrees import QUEUE_DIR, Worktrees
 from ai_agents.testing import TestRunner
+
+if TYPE_CHECKING:
+    from ai_agents.cluster.wakeup import TaskListener
 
 log = structlog.get_logger("ai_agents.app")
 
@@ -107,6 +110,8 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         url = settings.memory.database_url.get_secret_value()
         node_id = resolve_node_id(settings.node.id, settings.memory.database_path.parent)
         node = NodeRegistry(db, node_id, settings.node.heartbeat_interval)
+        from ai_agents.cluster.advisory import AdvisoryLocks  # psycopg: only with a PostgreSQL store
+
         singletons = AdvisoryLocks(url, node_id)
     context = ContextManager(live, memory, tasks)
     alerter = Alerter(live, redactor=redactor)
@@ -208,6 +213,8 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         if node is not None else None)
     listener = None
     if node is not None and settings.memory.database_url is not None:
+        from ai_agents.cluster.wakeup import TaskListener
+
         listener = TaskListener(settings.memory.database_url.get_secret_value(), TASKS_CHANNEL, orchestrator.dispatch)
     metrics_server = None
     if settings.metrics.listen:

@@ -1,7 +1,3 @@
-"""Several daemons on one PostgreSQL: node registration, singletons by advisory lock, wake-ups by NOTIFY."""
-
-from ai_agents.cluster.nodes import NodeRegistry, resolve_node_id
-from ai_agents.cluster.singletons import AdvisoryLocks, LocalSingletons, Singletons
-from ai_agents.cluster.wakeup import TaskListener
-
-__all__ = ["AdvisoryLocks", "LocalSingletons", "NodeRegistry", "Singletons", "TaskListener", "resolve_node_id"]
+"""Several daemons on one PostgreSQL: node registration (nodes.py), singleton jobs by advisory lock
+(singletons.py, advisory.py) and wake-ups by LISTEN/NOTIFY (wakeup.py). The psycopg-based modules are
+imported only when a PostgreSQL store is configured."""

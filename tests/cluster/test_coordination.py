@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import Any
 
-from ai_agents.cluster.singletons import AdvisoryLocks, lock_key
+from ai_agents.cluster.advisory import AdvisoryLocks, lock_key
 from ai_agents.cluster.wakeup import TaskListener
 from ai_agents.domain import TaskType
 from ai_agents.memory.postgres import PostgresDatabase
