@@ -215,8 +215,8 @@ class TaskStore:
                 f"WHERE id = (SELECT id FROM tasks WHERE {where}{skip}) AND status = ? RETURNING *",
                 (TaskStatus.IN_PROGRESS.value, owner, iso(now + timedelta(seconds=lease_seconds)), iso(now),
                  iso(now), iso(now), *params, TaskStatus.QUEUED.value),
-            ).fetchone()
-        return _row_to_task(dict(row)) if row else None
+            ).fetchall()  # read to the end before COMMIT (SQLite's RETURNING)
+        return _row_to_task(dict(row[0])) if row else None
 
     def renew_lease(self, task_id: str, owner: str, token: int) -> bool:
         """Heartbeat of a running attempt; False when the lease is no longer this attempt's.
