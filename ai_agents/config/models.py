@@ -470,4 +470,7 @@ LIVE_KEYS: tuple[str, ...] = (
     "testing.timeout",
     "logging.level",
     "deployment",
+    "git.integration",              # read by the merge queue at each candidate
+    "file_system.max_worktrees",    # read at each new worktree
+    "file_system.max_worktrees_mb",
 )

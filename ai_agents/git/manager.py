@@ -236,11 +236,13 @@ class GitManager(BranchMixin, SyncMixin, IntegrationMixin, SharedRemoteMixin):
             log.warning("git_message_neutralised", control_chars=removed, trailer_like_lines=neutralised)
         return message
 
-    def commit_records(self, n: int = 50, branch: str | None = None) -> list[CommitRecord]:
+    def commit_records(self, n: int = 50, branch: str | None = None, *,
+                       first_parent: bool = False) -> list[CommitRecord]:
         """The last ``n`` commits as the daemon recorded them: the agent from the author identity it
-        set, the trailers from the block it appended last. Never read from the free text above."""
+        set, the trailers from the block it appended last. Never read from the free text above.
+        ``first_parent``: a task branch's own commits, not main's that a catch-up merge brought in."""
         records = []
-        for entry in self.log(n, branch=branch):
+        for entry in self.log(n, branch=branch, first_parent=first_parent):
             role = role_of_email(entry["author_email"], self.identity_domain)
             records.append(CommitRecord(sha=entry["sha"], author_email=entry["author_email"],
                                         agent=role.value if role else None,

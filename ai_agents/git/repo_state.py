@@ -133,8 +133,9 @@ class RepoStateMixin:
         args += [r for r in (ref_a, ref_b) if r]
         return self._cmd.run(*args, "--").stdout
 
-    def log(self, n: int = 20, branch: str | None = None) -> list[dict[str, str]]:
-        """The last ``n`` commits, newest first in topological order.
+    def log(self, n: int = 20, branch: str | None = None, *, first_parent: bool = False) -> list[dict[str, str]]:
+        """The last ``n`` commits, newest first in topological order (``first_parent``: only the
+        branch's own line, not what merges brought in).
 
         Each: sha, author_name, author_email, date (ISO 8601), message.
         """
@@ -142,8 +143,8 @@ class RepoStateMixin:
             return []
         ref = f"refs/heads/{branch}" if branch else "HEAD"
         # Topological order: a parent never shows before its child, even within one second.
-        out = self._cmd.run("log", "--topo-order", f"--max-count={int(n)}", f"--format={_LOG_FORMAT}", ref,
-                            "--").stdout
+        out = self._cmd.run("log", "--topo-order", *(["--first-parent"] if first_parent else []),
+                            f"--max-count={int(n)}", f"--format={_LOG_FORMAT}", ref, "--").stdout
         entries = []
         for record in filter(None, (r.strip("\n") for r in out.split("\x1e"))):
             sha, name, email, date, message = record.split("\x00", 4)

@@ -304,7 +304,7 @@ class MergeQueue:
         with self._lock:  # the queue's worktree is the queue's: never two users at once
             main = self._main()
             tip = self.git.rev(branch)
-            qa = [r.sha for r in reversed(self.git.commit_records(200, branch=branch))
+            qa = [r.sha for r in reversed(self.git.commit_records(200, branch=branch, first_parent=True))
                   if r.agent == Role.QA.value and r.trailers.get("Task-Id") == task.id
                   and r.trailers.get("Agent") == Role.QA.title and not self.git.is_ancestor(r.sha, main)]
             cmd = self.git.ensure_worktree(self.path, main)

@@ -195,7 +195,8 @@ class CodeFlow:
         Requirements and constraints are not in the commit: after such a restart the Developer
         works from the tests alone (they are the specification).
         """
-        entry = next((r for r in self.ws.git.commit_records(50, branch=branch) if r.sha == sha), None)
+        entry = next((r for r in self.ws.git.commit_records(50, branch=branch, first_parent=True)
+                      if r.sha == sha), None)
         if entry is None or entry.agent != Role.QA.value:
             return None
         trailers = entry.trailers  # the daemon's own block only, never the model's text above it

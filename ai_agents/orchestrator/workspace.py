@@ -263,7 +263,7 @@ class Workspace:
         if not self.git.branch_exists(branch):
             return {}
         found: dict[str, str] = {}
-        for record in self.git.commit_records(50, branch=branch):
+        for record in self.git.commit_records(50, branch=branch, first_parent=True):
             if record.agent is None or record.trailers.get("Task-Id") != task_id:
                 continue
             role = Role(record.agent)

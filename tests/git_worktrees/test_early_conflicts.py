@@ -93,3 +93,21 @@ def test_catch_up_merges_the_attempts_files_onto_mains_and_reports_real_conflict
     assert "<<<<<<< your change" in clashing.hunks and ">>>>>>> main" in clashing.hunks
     assert "Conflict hunks" in clashing.feedback("main")
     assert git_.is_ancestor(git_.rev("main"), git_.rev(branch))
+
+
+def test_after_a_catch_up_merge_the_tasks_own_commits_are_still_found_behind_many_of_mains(fake_llm, build):
+    app = build(fake_llm, {"git": {"integration": "merge"}}, start=False)
+    git_ = app.workspace.git
+    task = app.tasks.create(TaskType.CODE, "change b")
+    qa = git_.commit_onto(git_.rev("main"), {"tests/test_b.py": "def test_b():\n    pass\n"}, "tests",
+                          agent=Role.QA, trailers={"Task-Id": task.id, "Agent": "QA"})
+    branch = f"agents/{task.id}-change-b"
+    git_.create_branch(branch, from_ref=qa)
+    main = git_.rev("main")
+    for i in range(60):  # other tasks' work lands on main meanwhile, the last in the task's module
+        main = git_.commit_onto(main, {f"mod{i}.py" if i < 59 else "fmt.py": f"X = {i}\n"}, f"work {i}",
+                                agent=Role.DEVELOPER, trailers={"Task-Id": f"other{i:08d}", "Agent": "Developer"})
+    git_.move_branch("main", main, git_.rev("main"))
+    caught = app.orchestrator.flows[TaskType.CODE].queue.catch_up(task, branch, {"fmt.py": "X = 'mine'\n"})
+    assert caught is not None and git_.is_ancestor(main, git_.rev(branch))
+    assert app.workspace.task_commits(branch, task.id) == {"QA": qa}  # what a restart resumes from

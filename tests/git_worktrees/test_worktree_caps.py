@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from ai_agents.config.live import live_prefix
 from ai_agents.domain import TaskType
 from ai_agents.errors import CapacityWait, ErrorAction, action_for
 from ai_agents.orchestrator import worktrees as worktrees_module
@@ -33,3 +34,9 @@ def test_at_a_cap_a_new_task_waits_an_owned_worktree_goes_on_and_a_release_makes
     trees.release("aaaaaaaaaaaa")
     second = trees.acquire("bbbbbbbbbbbb", "agents/bbbbbbbbbbbb-second")
     assert (second.path / ".git").is_file() and second.git.current_branch() == "agents/bbbbbbbbbbbb-second"
+
+
+def test_the_caps_and_the_integration_mode_are_live_keys():
+    for key in ("file_system.max_worktrees", "file_system.max_worktrees_mb", "git.integration"):
+        assert live_prefix(key) == tuple(key.split(".")), key
+    assert live_prefix("git.shared_remote") is None and live_prefix("git.catch_up") is None  # restart
