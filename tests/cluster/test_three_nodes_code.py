@@ -80,12 +80,15 @@ def run_code_cluster(pg_server: Any, fake: FakeLLMServer, tmp: Path, *, code: in
                                     (ids, *statuses))["n"])
 
         held: list[str] = []
+        victim = 0
         try:
-            if kill:
-                held = wait_for(lambda: [r["id"] for r in db.query(
-                    "SELECT id FROM tasks WHERE status = 'in_progress' AND type = 'code' AND lease_owner LIKE 'n0:%'")],
-                    timeout=120, interval=0.05, message="node n0 running a code task")
-                nodes[0].kill9()
+            if kill:  # whichever node runs a code task first dies (kill -9) in the middle of it
+                running = wait_for(lambda: db.query(
+                    "SELECT id, lease_owner FROM tasks WHERE status = 'in_progress' AND type = 'code'"),
+                    timeout=120, interval=0.05, message="a node running a code task")
+                victim = int(running[0]["lease_owner"].split(":")[0][1:])
+                nodes[victim].kill9()
+                held = [r["id"] for r in running if r["lease_owner"].startswith(f"n{victim}:")]
             wait_for(lambda: count("completed") >= 1, timeout=120, interval=0.2, message="a task completed")
             pg_server.restart()  # the daemons reconnect and lose nothing
             wait_for(lambda: count("completed", "failed") == len(ids),
@@ -96,14 +99,16 @@ def run_code_cluster(pg_server: Any, fake: FakeLLMServer, tmp: Path, *, code: in
             late = [store.create(TaskType.ANALYSIS, f"After the cap {i}", assigned_agent="cfo").id for i in range(2)]
             time.sleep(5)  # several dispatch and main-loop cycles of both live nodes: neither starts them
             assert {r["status"] for r in db.query("SELECT status FROM tasks WHERE id = ANY(?)", (late,))} == {"queued"}
-            status = subprocess.run([sys.executable, str(REPO / "main.py"), "status", "--config", str(configs[1])],
+            status = subprocess.run([sys.executable, str(REPO / "main.py"), "status", "--config",
+                                     str(configs[(victim + 1) % 3])],
                                     cwd=REPO, capture_output=True, text=True, timeout=60,
                                     env={**os.environ, **env})
             assert status.returncode == 0, status.stderr
             assert "database:  postgresql://agents:***@127.0.0.1" in status.stdout
-            assert "node:      n0 on" in status.stdout and "NOT ALIVE" in status.stdout
+            assert f"node:      n{victim} on" in status.stdout and "NOT ALIVE" in status.stdout
             assert PASSWORD not in status.stdout + status.stderr
-            for node in nodes[1 if kill else 0:]:
+            survivors = [n for i, n in enumerate(nodes) if not (kill and i == victim)]
+            for node in survivors:
                 node.signal(signal.SIGTERM)
                 assert node.wait(30) == 0
         finally:
@@ -123,7 +128,8 @@ def run_code_cluster(pg_server: Any, fake: FakeLLMServer, tmp: Path, *, code: in
         for node in nodes:
             assert PASSWORD not in node.stdout_path.read_text()  # never logged
         # Node 0's task: its lease expired (no heartbeat) and another node requeued it and finished it.
-        reclaimed = {e.get("task_id") for node in nodes[1:] for e in node.events() if e.get("event") == "task_stuck"}
+        reclaimed = {e.get("task_id") for i, node in enumerate(nodes) if i != victim for e in node.events()
+                     if e.get("event") == "task_stuck"}
         assert set(held) <= reclaimed
         clone = tmp / "check"
         git(tmp, "clone", "-q", str(remote), str(clone))
