@@ -12,26 +12,30 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from ai_agents.agents import CEOAgent, ReviewerAgent
 from ai_agents.agents.coder import DeveloperAgent, QAAgent
+from ai_agents.cluster.nodes import NodeRegistry, resolve_node_id
 from ai_agents.config import ConfigWatcher, LiveConfig, load_config
 from ai_agents.config.models import Settings
 from ai_agents.dashboard import DashboardServer
 from ai_agents.deployment import DeploymentManager
 from ai_agents.deps.gate import DependencyGate
 from ai_agents.deps.python_env import ENV_DIR, ProjectPythonEnv
-from ai_agents.domain import Role, TaskStatus, TaskType
+from ai_agents.domain import CheckResult, Role, TaskStatus, TaskType
 from ai_agents.errors import ConfigError, FatalError
 from ai_agents.file_system import FileSystemManager
 from ai_agents.git import GitManager
 from ai_agents.llm import LLMClient
 from ai_agents.logging_setup import Redactor, configure_logging, set_level
-from ai_agents.memory import ContextManager, Database, MemoryStore, TaskStore
+from ai_agents.memory import ContextManager, MemoryStore, TaskStore
 from ai_agents.memory.alerts import AlertStore
+from ai_agents.memory.storage import Storage
+from ai_agents.memory.storage import from_config as storage_from_config
+from ai_agents.memory.tasks import TASKS_CHANNEL
 from ai_agents.ops.alerts import Alerter, AlertLogHandler, AlertRecorder
 from ai_agents.ops.health import check_health
 from ai_agents.ops.metrics import MetricsServer, collect_metrics, render_openmetrics, render_prometheus
@@ -45,13 +49,16 @@ from ai_agents.orchestrator.workspace import paths_inside
 from ai_agents.orchestrator.worktrees import QUEUE_DIR, Worktrees
 from ai_agents.testing import TestRunner
 
+if TYPE_CHECKING:
+    from ai_agents.cluster.wakeup import TaskListener
+
 log = structlog.get_logger("ai_agents.app")
 
 
 @dataclass
 class App:
     live: LiveConfig
-    db: Database
+    db: Storage
     memory: MemoryStore
     tasks: TaskStore
     llm: LLMClient
@@ -62,10 +69,16 @@ class App:
     metrics_server: MetricsServer | None = None
     dashboard: DashboardServer | None = None
     alert_recorder: AlertRecorder | None = None  # stores alert=True log events while the daemon runs
+    node: NodeRegistry | None = None  # PostgreSQL: this daemon's row in the cluster
+    listener: TaskListener | None = None  # PostgreSQL: LISTEN for queued tasks
 
     def start(self) -> None:
         if self.alert_recorder is not None:
             logging.getLogger().addHandler(self.alert_recorder)
+        if self.node is not None:
+            self.node.register()
+        if self.listener is not None:
+            self.listener.start()
         if self.metrics_server is not None:
             self.metrics_server.start()
         if self.dashboard is not None:
@@ -74,6 +87,11 @@ class App:
 
     def stop(self) -> None:
         self.orchestrator.shutdown()
+        if self.listener is not None:
+            self.listener.stop()
+        self.orchestrator.singletons.close()  # the advisory locks go to the other nodes now
+        if self.node is not None:
+            self.node.stopped()
         if self.metrics_server is not None:
             self.metrics_server.stop()
         if self.dashboard is not None:
@@ -91,8 +109,17 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     live = LiveConfig(settings, config_path)
     live.subscribe(lambda old, new, keys: redactor.update(new.secret_values()))
     live.subscribe(lambda old, new, keys: set_level(new.logging.level) if "logging.level" in keys else None)
-    db = Database(settings.memory.database_path)
+    db = storage_from_config(settings.memory)
     memory, tasks = MemoryStore(db, redactor.redact_value), TaskStore(db, redactor.redact_value)
+    # Several daemons on one PostgreSQL: a node id, its row, advisory locks for the singletons, NOTIFY wake-ups.
+    node = singletons = None
+    if settings.memory.database_url is not None:
+        url = settings.memory.database_url.get_secret_value()
+        node_id = resolve_node_id(settings.node.id, settings.memory.database_path.parent)
+        node = NodeRegistry(db, node_id, settings.node.heartbeat_interval)
+        from ai_agents.cluster.advisory import AdvisoryLocks  # psycopg: only with a PostgreSQL store
+
+        singletons = AdvisoryLocks(url, node_id)
     context = ContextManager(live, memory, tasks)
     alerter = Alerter(live, redactor=redactor)
     llm = LLMClient.from_config(live, memory)
@@ -186,7 +213,17 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         live=live, tasks=tasks, memory=memory, ceo=ceo, flows=flows, alerts=alerter,
         notifier=notifier or SystemdNotifier({}), budget_check=llm.check_budget,
         workspace_summary=code_flow.tool_stages.overview, executor=executor,
-        watcher=ConfigWatcher(live, config_path) if (watch and config_path) else None)
+        watcher=ConfigWatcher(live, config_path) if (watch and config_path) else None,
+        # With NOTIFY waking the dispatcher, its polling is only the fallback: less load on the shared server.
+        dispatch_interval=5.0 if node is not None else 1.0, node_id=node.node_id if node else None,
+        singletons=singletons, on_heartbeat=(lambda state: node.beat({"queues": state.get("queues"),
+                                                                      "running": state.get("current_tasks")}))
+        if node is not None else None)
+    listener = None
+    if node is not None and settings.memory.database_url is not None:
+        from ai_agents.cluster.wakeup import TaskListener
+
+        listener = TaskListener(settings.memory.database_url.get_secret_value(), TASKS_CHANNEL, orchestrator.dispatch)
     metrics_server = None
     if settings.metrics.listen:
         def figures() -> dict[str, Any]:
@@ -198,7 +235,8 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     dashboard = DashboardServer(settings, redactor=redactor) if settings.dashboard.listen else None
     return App(live=live, db=db, memory=memory, tasks=tasks, llm=llm, workspace=workspace,
                orchestrator=orchestrator, alerter=alerter, redactor=redactor, metrics_server=metrics_server,
-               dashboard=dashboard, alert_recorder=AlertRecorder(AlertStore(db), redactor))
+               dashboard=dashboard, alert_recorder=AlertRecorder(AlertStore(db), redactor), node=node,
+               listener=listener)
 
 
 class InstanceLock:
@@ -243,7 +281,8 @@ def run_daemon(config_path: Path) -> int:
         # Alerts logged anywhere (config_rejected, llm budget...) also reach the webhook.
         alert_handler = AlertLogHandler(app.alerter)
         logging.getLogger().addHandler(alert_handler)
-        log.info("daemon_started", config=str(config_path), database=str(settings.memory.database_path),
+        log.info("daemon_started", config=str(config_path), database=app.db.describe(),
+                 node=app.node.node_id if app.node else None,
                  workspace=str(settings.file_system.workspace_path), provider=settings.llm.provider,
                  model=settings.llm.model)
         app.start()
@@ -274,9 +313,15 @@ def run_doctor(config_path: Path) -> int:
     print(f"config: ok ({config_path})")
     configure_logging(settings.logging.model_copy(update={"file": None, "level": "ERROR"}),
                       Redactor(settings.secret_values()))
-    db = Database(settings.memory.database_path)
+    checks: list[CheckResult] = []
+    try:
+        db = storage_from_config(settings.memory)
+        checks.append(CheckResult("database", True, f"{db.describe()} (schema {db.schema_version})"))
+    except Exception as exc:  # unreachable server, bad credentials: the doctor reports it, redacted
+        print(f"{'database':<9} FAIL {Redactor(settings.secret_values()).redact(str(exc))[:300]}")
+        return 1
     llm = LLMClient.from_config(LiveConfig(settings, config_path), MemoryStore(db))
-    checks = list(check_llm_chain(llm))
+    checks += list(check_llm_chain(llm))
     fs = FileSystemManager.from_config(settings.file_system)
     checks.append(check_workspace(fs))
     git = GitManager.from_config(settings.git, settings.repo_path, settings.secret_values())

@@ -9,18 +9,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ai_agents.cli import print_json
+from ai_agents.cluster.nodes import NodeRegistry
 from ai_agents.config import load_config
 from ai_agents.config.models import Settings
 from ai_agents.domain import CEO_WORK, TaskStatus, TaskType
-from ai_agents.memory import Database, MemoryStore, TaskStore
+from ai_agents.memory import MemoryStore, TaskStore
 from ai_agents.memory.alerts import AlertStore, StoredAlert
+from ai_agents.memory.storage import Storage
+from ai_agents.memory.storage import from_config as storage_from_config
 
 # Left out of ``tasks`` and ``status`` unless ``--all``: the CEO's bookkeeping, not the company's work.
 CEO_INTERNAL: tuple[TaskType, ...] = tuple(sorted(CEO_WORK, key=lambda t: t.value))
 
 
-def _stores(settings: Settings) -> tuple[Database, MemoryStore, TaskStore]:
-    db = Database(settings.memory.database_path)
+def _stores(settings: Settings) -> tuple[Storage, MemoryStore, TaskStore]:
+    db = storage_from_config(settings.memory)  # SQLite file, or the cluster's PostgreSQL (memory.database_url)
     return db, MemoryStore(db), TaskStore(db)
 
 
@@ -163,7 +166,8 @@ def status_report(settings: Settings, config_path: str,
     deployment, _ = memory.get_state("deployment")
     alerts = AlertStore(db)
     return {
-        "config": str(config_path), "database": str(settings.memory.database_path),
+        "config": str(config_path), "database": db.describe(),  # a PostgreSQL URL without its password
+        "nodes": NodeRegistry.listing(db, settings.node.heartbeat_interval) if db.dialect == "postgres" else [],
         "workspace": str(settings.file_system.workspace_path), "log_file": str(settings.logging.file),
         "daemon": {"heartbeat_age_seconds": None if age is None else round(age, 1), **(state or {})},
         "paused": settings.paused,
@@ -218,6 +222,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"daemon:    {alive} (pid {d.get('pid', '-')}){'  PAUSED' if report['paused'] else ''}")
     print(f"config:    {report['config']}\ndatabase:  {report['database']}\nworkspace: {report['workspace']}")
     print(f"log file:  {report['log_file']}")
+    for node in report["nodes"]:
+        print(f"node:      {node['id']} on {node['host']} (pid {node['pid']}), heartbeat {node['heartbeat_at']}, "
+              f"{'alive' if node['alive'] else 'NOT ALIVE'}")
     print("tasks:     " + (", ".join(f"{k} {v}" for k, v in sorted(report["tasks_by_status"].items())) or "none"))
     for agent, counts in sorted(report["tasks_by_agent"].items()):
         print(f"  {agent:<10} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -259,7 +266,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     from ai_agents.ops.health import check_health
 
     settings = load_config(args.config)
-    if not settings.memory.database_path.exists():
+    if settings.memory.database_url is None and not settings.memory.database_path.exists():
         print(f"unhealthy: no database at {settings.memory.database_path}: the daemon has never run")
         return 1
     _, memory, _ = _stores(settings)

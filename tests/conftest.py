@@ -108,3 +108,11 @@ def build(write_config: Callable[..., Path]) -> Iterator[Callable[..., Any]]:
     for app in apps:
         if app.orchestrator.scheduler.running or not app.orchestrator.stop_event.is_set():
             app.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server(request: pytest.FixtureRequest) -> Any:
+    """A throwaway PostgreSQL server for the session (tests/pg.py), or a skip saying why not."""
+    from tests.pg import server_or_skip
+
+    return server_or_skip(request)

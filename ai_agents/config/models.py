@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -298,6 +299,27 @@ class CompanyConfig(Section):
 class MemoryConfig(Section):
     database_path: Path = Path("data/ai_agents.db")
     activity_retention_days: float = Field(30, gt=0)
+    # PostgreSQL shared by several daemons (postgresql://user:${AI_AGENTS_DB_PASSWORD}@host/db, or the password in
+    # PGPASSWORD); unset: the SQLite file above. The data directory (database_path's folder) stays per node.
+    database_url: SecretStr | None = Field(None, description="postgresql://...; unset: SQLite at database_path")
+    pool_size: int = Field(8, ge=2, le=100, description="PostgreSQL connections per daemon (at most)")
+
+    _blank_url = field_validator("database_url", mode="before")(_blank_secret_to_none)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("memory.database_url must start with postgresql:// (or leave it unset for SQLite)")
+        return v
+
+
+class NodeConfig(Section):
+    """This daemon in a cluster (several daemons on one PostgreSQL)."""
+
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+                           description="stable node id; unset: generated once and kept in the data directory")
+    heartbeat_interval: float = Field(5.0, gt=0, description="seconds between the node's heartbeat rows")
 
 
 class LoggingConfig(Section):
@@ -400,6 +422,7 @@ class Settings(Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    node: NodeConfig = Field(default_factory=NodeConfig)
     paused: bool = False
 
     @property
@@ -409,7 +432,11 @@ class Settings(Section):
     def secret_values(self) -> list[str]:
         """Every configured secret, so logs and commits can be scrubbed of them."""
         secrets = [self.llm.api_key, self.git.token, self.dashboard.token, *(f.api_key for f in self.llm.fallback)]
-        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        values = [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+        if self.memory.database_url is not None:  # the PostgreSQL password, when the URL carries one
+            password = urlsplit(self.memory.database_url.get_secret_value()).password
+            values += [password] if password else []
+        return values
 
 
 # Keys whose change takes effect without a restart. Everything else is read once at start.

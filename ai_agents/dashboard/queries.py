@@ -21,7 +21,7 @@ from ai_agents.domain import CEO_WORK, TaskStatus, TaskType, parse_iso, utcnow
 from ai_agents.errors import GitOperationError
 from ai_agents.git.cmd import GitCmd
 from ai_agents.llm.usage import BudgetGuard
-from ai_agents.memory import Database, MemoryStore, TaskStore
+from ai_agents.memory import MemoryStore, Storage, TaskStore
 from ai_agents.memory.alerts import AlertStore
 from ai_agents.memory.database import loads
 from ai_agents.ops.health import HEARTBEAT_KEY, check_health
@@ -100,9 +100,9 @@ class TimelineEntry:
 
 
 class DashboardData:
-    """Read side of the dashboard over one :class:`Database` and the workspace repository."""
+    """Read side of the dashboard over one :class:`Storage` (SQLite or PostgreSQL) and the workspace repository."""
 
-    def __init__(self, settings: Settings, db: Database):
+    def __init__(self, settings: Settings, db: Storage):
         self.settings = settings
         self.db = db
         self.memory = MemoryStore(db)

@@ -36,7 +36,8 @@ from ai_agents.dashboard.queries import SHA, TASK_ID, DashboardData, TaskFilter
 from ai_agents.domain import TaskStatus, TaskType
 from ai_agents.errors import ConfigError
 from ai_agents.logging_setup import Redactor
-from ai_agents.memory import Database
+from ai_agents.memory import Storage
+from ai_agents.memory.storage import from_config as storage_from_config
 from ai_agents.ops.listen import Listener, parse_listen
 
 log = structlog.get_logger("ai_agents.dashboard")
@@ -54,7 +55,7 @@ class DashboardServer:
     """Serves the pages from a background thread (the daemon) or the foreground (the CLI)."""
 
     def __init__(self, settings: Settings, listen: str | None = None, *, redactor: Redactor | None = None,
-                 db: Database | None = None):
+                 db: Storage | None = None):
         cfg = settings.dashboard
         self.listen = listen or cfg.listen or DEFAULT_LISTEN
         self.host, self.port = parse_listen(self.listen)
@@ -63,7 +64,7 @@ class DashboardServer:
             raise ConfigError(f"the dashboard would listen on {self.listen}, which is not loopback, without "
                               "dashboard.token: set one (e.g. token: ${DASHBOARD_TOKEN}) or listen on 127.0.0.1")
         self.secret = secrets.token_bytes(32)  # signs the CSRF token; a restart invalidates open forms
-        self.data = DashboardData(settings, db or Database(settings.memory.database_path))
+        self.data = DashboardData(settings, db or storage_from_config(settings.memory))
         self.escaper = Escaper(redactor or Redactor(settings.secret_values()))
         self.pages = Pages(self.escaper, cfg.poll_seconds, login_enabled=self.token is not None)
         self._listener = Listener(self.listen, type("DashboardHandler", (_Handler,), {"owner": self}),

@@ -110,8 +110,11 @@ class RemoteOps:
                                   timeout=self.timeout, check=False)
             verdicts = [ln for ln in result.stdout.splitlines() if ln[:2] in ("!\t", " \t", "+\t", "*\t", "=\t")]
             if any(ln.startswith("!") for ln in verdicts):
+                # "failed to update ref"/"cannot lock ref": another push moved or held the ref at that
+                # instant (two nodes racing on one remote): nothing changed, like a lost lease.
                 if any(w in ln for ln in verdicts for w in ("stale info", "fetch first", "non-fast-forward",
-                                                             "already exists")):
+                                                             "already exists", "failed to update ref",
+                                                             "cannot lock ref")):
                     return False
                 raise _RejectedError(" / ".join(verdicts)[:300])
             if not result.ok or not verdicts:

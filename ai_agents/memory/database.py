@@ -21,6 +21,8 @@ from typing import Any
 
 import sqlite_utils
 
+from ai_agents.memory.storage import Dialect, iter_statements
+
 BUSY_TIMEOUT_MS = 30_000
 
 # Each entry moves the schema from version i to i + 1. Never edit an entry that
@@ -177,6 +179,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS idx_alerts_time ON alerts(timestamp)
     """,
+    # (hP, issue 17) the daemons of a cluster: one row per node id, its heartbeat and where it runs
+    # (IF NOT EXISTS: safe whatever order migrations merge in).
+    """
+    CREATE TABLE IF NOT EXISTS nodes (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TIMESTAMP NOT NULL,
+        heartbeat_at TIMESTAMP NOT NULL,
+        stopped_at TIMESTAMP,
+        details TEXT NOT NULL DEFAULT '{}'
+    )
+    """,
 ]
 
 
@@ -190,6 +205,9 @@ def loads(text: str | None) -> Any:
 
 class Database:
     """A SQLite file shared by threads: one connection per thread, WAL, short write transactions."""
+
+    dialect: Dialect = "sqlite"
+    lock_rows = ""  # BEGIN IMMEDIATE already holds the write lock for the whole transaction
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -268,14 +286,19 @@ class Database:
                 if int(conn.execute("PRAGMA user_version").fetchone()[0]) > version:
                     conn.execute("ROLLBACK")
                     continue
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in iter_statements(MIGRATIONS[version]):
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {version + 1}")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def notify(self, channel: str) -> None:
+        """Nothing to wake: one daemon per SQLite file, and its dispatcher polls."""
+
+    def describe(self) -> str:
+        return str(self.path)
 
     def integrity_ok(self) -> bool:
         return self.connection().execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -9,13 +9,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ai_agents.domain import iso, utcnow
-from ai_agents.memory.database import Database, dumps, loads
+from ai_agents.memory.database import dumps, loads
+from ai_agents.memory.storage import Storage
 
 
 class MemoryStore:
-    """Long-term memory and records of the daemon, over one :class:`Database`."""
+    """Long-term memory and records of the daemon, over one :class:`Storage` (SQLite or PostgreSQL)."""
 
-    def __init__(self, db: Database, redact: Callable[[Any], Any] | None = None):
+    def __init__(self, db: Storage, redact: Callable[[Any], Any] | None = None):
         self.db = db
         # Activity details and decisions can quote test output or model text: scrub secrets first.
         self._redact = redact or (lambda value: value)
@@ -148,7 +149,9 @@ class MemoryStore:
     def cache_put(self, key: str, response: Any, ttl_seconds: float) -> None:
         now = utcnow()
         self.db.execute(
-            "INSERT OR REPLACE INTO llm_cache (key, response, created_at, expires_at, hits) VALUES (?, ?, ?, ?, 0)",
+            "INSERT INTO llm_cache (key, response, created_at, expires_at, hits) VALUES (?, ?, ?, ?, 0) "
+            "ON CONFLICT(key) DO UPDATE SET response = excluded.response, created_at = excluded.created_at, "
+            "expires_at = excluded.expires_at, hits = 0",
             (key, dumps(response), iso(now), iso(now + timedelta(seconds=ttl_seconds))),
         )
 

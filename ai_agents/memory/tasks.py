@@ -17,7 +17,6 @@ queued tasks.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -35,12 +34,16 @@ from ai_agents.domain import (
     parse_iso,
     utcnow,
 )
-from ai_agents.memory.database import Database, dumps, loads
+from ai_agents.memory.database import dumps, loads
+from ai_agents.memory.storage import Connection, Storage
 
 
 def fingerprint(title: str, description: str = "") -> str:
     """Hash of the normalised title: two tasks with the same one are the same task."""
     return hashlib.sha256(normalize_text(title).encode()).hexdigest()[:16]
+
+
+TASKS_CHANNEL = "ai_agents_tasks"  # NOTIFY channel: a task was queued
 
 
 def new_task_id() -> str:
@@ -61,7 +64,7 @@ def _row_to_task(row: dict[str, Any]) -> Task:
     )
 
 
-def _insert_child(conn: sqlite3.Connection, spec: dict[str, Any], parent_id: str, now: datetime) -> Task:
+def _insert_child(conn: Connection, spec: dict[str, Any], parent_id: str, now: datetime) -> Task:
     """Insert one child task (``spec``: TaskStore.create's keyword arguments) inside the caller's transaction."""
     child = Task(id=new_task_id(), type=TaskType(spec["type"]), title=spec["title"].strip(),
                  description=spec.get("description", "").strip(), payload=spec.get("payload") or {},
@@ -81,7 +84,7 @@ def _insert_child(conn: sqlite3.Connection, spec: dict[str, Any], parent_id: str
 class TaskStore:
     """Create, claim and finish tasks atomically."""
 
-    def __init__(self, db: Database, redact: Callable[[Any], Any] | None = None):
+    def __init__(self, db: Storage, redact: Callable[[Any], Any] | None = None):
         self.db = db
         # Results and errors quote test output and model text: scrub secrets before storing them.
         self._redact = redact or (lambda value: value)
@@ -101,6 +104,7 @@ class TaskStore:
             (task.id, task.type.value, task.title, task.description, dumps(task.payload), task.priority.value,
              iso(deadline), task.status.value, assigned_agent, parent_id, iso(now), iso(now), task.fingerprint),
         )
+        self.db.notify(TASKS_CHANNEL)  # wakes idle daemons of a cluster (PostgreSQL LISTEN/NOTIFY)
         return task
 
     def get(self, task_id: str) -> Task | None:
@@ -187,6 +191,11 @@ class TaskStore:
                      priority=Priority.parse(int(r["priority"])), deadline=parse_iso(r["deadline"]),
                      created_at=parse_iso(r["created_at"])) for r in rows]
 
+    def any_queued(self) -> bool:
+        """Is any task queued? (One indexed read: the dispatcher's idle check.)"""
+        return self.db.query_one("SELECT 1 AS x FROM tasks WHERE status = ? LIMIT 1",
+                                 (TaskStatus.QUEUED.value,)) is not None
+
     def queued_by_role(self) -> dict[str, int]:
         rows = self.db.query("SELECT COALESCE(queue_role, '-') AS role, COUNT(*) AS n FROM tasks WHERE status = ? "
                              "GROUP BY queue_role", (TaskStatus.QUEUED.value,))
@@ -208,16 +217,31 @@ class TaskStore:
     # --- state changes: one transaction each, guarded by the expected status ---------
     def claim(self, task_id: str, owner: str, lease_seconds: float) -> Task | None:
         """queued -> in_progress for ``owner``; None when someone else has it or it is not queued."""
+        return self._claim("id = ? AND status = ?", (task_id, TaskStatus.QUEUED.value), owner, lease_seconds)
+
+    def claim_next(self, role: str, owner: str, lease_seconds: float) -> Task | None:
+        """Claim the first queued task of ``role`` by priority that no one else is claiming (PostgreSQL:
+        ``FOR UPDATE SKIP LOCKED``, so nodes racing for the head of the queue each get a different task)."""
+        return self._claim("status = ? AND queue_role = ? ORDER BY priority, created_at LIMIT 1",
+                           (TaskStatus.QUEUED.value, role), owner, lease_seconds)
+
+    def _claim(self, where: str, params: tuple[Any, ...], owner: str, lease_seconds: float) -> Task | None:
+        """One UPDATE of the row chosen by ``where``: the attempt counted, the lease and a new fencing token set.
+
+        SQLite: under BEGIN IMMEDIATE (one writer at a time). PostgreSQL: the row is locked with
+        ``FOR UPDATE SKIP LOCKED`` in the sub-select, and the UPDATE re-checks that it is still queued.
+        """
         now = utcnow()
+        skip = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgres" else ""
         with self.db.transaction() as conn:
-            changed = conn.execute(
+            row = conn.execute(
                 "UPDATE tasks SET status = ?, attempts = attempts + 1, lease_owner = ?, lease_expires_at = ?, "
                 "lease_token = lease_token + 1, heartbeat_at = ?, started_at = ?, updated_at = ? "
-                "WHERE id = ? AND status = ?",
+                f"WHERE id = (SELECT id FROM tasks WHERE {where}{skip}) AND status = ? RETURNING *",
                 (TaskStatus.IN_PROGRESS.value, owner, iso(now + timedelta(seconds=lease_seconds)), iso(now),
-                 iso(now), iso(now), task_id, TaskStatus.QUEUED.value),
-            ).rowcount
-        return self.get(task_id) if changed else None
+                 iso(now), iso(now), *params, TaskStatus.QUEUED.value),
+            ).fetchall()  # read to the end before COMMIT (SQLite's RETURNING)
+        return _row_to_task(dict(row[0])) if row else None
 
     def renew_lease(self, task_id: str, owner: str, token: int) -> bool:
         """Heartbeat of a running attempt; False when the lease is no longer this attempt's.
@@ -237,7 +261,7 @@ class TaskStore:
     def update_payload(self, task_id: str, updates: dict[str, Any]) -> None:
         """Merge ``updates`` into the payload (progress markers a restart resumes from)."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT payload FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            row = conn.execute(f"SELECT payload FROM tasks WHERE id = ?{self.db.lock_rows}", (task_id,)).fetchone()
             if row is None:
                 return
             payload = loads(row["payload"]) or {}
@@ -295,6 +319,8 @@ class TaskStore:
             if not changed:
                 return None
             created = [_insert_child(conn, spec, task_id, now) for spec in children]
+        if created:
+            self.db.notify(TASKS_CHANNEL)
         return created
 
     def handoff(self, task_id: str, owner: str, stage: str, assigned_agent: str,
@@ -302,7 +328,7 @@ class TaskStore:
         """in_progress -> queued for the next stage's role; each stage gets its own attempts."""
         with self.db.transaction() as conn:
             row = conn.execute("SELECT payload FROM tasks WHERE id = ? AND status = ? AND lease_owner = ? "
-                               "AND lease_token = COALESCE(?, lease_token)",
+                               f"AND lease_token = COALESCE(?, lease_token){self.db.lock_rows}",
                                (task_id, TaskStatus.IN_PROGRESS.value, owner, token)).fetchone()
             if row is None:
                 return False
@@ -313,12 +339,14 @@ class TaskStore:
                 "UPDATE tasks SET status = ?, payload = ?, assigned_agent = ?, queue_role = ?, attempts = 0, "
                 "lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE id = ?",
                 (TaskStatus.QUEUED.value, dumps(payload), assigned_agent, assigned_agent, iso(utcnow()), task_id))
+        self.db.notify(TASKS_CHANNEL)
         return True
 
     def release(self, task_id: str, owner: str, reason: str, *, token: int | None = None) -> bool:
         """in_progress -> queued without counting the attempt (shutdown, budget wait)."""
         return self.db.execute(
-            "UPDATE tasks SET status = ?, attempts = MAX(attempts - 1, 0), lease_owner = NULL, "
+            "UPDATE tasks SET status = ?, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, "
+            "lease_owner = NULL, "
             "lease_expires_at = NULL, error = ?, updated_at = ? WHERE id = ? AND status = ? AND lease_owner = ? "
             "AND lease_token = COALESCE(?, lease_token)",
             (TaskStatus.QUEUED.value, self._redact(reason), iso(utcnow()), task_id, TaskStatus.IN_PROGRESS.value,
@@ -329,7 +357,7 @@ class TaskStore:
                         decision: DecisionRecord | None = None) -> bool:
         """escalated -> queued with fresh attempts (the CEO chose to retry differently)."""
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT payload, description FROM tasks WHERE id = ? AND status = ?",
+            row = conn.execute(f"SELECT payload, description FROM tasks WHERE id = ? AND status = ?{self.db.lock_rows}",
                                (task_id, TaskStatus.ESCALATED.value)).fetchone()
             if row is None:
                 return False
@@ -340,6 +368,7 @@ class TaskStore:
                 "updated_at = ? WHERE id = ?",
                 (TaskStatus.QUEUED.value, description or row["description"], dumps(payload), iso(utcnow()), task_id))
             self._record(conn, decision)
+        self.db.notify(TASKS_CHANNEL)
         return True
 
     def split_escalated(self, task_id: str, subtasks: list[dict[str, Any]], payload_updates: dict[str, Any],
@@ -349,7 +378,7 @@ class TaskStore:
         None when the task is no longer escalated."""
         now = utcnow()
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT payload FROM tasks WHERE id = ? AND status = ?",
+            row = conn.execute(f"SELECT payload FROM tasks WHERE id = ? AND status = ?{self.db.lock_rows}",
                                (task_id, TaskStatus.ESCALATED.value)).fetchone()
             if row is None:
                 return None
@@ -361,6 +390,7 @@ class TaskStore:
                  dumps(self._redact({"split_into": [s["title"] for s in subtasks]})), iso(now), iso(now), task_id))
             created = [_insert_child(conn, spec, task_id, now) for spec in subtasks]
             self._record(conn, decision)
+        self.db.notify(TASKS_CHANNEL)
         return created
 
     def drop_escalated(self, task_id: str, error: str, decision: DecisionRecord | None = None) -> bool:
@@ -376,20 +406,26 @@ class TaskStore:
                 self._record(conn, decision)
         return changed == 1
 
-    def _record(self, conn: sqlite3.Connection, decision: DecisionRecord | None) -> None:
+    def _record(self, conn: Connection, decision: DecisionRecord | None) -> None:
         if decision is not None:
             conn.execute("INSERT INTO decision_history (agent_name, decision_type, decision_data, timestamp, "
                          "task_id) VALUES (?, ?, ?, ?, ?)",
                          (decision.agent_name, decision.decision_type, dumps(self._redact(decision.data)),
                           iso(utcnow()), decision.task_id))
 
-    def recover_orphans(self, max_attempts: int) -> tuple[list[str], list[str]]:
+    def recover_orphans(self, max_attempts: int, owner_prefix: str | None = None) -> tuple[list[str], list[str]]:
         """At start-up: every in_progress task belonged to a dead process.
 
         Requeue it (its attempt was counted when it was claimed), or escalate it when
-        it has used all its attempts. Returns (requeued ids, escalated ids).
+        it has used all its attempts. Returns (requeued ids, escalated ids). In a cluster only
+        this node's leases (owners starting with ``owner_prefix``) are its own to recover; the
+        other nodes' are reclaimed when they expire.
         """
-        return self._reclaim("status = ?", (TaskStatus.IN_PROGRESS.value,), max_attempts,
+        if owner_prefix is None:
+            return self._reclaim("status = ?", (TaskStatus.IN_PROGRESS.value,), max_attempts,
+                                 "the daemon stopped while this task was running")
+        return self._reclaim("status = ? AND substr(lease_owner, 1, ?) = ?",
+                             (TaskStatus.IN_PROGRESS.value, len(owner_prefix), owner_prefix), max_attempts,
                              "the daemon stopped while this task was running")
 
     def expired_leases(self, max_attempts: int,
@@ -409,15 +445,19 @@ class TaskStore:
 
     def _reclaim(self, where: str, params: tuple, max_attempts: int, reason: str) -> tuple[list[str], list[str]]:
         now = iso(utcnow())
+        # PostgreSQL: rows another node is reclaiming right now are skipped (it has them).
+        skip = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgres" else ""
         with self.db.transaction() as conn:
-            rows = conn.execute(f"SELECT id, attempts FROM tasks WHERE {where}", params).fetchall()
+            rows = conn.execute(f"SELECT id, attempts FROM tasks WHERE {where}{skip}", params).fetchall()
             requeued = [r["id"] for r in rows if r["attempts"] < max_attempts]
             escalated = [r["id"] for r in rows if r["attempts"] >= max_attempts]
             for ids, status in ((requeued, TaskStatus.QUEUED), (escalated, TaskStatus.ESCALATED)):
                 for tid in ids:
                     conn.execute(
                         "UPDATE tasks SET status = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL, "
-                        "updated_at = ? WHERE id = ?", (status.value, reason, now, tid))
+                        f"updated_at = ? WHERE id = ? AND {where}", (status.value, reason, now, tid, *params))
+        if requeued:
+            self.db.notify(TASKS_CHANNEL)
         return requeued, escalated
 
     # --- approvals ----------------------------------------------------------------
@@ -432,11 +472,12 @@ class TaskStore:
         with self.db.transaction() as conn:
             if owner is not None and conn.execute(
                     "SELECT 1 FROM tasks WHERE id = ? AND status = ? AND lease_owner = ? "
-                    "AND lease_token = COALESCE(?, lease_token)",
+                    f"AND lease_token = COALESCE(?, lease_token){self.db.lock_rows}",
                     (task_id, TaskStatus.IN_PROGRESS.value, owner, token)).fetchone() is None:
                 return False
             if payload_updates:
-                row = conn.execute("SELECT payload FROM tasks WHERE id = ?", (task_id,)).fetchone()
+                row = conn.execute(f"SELECT payload FROM tasks WHERE id = ?{self.db.lock_rows}",
+                                   (task_id,)).fetchone()
                 payload = {**(loads(row["payload"]) or {}), **payload_updates}
                 conn.execute("UPDATE tasks SET payload = ? WHERE id = ?", (dumps(payload), task_id))
             conn.execute(
@@ -452,15 +493,17 @@ class TaskStore:
         """Approve or reject the pending approval of a task; requeue it either way so it can go on."""
         now = iso(utcnow())
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT * FROM approvals WHERE task_id = ? AND status = 'pending'",
+            row = conn.execute(f"SELECT * FROM approvals WHERE task_id = ? AND status = 'pending'{self.db.lock_rows}",
                                (task_id,)).fetchone()
             if row is None:
                 return None
             status = "approved" if approved else "rejected"
-            conn.execute("UPDATE approvals SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",
-                         (status, now, decided_by, row["id"]))
+            if not conn.execute("UPDATE approvals SET status = ?, decided_at = ?, decided_by = ? "
+                                "WHERE id = ? AND status = 'pending'", (status, now, decided_by, row["id"])).rowcount:
+                return None  # decided meanwhile (another node, another command)
             conn.execute("UPDATE tasks SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
                          (TaskStatus.QUEUED.value, now, task_id, TaskStatus.AWAITING_APPROVAL.value))
+        self.db.notify(TASKS_CHANNEL)
         return {**dict(row), "status": status}
 
     def approvals(self, status: str | None = "pending") -> list[dict[str, Any]]:

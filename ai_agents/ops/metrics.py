@@ -20,7 +20,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 
 from ai_agents.domain import TaskStatus, iso, parse_iso, utcnow
-from ai_agents.memory.database import Database
+from ai_agents.memory.storage import Storage
 from ai_agents.memory.store import MemoryStore
 from ai_agents.memory.tasks import TaskStore
 from ai_agents.ops.health import HEARTBEAT_KEY, HealthReport, assess_heartbeat
@@ -40,7 +40,7 @@ def quantile(sorted_values: list[float], q: float) -> float:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def _durations(db: Database) -> list[float]:
+def _durations(db: Storage) -> list[float]:
     rows = db.query("SELECT started_at, finished_at FROM tasks "
                     "WHERE started_at IS NOT NULL AND finished_at IS NOT NULL")
     out = []
@@ -51,7 +51,7 @@ def _durations(db: Database) -> list[float]:
     return sorted(out)
 
 
-def collect_metrics(db: Database, memory: MemoryStore, tasks: TaskStore,
+def collect_metrics(db: Storage, memory: MemoryStore, tasks: TaskStore,
                     queue_depths: dict[str, int] | None = None, *, now: datetime | None = None) -> dict[str, Any]:
     """Every figure the daemon exports. ``queue_depths`` defaults to the heartbeat's ``queues``."""
     now = now or utcnow()

@@ -29,7 +29,8 @@ class Worker:
         self.role = role
         self.name = f"{role.value}-{index}" + (f"-r{generation}" if generation else "")
         self.index = index
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.name}"
+        # The node id leads (the host name when not in a cluster): a restarted node recovers its own leases.
+        self.owner = f"{orchestrator.node_id or socket.gethostname()}:{os.getpid()}:{self.name}"
         self.current_task: str | None = None
         self.lease: Lease | None = None  # the running attempt's lease: the only handle on it
         self.last_task: str | None = None
