@@ -52,7 +52,7 @@ from ai_agents.errors import (
 from ai_agents.file_system import FileSystemManager
 from ai_agents.file_system.paths import normalize
 from ai_agents.git import GitManager
-from ai_agents.memory.database import Database
+from ai_agents.memory.storage import Storage
 from ai_agents.testing import TestRunner
 from ai_agents.testing.verdict import expected_test_ids
 
@@ -95,7 +95,7 @@ class CatchUp(BaseModel):
 class MergeQueue:
     """See the module docstring. ``path``: the queue's own worktree, under the daemon's data directory."""
 
-    def __init__(self, *, git: GitManager, db: Database, path: Path, runner: TestRunner, main_branch: str,
+    def __init__(self, *, git: GitManager, db: Storage, path: Path, runner: TestRunner, main_branch: str,
                  integration: Callable[[], str], workspace_lock: AbstractContextManager[object],
                  shared_remote: bool = False, fs: FileSystemManager | None = None):
         self.git = git
