@@ -153,8 +153,11 @@ class CodeFlow:
             # A retry makes the worktree again from the branch, where everything committed lives.
             self.worktrees.release(task.id)
             raise
-        if result.next_stage == Stage.RELEASE:
-            self.worktrees.release(task.id)  # merged: the worktree's work is on main
+        if result.next_stage == Stage.RELEASE or self.ws.live.current.git.shared_remote:
+            # Merged: the worktree's work is on main. With a shared remote the stage's commits are
+            # published, and the next stage may run on another node: a worktree kept here would hold
+            # one of this node's slots for a task it may never see again.
+            self.worktrees.release(task.id)
         return result
 
     def _stage(self, flow: CodeFlow, stage: Stage, task: Task, branch: str) -> FlowResult:
