@@ -110,7 +110,9 @@ def test_a_task_started_on_one_node_is_resumed_on_another_from_its_branch_and_me
     finally:
         b.stop()
     created = [e for e in events(tmp_path) if e["event"] == "worktree_created" and e["task_id"] == task.id]
-    assert [e["from_remote"] for e in created] == [None, "created"]  # a: from main; b: from the remote branch
+    # a: from main; b: from the remote branch (then again for b's merge stage, from its own up-to-date branch:
+    # with a shared remote a worktree is released at the end of each stage).
+    assert [e["from_remote"] for e in created][:2] == [None, "created"] and len(created) >= 2
     # QA asked once (on a); b's Developer built on a's QA commit; one merge on the remote's main.
     asked = [r for r in fake_llm.requests if "TestSuite" in str(r.json) and task.id in str(r.json)]
     assert len(asked) == 1
