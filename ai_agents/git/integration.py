@@ -19,7 +19,7 @@ from ai_agents.errors import GitOperationError, MergeConflictError, SecretDetect
 from ai_agents.git.cmd import GitCmd, GitResult
 from ai_agents.git.identity import actor_env, identity_for
 from ai_agents.git.message import compose
-from ai_agents.git.repo_state import RepoStateMixin
+from ai_agents.git.repo_state import RepoStateMixin, remove_stale_locks
 from ai_agents.git.secrets_scan import scan_message
 
 log = structlog.get_logger("ai_agents.git")
@@ -61,6 +61,10 @@ class IntegrationMixin(RepoStateMixin):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._cmd.run("worktree", "add", "--detach", "-f", str(path), ref)
                 log.info("git_worktree_added", path=str(path), ref=ref)
+            else:  # reused: a daemon killed mid-merge/rebase leaves the worktree's own index.lock behind
+                git_dir = Path(cmd.run("rev-parse", "--absolute-git-dir").stdout.strip())
+                if done := remove_stale_locks(git_dir):
+                    log.warning("git_worktree_recovered", path=str(path), actions=done)
             self.reset_worktree(cmd, ref)
             return cmd
 

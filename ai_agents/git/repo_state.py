@@ -43,6 +43,28 @@ def lock_holders(lock: Path) -> list[int] | None:
     return holders
 
 
+def remove_stale_locks(git_dir: Path) -> list[str]:
+    """Remove the lock files a killed git process left in ``git_dir`` (a repository's or one
+    worktree's own git directory); one phrase per lock removed. A git process killed while updating
+    a ref leaves HEAD.lock or refs/heads/<b>.lock behind as surely as index.lock, and every later
+    merge, checkout or commit fails on it. A lock some process still holds is left alone."""
+    done: list[str] = []
+    locks = dict.fromkeys([git_dir / "index.lock", *sorted(git_dir.glob("*.lock")),
+                           *sorted((git_dir / "refs").rglob("*.lock"))])
+    for lock in locks:
+        if not lock.exists():
+            continue
+        holders = lock_holders(lock)
+        stale = (not holders) if holders is not None else (
+            time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS)
+        if stale:
+            lock.unlink(missing_ok=True)
+            done.append(f"removed stale {lock.relative_to(git_dir).as_posix()}")
+        else:
+            log.warning("git_index_lock_held", lock=lock.name, pids=holders)
+    return done
+
+
 class RepoStateMixin:
     """Queries shared by GitManager; expects ``_cmd``, ``_lock`` and ``repo_path``."""
 
@@ -185,22 +207,7 @@ class RepoStateMixin:
         """
         done: list[str] = []
         with self._lock:
-            git_dir = self._git_path("index.lock").parent
-            # A git process killed while updating a ref leaves HEAD.lock or refs/heads/<b>.lock
-            # behind as surely as index.lock, and every later merge or commit fails on it.
-            locks = dict.fromkeys([git_dir / "index.lock", *sorted(git_dir.glob("*.lock")),
-                                   *sorted((git_dir / "refs").rglob("*.lock"))])
-            for lock in locks:
-                if not lock.exists():
-                    continue
-                holders = lock_holders(lock)
-                stale = (not holders) if holders is not None else (
-                    time.time() - lock.stat().st_mtime > _STALE_LOCK_SECONDS)
-                if stale:
-                    lock.unlink()
-                    done.append(f"removed stale {lock.relative_to(git_dir).as_posix()}")
-                else:
-                    log.warning("git_index_lock_held", lock=lock.name, pids=holders)
+            done += remove_stale_locks(self._git_path("index.lock").parent)
             steps = (("MERGE_HEAD", ("merge", "--abort"), "aborted merge"),
                      ("CHERRY_PICK_HEAD", ("cherry-pick", "--abort"), "aborted cherry-pick"),
                      ("REVERT_HEAD", ("revert", "--abort"), "aborted revert"))

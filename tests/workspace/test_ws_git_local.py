@@ -232,3 +232,19 @@ def _has_open(pid: int, path: Path) -> bool:
         return os.readlink(f"/proc/{pid}/fd/0") == str(path.resolve())
     except OSError:
         return False
+
+
+def test_a_reused_detached_worktree_loses_the_stale_lock_a_killed_merge_left(repo: GitManager, tmp_path: Path) -> None:
+    """The merge queue's worktree after kill -9 mid-merge: its own index.lock (under .git/worktrees/<name>)
+    must not fail every later merge of the queue."""
+    main = repo.rev("main")
+    path = tmp_path / "queue-worktree"
+    cmd = repo.ensure_worktree(path, main)
+    git_dir = Path(cmd.run("rev-parse", "--absolute-git-dir").stdout.strip())
+    assert git_dir != repo.repo_path / ".git"  # the worktree's own git directory
+    (git_dir / "index.lock").write_text("")
+    with pytest.raises(GitOperationError):
+        cmd.run("checkout", "-q", "--detach", "-f", main)  # what the queue hit: every checkout fails
+    again = repo.ensure_worktree(path, main)
+    assert not (git_dir / "index.lock").exists()
+    assert again.run("rev-parse", "HEAD").stdout.strip() == main
