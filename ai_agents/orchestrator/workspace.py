@@ -29,6 +29,7 @@ from ai_agents.domain import Role
 from ai_agents.errors import WorkspaceError
 from ai_agents.file_system.manager import FileSystemManager
 from ai_agents.file_system.paths import normalize
+from ai_agents.file_system.usage import tree_usage
 from ai_agents.git.manager import GitManager
 from ai_agents.memory.store import MemoryStore
 from ai_agents.testing.runner import TestRunner
@@ -123,32 +124,15 @@ class Workspace:
         root = Path(os.path.realpath(self.fs.workspace_path))
         skip = {root / ".git", *(root / k for k in self.git.keep_untracked)}
         max_bytes = cfg.max_workspace_mb * 1024 * 1024
-        files = used = 0
-        stack = [root]
-        while stack:
-            try:
-                entries = list(os.scandir(stack.pop()))
-            except OSError:
-                continue
-            for entry in entries:
-                if Path(entry.path) in skip:
-                    continue
-                files += 1
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                used += info.st_blocks * 512
-                if stat.S_ISDIR(info.st_mode):
-                    stack.append(Path(entry.path))
-                if files > cfg.max_workspace_files or used > max_bytes:
-                    what = (f"more than {cfg.max_workspace_files} files and directories"
-                            if files > cfg.max_workspace_files else f"more than {cfg.max_workspace_mb} MB")
-                    log.warning("workspace_over_limit", files=files, bytes=used, alert=True,
-                                max_files=cfg.max_workspace_files, max_mb=cfg.max_workspace_mb)
-                    raise WorkspaceError(
-                        f"the workspace holds {what} after the test run (file_system.max_workspace_files / "
-                        "max_workspace_mb); the code or tests write too much, and everything untracked is removed")
+        files, used = tree_usage(root, stop_bytes=max_bytes, stop_files=cfg.max_workspace_files, skip=skip)
+        if files > cfg.max_workspace_files or used > max_bytes:
+            what = (f"more than {cfg.max_workspace_files} files and directories"
+                    if files > cfg.max_workspace_files else f"more than {cfg.max_workspace_mb} MB")
+            log.warning("workspace_over_limit", files=files, bytes=used, alert=True,
+                        max_files=cfg.max_workspace_files, max_mb=cfg.max_workspace_mb)
+            raise WorkspaceError(
+                f"the workspace holds {what} after the test run (file_system.max_workspace_files / "
+                "max_workspace_mb); the code or tests write too much, and everything untracked is removed")
 
     def summary(self) -> str:
         """What the CEO and QA see of the workspace: files and the structure of Python modules."""

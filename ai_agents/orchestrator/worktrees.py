@@ -17,9 +17,7 @@ removes every worktree no unfinished task owns. No ``git stash`` anywhere.
 
 from __future__ import annotations
 
-import os
 import shutil
-import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -31,6 +29,7 @@ from ai_agents.config.live import LiveConfig
 from ai_agents.deployment.manager import DeploymentManager
 from ai_agents.errors import CapacityWait, WorkspaceError
 from ai_agents.file_system import FileSystemManager
+from ai_agents.file_system.usage import tree_usage
 from ai_agents.git import GitManager
 from ai_agents.memory.store import MemoryStore
 from ai_agents.orchestrator.workspace import Workspace
@@ -44,22 +43,7 @@ WAIT_FOR_SLOT_SECONDS = 5.0
 
 def disk_use(root: Path, stop_at: int) -> int:
     """Bytes on disk under ``root`` (symlinks not followed); the walk stops once ``stop_at`` is passed."""
-    used = 0
-    stack = [root]
-    while stack and used < stop_at:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            used += info.st_blocks * 512
-            if stat.S_ISDIR(info.st_mode):
-                stack.append(Path(entry.path))
-    return used
+    return tree_usage(root, stop_bytes=stop_at)[1]
 
 
 class TaskWorkspace(Workspace):
