@@ -17,6 +17,7 @@ import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -48,6 +49,7 @@ from ai_agents.orchestrator.stages import (
 )
 from ai_agents.orchestrator.workspace import Workspace
 from ai_agents.orchestrator.worktrees import Worktrees
+from ai_agents.testing.result import TestResult
 from ai_agents.testing.selection import affected_tests
 from ai_agents.testing.suites import expected_ids, jest_suite_problems
 from ai_agents.testing.tamper_check import tampering_reasons
@@ -58,6 +60,25 @@ T = TypeVar("T")
 
 # A path that can go in a commit trailer as it is: no spaces, newlines or colons to forge another trailer.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
+
+
+@dataclass(frozen=True)
+class Tested:
+    """A passing test run and the fingerprint (Workspace.fingerprint) of exactly the tree it ran on."""
+
+    fingerprint: str
+    result: TestResult
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """One attempt's outcome: failures (None when green), the Tech Lead's review when green, the commit
+    message being asked meanwhile, and the run that passed (reused at commit when the tree is the same)."""
+
+    failures: list[dict[str, Any]] | None
+    review: Review | None = None
+    message: Future[CommitMessage] | None = None
+    tested: Tested | None = None
 
 
 def ask_ahead(ask: Callable[[], T]) -> Future[T]:
@@ -282,14 +303,14 @@ class CodeFlow:
             for attempt in range(1, cfg.max_fix_attempts + 1):
                 change, early = self._catch_up(task, branch, change)
                 try:
-                    failures, review, message = early or self._attempt(task, branch, change, suite,
-                                                                       approach + 1, attempt)
+                    done = early or self._attempt(task, branch, change, suite, approach + 1, attempt)
                 except AwaitingDependency as wait:
                     return FlowResult(next_stage=Stage.CODE, awaiting_approval=APPROVAL_ACTION, result={
                         **wait.details, **suite.result("attempt_test_seconds"),
                         "pending_change": change.model_dump(mode="json")})
+                failures, review = done.failures, done.review
                 if failures is None and review is not None and review.approve:
-                    return self._commit(task, branch, change, suite, message)
+                    return self._commit(task, branch, change, suite, done.message, done.tested)
                 reasons = ([f"{f.get('test_name')}: {str(f.get('error_message'))[:_reason_chars(f)]}"
                             for f in failures or []] or (review.issues + review.reasons if review else []))
                 rejected += reasons[:3] or ["the attempt failed"]
@@ -303,7 +324,7 @@ class CodeFlow:
                               + "; ".join(rejected[-5:]))
 
     def _catch_up(self, task: Task, branch: str,
-                  change: CodeChange) -> tuple[CodeChange, tuple[list[dict[str, Any]], None, None] | None]:
+                  change: CodeChange) -> tuple[CodeChange, Attempted | None]:
         """Early conflict detection (``git.catch_up``, see MergeQueue.catch_up): (the change, its files
         merged onto main's where main moved; the failed attempt's result when they conflict, else None)."""
         if not self.ws.live.current.git.catch_up:
@@ -322,8 +343,8 @@ class CodeFlow:
         self.dev.record("caught_up_with_main", task, branch=branch, files=caught.files, conflicts=caught.conflicts,
                         merged=sorted(caught.merged))
         if caught.conflicts:
-            return change, ([{"test_name": CONFLICT_WITH_MAIN,
-                              "error_message": caught.feedback(self.ws.main_branch)}], None, None)
+            return change, Attempted([{"test_name": CONFLICT_WITH_MAIN,
+                                       "error_message": caught.feedback(self.ws.main_branch)}])
         files = []
         for f in change.files:
             try:
@@ -334,22 +355,27 @@ class CodeFlow:
         return change.model_copy(update={"files": files}), None
 
     def _attempt(self, task: Task, branch: str, change: CodeChange, suite: CodePayload, approach: int,
-                 attempt: int) -> tuple[list[dict[str, Any]] | None, Review | None, Future[CommitMessage] | None]:
-        """Apply, test and (when green) review one attempt: (failures or None, review or None, the commit
-        message being asked, when reviewed)."""
+                 attempt: int) -> Attempted:
+        """Apply, test and (when green) review one attempt."""
         if static := self._static_tampering(task, change, approach, attempt):
-            return static, None, None
+            return Attempted(static)
         if problems := self.deps.prepare(task, change):  # raises AwaitingDependency for a human's approval
-            return problems, None, None
+            return Attempted(problems)
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, refused = self.ws.apply(change, suite.qa_files())
-            self.deps.write_files(task)
-            result = self.ws.runner.run_tests(self._attempt_tests(suite, written), expected=expected)
+            manifest = self.deps.write_files(task)
+            tests = self._attempt_tests(suite, written)
+            before = self.ws.fingerprint(written + manifest, [*tests, "--expected--", *expected])
+            result = self.ws.runner.run_tests(tests, expected=expected)
             suite.attempt_test_seconds += result.duration
             self.ws.check_limits()
             current_lease.progress()
             changed = self.ws.changed_by_tests(self.ws.contents(change, written))
+            # Same bytes after the run as before it: the verdict is about this tree (the commit may reuse it).
+            tested = (Tested(before, result) if not changed and result.passed
+                      and self.ws.fingerprint(written + manifest, [*tests, "--expected--", *expected]) == before
+                      else None)
             files = {} if changed else {p: self.ws.fs.read_file(p) for p in written}
             reviewable = result.passed and not changed
             quality = quality_report(self.ws.fs.workspace_path, files, result) if reviewable else None
@@ -360,18 +386,18 @@ class CodeFlow:
             self.dev.record(TAMPERING, task, alert=True, source="verdict", approach=approach, attempt=attempt,
                             reasons=result.tampering[:5])
         if changed:
-            return [{"test_name": "files changed by the tests",
-                     "error_message": f"{', '.join(changed)} changed while the tests ran"}], None, None
+            return Attempted([{"test_name": "files changed by the tests",
+                               "error_message": f"{', '.join(changed)} changed while the tests ran"}])
         if not result.passed:
             failures = [f.model_dump() if hasattr(f, "model_dump") else dict(f) for f in result.failures]
             if not failures:
                 failures = [{"test_name": result.outcome, "error_message": result.output_tail[-1500:]}]
-            return failures + [{"test_name": "write refused", "error_message": r} for r in refused], None, None
+            return Attempted(failures + [{"test_name": "write refused", "error_message": r} for r in refused])
         # The commit message is asked while the Tech Lead reviews (taken, with no lock held, if approved).
         diff = self._diff(branch, self._proposed(change))
         message = ask_ahead(partial(self.dev.commit_message, task, diff))
         review = self._review(task, files, suite, quality or {})
-        return None, review, message
+        return Attempted(None, review, message, tested)
 
     def _attempt_tests(self, suite: TestsHandoff, written: list[str]) -> list[str]:
         """QA's tests and the tests importing a module the attempt wrote (lock held); the full suite
@@ -441,7 +467,7 @@ class CodeFlow:
         return proposed
 
     def _commit(self, task: Task, branch: str, change: CodeChange, suite: CodePayload,
-                message_ahead: Future[CommitMessage] | None) -> FlowResult:
+                message_ahead: Future[CommitMessage] | None, tested: Tested | None = None) -> FlowResult:
         # Taken before the lock is taken: no model call while a shared lock is held.
         message = (message_ahead.result() if message_ahead is not None
                    else self.dev.commit_message(task, self._diff(branch, self._proposed(change)))).render({})
@@ -449,10 +475,18 @@ class CodeFlow:
             expected = self._expected_tests(suite)
             written, _ = self.ws.apply(change, suite.qa_files())
             manifest = self.deps.write_files(task)
-            result = self.ws.runner.run_tests(self._attempt_tests(suite, written), expected=expected)
-            suite.attempt_test_seconds += result.duration
-            self.ws.check_limits()
-            current_lease.progress()
+            tests = self._attempt_tests(suite, written)
+            now = self.ws.fingerprint(written + manifest, [*tests, "--expected--", *expected])
+            if tested is not None and tested.fingerprint == now:
+                # Byte for byte the tree the attempt's run passed (same commit, files, tests and expected
+                # ids): its verdict stands, and the tests do not run a second time.
+                result = tested.result
+                self.dev.record("commit_tests_reused", task, branch=branch, passed=result.passed_count)
+            else:
+                result = self.ws.runner.run_tests(tests, expected=expected)
+                suite.attempt_test_seconds += result.duration
+                self.ws.check_limits()
+                current_lease.progress()
             if changed := self.ws.changed_by_tests(self.ws.contents(change, written)):
                 # What would be committed is no longer what the Tech Lead reviewed.
                 raise TaskFailedError(f"{', '.join(changed)} changed while the tests ran, after the review; "

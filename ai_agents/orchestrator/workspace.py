@@ -13,6 +13,7 @@ tests left behind. After each run the tree's size is checked against the configu
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import threading
@@ -239,6 +240,24 @@ class Workspace:
         if changed:
             log.warning("files_changed_by_tests", paths=changed)
         return changed
+
+    def fingerprint(self, paths: Iterable[str], extra: Iterable[str] = ()) -> str:
+        """What a test run's verdict is about (lock held by the caller): the checked-out commit, the bytes of
+        ``paths`` (each as it is on disk now: missing and non-regular files count as such) and ``extra``
+        (the test ids and paths asked for). Two runs with equal fingerprints tested the same tree."""
+        digest = hashlib.sha256((self.git.rev("HEAD") or "-").encode())
+        root = self.fs.workspace_path
+        for path in sorted(set(paths)):
+            target = root / path
+            try:
+                data = (target.read_bytes() if os.path.realpath(target) == str(target)
+                        and stat.S_ISREG(target.lstat().st_mode) else b"\0not a regular file")
+            except OSError:
+                data = b"\0missing"
+            digest.update(b"\0path\0" + path.encode() + b"\0" + hashlib.sha256(data).digest())
+        for item in extra:
+            digest.update(b"\0extra\0" + item.encode())
+        return digest.hexdigest()
 
     def task_commits(self, branch: str, task_id: str) -> dict[str, str]:
         """Agent title ("QA", "Developer") -> sha of this task's newest commit by that agent on ``branch``

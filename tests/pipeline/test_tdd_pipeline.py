@@ -62,6 +62,8 @@ def test_story_end_to_end(fake_llm, build):
                  "branch_merged", "deployed", "task_completed"):
         assert step in activities, step
     assert activities.count("code_tested") == 2  # the first version failed a test, the fix passed
+    # The commit is of byte for byte the tree the passing attempt tested: its verdict is reused, not re-run.
+    assert activities.count("commit_tests_reused") == 1
     calls = app.db.query("SELECT agent, COUNT(*) AS n FROM llm_calls WHERE task_id = ? GROUP BY agent", (task.id,))
     assert {r["agent"] for r in calls} >= {"qa", "developer", "tech_lead"}
     assert app.memory.decisions(decision_type="task_generation")[0]["decision_data"]["created"] == [task.title]
@@ -69,6 +71,9 @@ def test_story_end_to_end(fake_llm, build):
     # and so do the JSON logs
     events = [json.loads(line) for line in app.live.current.logging.file.read_text().splitlines()]
     mine = {e["event"] for e in events if e.get("task_id") == task.id}
+    dev_runs = [e for e in events if e.get("event") == "tests_run" and e.get("task_id") == task.id
+                and e.get("agent") == "developer"]
+    assert len(dev_runs) == 2  # one run per attempt; none at commit time
     assert {"task_started", "tests_committed", "code_committed", "branch_merged", "deployed",
             "task_completed"} <= mine
 
@@ -180,3 +185,33 @@ def test_failing_post_deploy_check_rolls_back(fake_llm, build, tmp_path):
              timeout=60, message="deploy failure escalated")
     assert marker.read_text().strip() == good  # rolled back to the previous good commit
     assert "deployment failed" in (app.tasks.get(task.id).error or "")
+
+
+def test_a_fingerprint_changes_with_the_bytes_the_commit_and_the_tests_asked_for(fake_llm, build):
+    """What lets the commit reuse the attempt's verdict (CodeFlow._commit): equal only for the same tree."""
+    app = build(fake_llm, start=False)
+    ws = app.workspace
+    with ws.on_branch("main"):
+        ws.fs.write_file("calc.py", "X = 1\n")
+        first = ws.fingerprint(["calc.py"], ["tests/test_calc.py"])
+        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) == first
+        assert ws.fingerprint(["calc.py"], ["tests/test_other.py"]) != first
+        ws.fs.write_file("calc.py", "X = 2\n")
+        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) != first
+        ws.fs.write_file("calc.py", "X = 1\n")
+        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) == first
+        # The same bytes behind a symlink are not the file that was tested.
+        target = ws.fs.workspace_path / "calc.py"
+        (ws.fs.workspace_path / "elsewhere.py").write_text("X = 1\n")
+        target.unlink()
+        target.symlink_to(ws.fs.workspace_path / "elsewhere.py")
+        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) != first
+        target.unlink()
+        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) != first  # missing
+        ws.fs.write_file("calc.py", "X = 1\n")
+        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) == first
+        # Another commit underneath: a different tree, though the file is the same.
+        ws.fs.write_file("other.py", "Y = 1\n")
+        ws.git.add(["other.py"])
+        ws.git.commit("chore: another file", agent="developer", files=["other.py"])
+        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) != first
