@@ -32,10 +32,11 @@ from ai_agents.domain import Role, Task
 from ai_agents.errors import AttemptTurnsUsed, TaskFailedError, TestRunError, ToolError, WorkspaceError
 from ai_agents.file_system.paths import normalize
 from ai_agents.orchestrator.stages import CodePayload, TestsHandoff
-from ai_agents.orchestrator.workspace import Workspace
+from ai_agents.orchestrator.workspace import Tested, Workspace
 from ai_agents.testing.jest_verdict import expected_jest_ids, is_jest_file
 from ai_agents.testing.result import TestResult
 from ai_agents.testing.selection import affected_tests
+from ai_agents.testing.suites import expected_ids
 
 log = structlog.get_logger("ai_agents.pipeline")
 
@@ -94,6 +95,8 @@ class ToolStages:
         self.repo_map = RepoMap()
         # task id -> the changed files as they were before the Developer's latest attempt (for the review diff)
         self._bases: dict[str, dict[str, str]] = {}
+        # task id -> the passing run of the Developer's accepted finish (reused by the pipeline's attempt)
+        self._tested: dict[str, Tested] = {}
         self._bases_lock = threading.Lock()
 
     # --- shared -------------------------------------------------------------------
@@ -275,7 +278,9 @@ class ToolStages:
                 return None  # the package is not installed until a human approves; the daemon tests it then
             selected = affected_tests(self._test_sources(reg.view.files, tests_dir), reg.view.changed,
                                       always=test_paths)
-            result = reg.run_tests_hook(dict(reg.view.changed), selected)
+            expected = [i for p in sorted(suite.qa_files()) for i in expected_ids(p, reg.view.files.get(p, ""))]
+            result = self._finish_run(task.id, branch, dict(reg.view.changed), selected, expected)
+            timed(result)
             if result.outcome == "could_not_run":
                 raise TestRunError(f"the test framework could not run: {result.output_tail[-500:]}")
             return None if result.passed else "finish refused: the tests do not pass yet\n" + describe_result(
@@ -324,6 +329,31 @@ class ToolStages:
             return self._change(task, files, registry.view.changed, f"unfinished: {e}", registry.dependencies)
         self._record(self.dev, task, outcome)
         return self._change(task, files, outcome.changed, outcome.finish.summary, registry.dependencies)
+
+    def _finish_run(self, task_id: str, branch: str, changed: dict[str, str], tests: list[str],
+                    expected: list[str]) -> TestResult:
+        """The Developer's ``finish`` gate: the daemon's own run of ``tests`` (QA's ``expected`` ids must each
+        pass) on the branch with ``changed`` written. A pass on a tree the run left as it found it is kept
+        (:meth:`finish_tested`): the pipeline's attempt on byte for byte that tree takes its verdict."""
+        with self.ws.on_branch(branch):
+            for path, content in changed.items():
+                self.ws.fs.write_file(path, content)
+            before = self.ws.fingerprint(changed, tests, expected)
+            result = self.ws.runner.run_tests(tests, expected=expected)
+            same = (result.passed and not self.ws.changed_by_tests(changed)
+                    and self.ws.fingerprint(changed, tests, expected) == before)
+        with self._bases_lock:
+            self._tested.pop(task_id, None)
+            if same:
+                self._tested[task_id] = Tested(before, result)
+                while len(self._tested) > BASES_KEPT:
+                    self._tested.pop(next(iter(self._tested)))
+        return result
+
+    def finish_tested(self, task_id: str) -> Tested | None:
+        """The passing run of the Developer's last accepted ``finish`` for ``task_id``, taken once."""
+        with self._bases_lock:
+            return self._tested.pop(task_id, None)
 
     @staticmethod
     def _test_sources(files: dict[str, str], tests_dir: str) -> dict[str, str]:

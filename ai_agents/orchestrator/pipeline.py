@@ -47,9 +47,8 @@ from ai_agents.orchestrator.stages import (
     TestsHandoff,
     stage_of,
 )
-from ai_agents.orchestrator.workspace import Workspace
+from ai_agents.orchestrator.workspace import Tested, Workspace
 from ai_agents.orchestrator.worktrees import Worktrees
-from ai_agents.testing.result import TestResult
 from ai_agents.testing.selection import affected_tests
 from ai_agents.testing.suites import expected_ids, jest_suite_problems
 from ai_agents.testing.tamper_check import tampering_reasons
@@ -60,14 +59,6 @@ T = TypeVar("T")
 
 # A path that can go in a commit trailer as it is: no spaces, newlines or colons to forge another trailer.
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./-]+")
-
-
-@dataclass(frozen=True)
-class Tested:
-    """A passing test run and the fingerprint (Workspace.fingerprint) of exactly the tree it ran on."""
-
-    fingerprint: str
-    result: TestResult
 
 
 @dataclass(frozen=True)
@@ -366,15 +357,22 @@ class CodeFlow:
             written, refused = self.ws.apply(change, suite.qa_files())
             manifest = self.deps.write_files(task)
             tests = self._attempt_tests(suite, written)
-            before = self.ws.fingerprint(written + manifest, [*tests, "--expected--", *expected])
-            result = self.ws.runner.run_tests(tests, expected=expected)
-            suite.attempt_test_seconds += result.duration
-            self.ws.check_limits()
-            current_lease.progress()
+            before = self.ws.fingerprint(written + manifest, tests, expected)
+            finished = self.tool_stages.finish_tested(task.id) if self.with_tools else None
+            if finished is not None and finished.fingerprint == before:
+                # The Developer's finish gate already ran these tests on byte for byte this tree: its verdict.
+                result = finished.result
+                self.dev.record("attempt_tests_reused", task, approach=approach, attempt=attempt,
+                                passed=result.passed_count)
+            else:
+                result = self.ws.runner.run_tests(tests, expected=expected)
+                suite.attempt_test_seconds += result.duration
+                self.ws.check_limits()
+                current_lease.progress()
             changed = self.ws.changed_by_tests(self.ws.contents(change, written))
             # Same bytes after the run as before it: the verdict is about this tree (the commit may reuse it).
             tested = (Tested(before, result) if not changed and result.passed
-                      and self.ws.fingerprint(written + manifest, [*tests, "--expected--", *expected]) == before
+                      and self.ws.fingerprint(written + manifest, tests, expected) == before
                       else None)
             files = {} if changed else {p: self.ws.fs.read_file(p) for p in written}
             reviewable = result.passed and not changed
@@ -476,7 +474,7 @@ class CodeFlow:
             written, _ = self.ws.apply(change, suite.qa_files())
             manifest = self.deps.write_files(task)
             tests = self._attempt_tests(suite, written)
-            now = self.ws.fingerprint(written + manifest, [*tests, "--expected--", *expected])
+            now = self.ws.fingerprint(written + manifest, tests, expected)
             if tested is not None and tested.fingerprint == now:
                 # Byte for byte the tree the attempt's run passed (same commit, files, tests and expected
                 # ids): its verdict stands, and the tests do not run a second time.

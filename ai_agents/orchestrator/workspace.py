@@ -19,6 +19,7 @@ import stat
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -33,9 +34,18 @@ from ai_agents.file_system.paths import normalize
 from ai_agents.file_system.usage import tree_usage
 from ai_agents.git.manager import GitManager
 from ai_agents.memory.store import MemoryStore
+from ai_agents.testing.result import TestResult
 from ai_agents.testing.runner import TestRunner
 
 log = structlog.get_logger("ai_agents.workspace")
+
+
+@dataclass(frozen=True)
+class Tested:
+    """A passing test run and the fingerprint (:meth:`Workspace.fingerprint`) of the tree it ran on."""
+
+    fingerprint: str
+    result: TestResult
 
 MAX_SUMMARY_FILES = 30
 # Files that change how tests are collected or run: a Developer editing them could skip or
@@ -241,10 +251,10 @@ class Workspace:
             log.warning("files_changed_by_tests", paths=changed)
         return changed
 
-    def fingerprint(self, paths: Iterable[str], extra: Iterable[str] = ()) -> str:
+    def fingerprint(self, paths: Iterable[str], tests: Iterable[str] = (), expected: Iterable[str] = ()) -> str:
         """What a test run's verdict is about (lock held by the caller): the checked-out commit, the bytes of
-        ``paths`` (each as it is on disk now: missing and non-regular files count as such) and ``extra``
-        (the test ids and paths asked for). Two runs with equal fingerprints tested the same tree."""
+        ``paths`` as they are on disk now (a missing or non-regular file counts as such), the tests run and
+        the test ids that had to pass. Two runs with equal fingerprints tested the same tree the same way."""
         digest = hashlib.sha256((self.git.rev("HEAD") or "-").encode())
         root = self.fs.workspace_path
         for path in sorted(set(paths)):
@@ -255,8 +265,9 @@ class Workspace:
             except OSError:
                 data = b"\0missing"
             digest.update(b"\0path\0" + path.encode() + b"\0" + hashlib.sha256(data).digest())
-        for item in extra:
-            digest.update(b"\0extra\0" + item.encode())
+        for kind, items in ((b"test", tests), (b"expected", expected)):
+            for item in sorted(set(items)):
+                digest.update(b"\0" + kind + b"\0" + item.encode())
         return digest.hexdigest()
 
     def task_commits(self, branch: str, task_id: str) -> dict[str, str]:

@@ -52,3 +52,11 @@ def test_finish_runs_the_affected_tests_and_the_queue_the_whole_suite(fake_llm, 
     assert merged["attempt_test_seconds"] > 0 and merged["queue_test_seconds"] == queue_runs[0]["seconds"]
     assert done.result["attempt_test_seconds"] == merged["attempt_test_seconds"]
     assert done.result["queue_test_seconds"] == queue_runs[0]["seconds"]
+
+    # The Developer's tests ran once per finish: the accepted finish's run (the daemon's own, with QA's test ids
+    # expected) is the attempt's verdict, and the commit's, because the tree is byte for byte the same.
+    dev_runs = [e for e in events if e.get("event") == "tests_run" and e.get("task_id") == task.id
+                and e.get("agent") == "developer"]
+    assert len(dev_runs) == 2
+    activities = [a["activity"] for a in app.memory.activities(task.id)]
+    assert activities.count("attempt_tests_reused") == 1 and activities.count("commit_tests_reused") == 1

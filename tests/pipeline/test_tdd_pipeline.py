@@ -193,25 +193,26 @@ def test_a_fingerprint_changes_with_the_bytes_the_commit_and_the_tests_asked_for
     ws = app.workspace
     with ws.on_branch("main"):
         ws.fs.write_file("calc.py", "X = 1\n")
-        first = ws.fingerprint(["calc.py"], ["tests/test_calc.py"])
-        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) == first
-        assert ws.fingerprint(["calc.py"], ["tests/test_other.py"]) != first
+        first = ws.fingerprint(["calc.py"], tests=["tests/test_calc.py"])
+        assert ws.fingerprint(["calc.py"], tests=["tests/test_calc.py"]) == first
+        assert ws.fingerprint(["calc.py"], tests=["tests/test_other.py"]) != first
+        assert ws.fingerprint(["calc.py"], tests=["tests/test_calc.py"], expected=["tests/test_calc.py::t"]) != first
         ws.fs.write_file("calc.py", "X = 2\n")
-        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) != first
+        assert ws.fingerprint(["calc.py"], tests=["tests/test_calc.py"]) != first
         ws.fs.write_file("calc.py", "X = 1\n")
-        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) == first
+        assert ws.fingerprint(["calc.py"], tests=["tests/test_calc.py"]) == first
         # The same bytes behind a symlink are not the file that was tested.
         target = ws.fs.workspace_path / "calc.py"
         (ws.fs.workspace_path / "elsewhere.py").write_text("X = 1\n")
         target.unlink()
         target.symlink_to(ws.fs.workspace_path / "elsewhere.py")
-        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) != first
+        assert ws.fingerprint(["calc.py"], tests=["tests/test_calc.py"]) != first
         target.unlink()
-        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) != first  # missing
+        assert ws.fingerprint(["calc.py"], tests=["tests/test_calc.py"]) != first  # missing
         ws.fs.write_file("calc.py", "X = 1\n")
-        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) == first
+        assert ws.fingerprint(["calc.py"], tests=["tests/test_calc.py"]) == first
         # Another commit underneath: a different tree, though the file is the same.
         ws.fs.write_file("other.py", "Y = 1\n")
         ws.git.add(["other.py"])
         ws.git.commit("chore: another file", agent="developer", files=["other.py"])
-        assert ws.fingerprint(["calc.py"], ["tests/test_calc.py"]) != first
+        assert ws.fingerprint(["calc.py"], tests=["tests/test_calc.py"]) != first
