@@ -4,7 +4,8 @@ The pipeline (:mod:`ai_agents.orchestrator.pipeline`) calls this when ``agents.t
 Each loop works on a snapshot of the task branch, taken under the workspace lock; the lock is
 held again only to run tests (the view's changes written through the file-system manager,
 then discarded) and to commit, never while the model thinks. What is committed is checked
-by a fresh test run, never by what the model said.
+by the daemon's own test run on exactly its bytes (the Developer's ``finish`` run is the attempt's
+verdict only when the tree is byte for byte the same), never by what the model said.
 """
 
 from __future__ import annotations
