@@ -142,6 +142,22 @@ class Task:
 
 
 @dataclass(frozen=True)
+class AttemptFailure:
+    """Why one code attempt failed, as the Developer is told: a failing test (``what`` is its id) or one of
+    the daemon's own checks (a conflict with main, tampering, a refused write, a dependency refused).
+    ``brief``: how much of ``message`` the next attempt's one-line reasons carry (a conflict's hunks go
+    whole, a test's failure in brief)."""
+
+    what: str
+    message: str = ""
+    traceback: str = ""
+    brief: int = 200
+
+    def reason(self) -> str:
+        return f"{self.what}: {self.message[:self.brief]}"
+
+
+@dataclass(frozen=True)
 class DecisionRecord:
     """One ``decision_history`` row, written in the same transaction as the change it decided."""
 

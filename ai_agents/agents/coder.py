@@ -7,16 +7,15 @@ from typing import Any
 
 from ai_agents.agents.base import BaseAgent, task_brief
 from ai_agents.agents.models import CodeChange, CommitMessage, TestSuite
-from ai_agents.domain import Role, Task
+from ai_agents.domain import AttemptFailure, Role, Task
 
 MAX_DIFF_CHARS = 12_000
 
 
-def _failures_text(failures: list[dict[str, Any]], limit: int = 8) -> str:
+def _failures_text(failures: list[AttemptFailure], limit: int = 8) -> str:
     lines = []
     for f in failures[:limit]:
-        lines.append(f"- {f.get('test_name')}: {str(f.get('error_message', ''))[:500]}\n"
-                     f"  {str(f.get('traceback', ''))[-1500:]}")
+        lines.append(f"- {f.what}: {f.message[:max(500, f.brief)]}\n  {f.traceback[-1500:]}")
     return "\n".join(lines) or "(no failure details)"
 
 
@@ -68,7 +67,7 @@ class DeveloperAgent(BaseAgent):
         return self.ask(prompt, CodeChange, task)
 
     def fix_code(self, task: Task, suite: dict[str, Any], tests: str, change: CodeChange, *,
-                 failures: list[dict[str, Any]], review: list[str]) -> CodeChange:
+                 failures: list[AttemptFailure], review: list[str]) -> CodeChange:
         code = "\n".join(f"--- {f.path} ---\n{f.content[:20000]}" for f in change.files)
         problem = (f"The tests fail:\n{_failures_text(failures)}" if failures
                    else "The tests pass, but the Tech Lead rejected the code:\n- " + "\n- ".join(review))

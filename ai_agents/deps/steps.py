@@ -16,7 +16,7 @@ from ai_agents.agents.coder import DeveloperAgent
 from ai_agents.agents.models import CodeChange, DependencyRequest
 from ai_agents.deps.gate import DependencyGate, GateResult
 from ai_agents.deps.policy import Verdict, canonical, decide
-from ai_agents.domain import Task
+from ai_agents.domain import AttemptFailure, Task
 from ai_agents.errors import AgentsError, ToolError, WorkspaceError
 from ai_agents.orchestrator.workspace import Workspace
 
@@ -73,7 +73,7 @@ class DependencySteps:
                     self._done.pop(next(iter(self._done)))
         return result
 
-    def prepare(self, task: Task, change: CodeChange) -> list[dict[str, Any]] | None:
+    def prepare(self, task: Task, change: CodeChange) -> list[AttemptFailure] | None:
         """Failures for the Developer, or None when every dependency is installed (or none was asked for).
 
         Runs outside the workspace lock (an install takes a while). Raises AwaitingDependency.
@@ -83,14 +83,14 @@ class DependencySteps:
         if not change.dependencies:
             return None
         if self.gate is None:
-            return [{"test_name": "dependencies", "error_message": "this daemon installs no dependencies"}]
+            return [AttemptFailure("dependencies", "this daemon installs no dependencies")]
         result = self._gate(task, change.dependencies)
         if result.awaiting is not None:
             self.dev.record("dependency_approval_requested", task, packages=result.awaiting["packages"])
             raise AwaitingDependency(result.awaiting)
         if result.failures:
             self.dev.record("dependency_refused", task, reasons=result.failures[:5])
-            return [{"test_name": "dependencies", "error_message": f} for f in result.failures]
+            return [AttemptFailure("dependencies", f) for f in result.failures]
         with self._lock:
             self._ready[task.id] = result
         return None

@@ -30,7 +30,7 @@ from ai_agents.agents.reviewer import ReviewerAgent
 from ai_agents.deployment import DeploymentFailedError
 from ai_agents.deps.gate import APPROVAL_ACTION, DependencyGate
 from ai_agents.deps.steps import AwaitingDependency, DependencySteps
-from ai_agents.domain import Role, Task, slugify
+from ai_agents.domain import AttemptFailure, Role, Task, slugify
 from ai_agents.errors import AgentsError, TaskFailedError, TestRunError, WorkspaceError
 from ai_agents.file_system.paths import normalize
 from ai_agents.orchestrator.coding_tools import ToolStages, review_diff
@@ -66,7 +66,7 @@ class Attempted:
     """One attempt's outcome: failures (None when green), the Tech Lead's review when green, the commit
     message being asked meanwhile, and the run that passed (reused at commit when the tree is the same)."""
 
-    failures: list[dict[str, Any]] | None
+    failures: list[AttemptFailure] | None
     review: Review | None = None
     message: Future[CommitMessage] | None = None
     tested: Tested | None = None
@@ -115,10 +115,7 @@ def suite_problems(suite: TestSuite, tests_dir: str, framework: str = "pytest") 
 CONFLICT_WITH_MAIN = "conflict with main"
 
 
-def _reason_chars(failure: dict[str, Any]) -> int:
-    """How much of a failure the next attempt is told: the conflict hunks whole (up to 3000 characters),
-    a test's failure in brief."""
-    return 3000 if failure.get("test_name") == CONFLICT_WITH_MAIN else 200
+CONFLICT_BRIEF = 3000  # a conflict's hunks reach the next attempt whole (up to this); a test's failure in brief
 
 
 class CodeFlow:
@@ -302,8 +299,8 @@ class CodeFlow:
                 failures, review = done.failures, done.review
                 if failures is None and review is not None and review.approve:
                     return self._commit(task, branch, change, suite, done.message, done.tested)
-                reasons = ([f"{f.get('test_name')}: {str(f.get('error_message'))[:_reason_chars(f)]}"
-                            for f in failures or []] or (review.issues + review.reasons if review else []))
+                reasons = ([f.reason() for f in failures or []]
+                           or (review.issues + review.reasons if review else []))
                 rejected += reasons[:3] or ["the attempt failed"]
                 if attempt < cfg.max_fix_attempts and self.with_tools:
                     change = self.tool_stages.code_change(task, branch, suite, feedback=rejected, previous=change)
@@ -334,8 +331,8 @@ class CodeFlow:
         self.dev.record("caught_up_with_main", task, branch=branch, files=caught.files, conflicts=caught.conflicts,
                         merged=sorted(caught.merged))
         if caught.conflicts:
-            return change, Attempted([{"test_name": CONFLICT_WITH_MAIN,
-                                       "error_message": caught.feedback(self.ws.main_branch)}])
+            return change, Attempted([AttemptFailure(CONFLICT_WITH_MAIN, caught.feedback(self.ws.main_branch),
+                                                     brief=CONFLICT_BRIEF)])
         files = []
         for f in change.files:
             try:
@@ -384,13 +381,13 @@ class CodeFlow:
             self.dev.record(TAMPERING, task, alert=True, source="verdict", approach=approach, attempt=attempt,
                             reasons=result.tampering[:5])
         if changed:
-            return Attempted([{"test_name": "files changed by the tests",
-                               "error_message": f"{', '.join(changed)} changed while the tests ran"}])
+            return Attempted([AttemptFailure("files changed by the tests",
+                                             f"{', '.join(changed)} changed while the tests ran")])
         if not result.passed:
-            failures = [f.model_dump() if hasattr(f, "model_dump") else dict(f) for f in result.failures]
+            failures = [AttemptFailure(f.test_name, f.error_message, f.traceback) for f in result.failures]
             if not failures:
-                failures = [{"test_name": result.outcome, "error_message": result.output_tail[-1500:]}]
-            return Attempted(failures + [{"test_name": "write refused", "error_message": r} for r in refused])
+                failures = [AttemptFailure(result.outcome, result.output_tail[-1500:])]
+            return Attempted(failures + [AttemptFailure("write refused", r) for r in refused])
         # The commit message is asked while the Tech Lead reviews (taken, with no lock held, if approved).
         diff = self._diff(branch, self._proposed(change))
         message = ask_ahead(partial(self.dev.commit_message, task, diff))
@@ -422,7 +419,7 @@ class CodeFlow:
         return expected
 
     def _static_tampering(self, task: Task, change: CodeChange, approach: int,
-                          attempt: int) -> list[dict[str, Any]] | None:
+                          attempt: int) -> list[AttemptFailure] | None:
         """Refuse, before anything is written or run, Developer code that reaches for the test framework."""
         reasons = [r for f in change.files for r in tampering_reasons(f.path, f.content)][:8]
         if not reasons:
@@ -431,8 +428,8 @@ class CodeFlow:
                     reasons=reasons, message="the Developer's code reaches for the test framework; attempt failed")
         self.dev.record(TAMPERING, task, alert=True, source="static check", approach=approach, attempt=attempt,
                         reasons=reasons)
-        return [{"test_name": TAMPERING, "error_message": "refused before running, code under test may not touch "
-                 "the test framework: " + "; ".join(reasons)}]
+        return [AttemptFailure(TAMPERING, "refused before running, code under test may not touch "
+                               "the test framework: " + "; ".join(reasons))]
 
     def _review(self, task: Task, files: dict[str, str], suite: CodePayload, quality: dict[str, Any]) -> Review:
         code = "\n".join(f"--- {p} ---\n{c[:15000]}" for p, c in files.items())
