@@ -404,9 +404,9 @@ class CodeFlow:
         if not reasons:
             return None
         log.warning(TAMPERING, alert=True, alert_name=TAMPERING, task_id=task.id, source="static check",
-                    reasons=reasons, message="the Developer's code reaches for the test framework; attempt failed")
-        self.dev.record(TAMPERING, task, alert=True, source="static check", approach=approach, attempt=attempt,
-                        reasons=reasons)
+                    approach=approach, attempt=attempt, reasons=reasons,
+                    message="the Developer's code reaches for the test framework; attempt failed")
+        self.dev.record(TAMPERING, task, source="static check", approach=approach, attempt=attempt, reasons=reasons)
         return [{"test_name": TAMPERING, "error_message": "refused before running, code under test may not touch "
                  "the test framework: " + "; ".join(reasons)}]
 
