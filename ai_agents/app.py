@@ -224,10 +224,12 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         from ai_agents.cluster.wakeup import TaskListener
 
         listener = TaskListener(settings.memory.database_url.get_secret_value(), TASKS_CHANNEL, orchestrator.dispatch)
+    alert_recorder = AlertRecorder(AlertStore(db), redactor)
     metrics_server = None
     if settings.metrics.listen:
         def figures() -> dict[str, Any]:
-            return collect_metrics(db, memory, tasks, orchestrator.queue_depths())
+            return collect_metrics(db, memory, tasks, orchestrator.queue_depths(),
+                                   alerts_not_stored=alert_recorder.not_stored())
         metrics_server = MetricsServer(settings.metrics.listen, lambda: render_prometheus(figures()),
                                        render_openmetrics=lambda: render_openmetrics(figures()),
                                        health=lambda: check_health(memory), allow_remote=metrics_remote)
@@ -235,7 +237,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     dashboard = DashboardServer(settings, redactor=redactor) if settings.dashboard.listen else None
     return App(live=live, db=db, memory=memory, tasks=tasks, llm=llm, workspace=workspace,
                orchestrator=orchestrator, alerter=alerter, redactor=redactor, metrics_server=metrics_server,
-               dashboard=dashboard, alert_recorder=AlertRecorder(AlertStore(db), redactor), node=node,
+               dashboard=dashboard, alert_recorder=alert_recorder, node=node,
                listener=listener)
 
 
