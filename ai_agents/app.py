@@ -43,6 +43,7 @@ from ai_agents.ops.systemd import SystemdNotifier
 from ai_agents.ops.watchdog import ALERT_NAME as WATCHDOG_ALERT
 from ai_agents.ops.watchdog import LoopWatchdog
 from ai_agents.orchestrator import AnalysisFlow, DecisionFlow, TaskOrchestrator
+from ai_agents.orchestrator.branch_cleanup import MergedBranches
 from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.pipeline import CodeFlow, Workspace
 from ai_agents.orchestrator.workspace import paths_inside
@@ -174,6 +175,10 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
                           cap=lambda: live.current.file_system.max_worktrees)
     worktrees.sweep(r["id"] for r in db.query("SELECT id FROM tasks WHERE type = ? AND status NOT IN (?, ?, ?)", (
         TaskType.CODE.value, TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.CANCELLED.value)))
+    # Merged branches of completed tasks: deleted as each task completes; what is left over is swept now.
+    branches = MergedBranches(git, live, completed=lambda ids: {
+        i for i in ids if (t := tasks.get(i)) is not None and t.status == TaskStatus.COMPLETED})
+    branches.sweep()
     # The merge queue builds and tests each candidate in its own worktree under the data directory;
     # its test runs see neither the main working tree nor the daemon's files.
     queue_path = worktree_root / QUEUE_DIR
@@ -204,7 +209,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
                                               developer=DeveloperAgent(*agent_args),
                                               tech_lead=reviewers[Role.TECH_LEAD],
                                               approval_status=tasks.approval_status, merge_queue=merge_queue,
-                                              worktrees=worktrees,
+                                              worktrees=worktrees, branches=branches,
                                               deps=DependencyGate(live, lambda: ProjectPythonEnv.from_config(
                                                   live.current.dependencies, project_env),
                                                   node_modules=settings.repo_path / "node_modules"))),

@@ -32,6 +32,7 @@ from ai_agents.deps.steps import AwaitingDependency, DependencySteps
 from ai_agents.domain import Role, Task, slugify
 from ai_agents.errors import AgentsError, TaskFailedError, TestRunError, WorkspaceError
 from ai_agents.file_system.paths import normalize
+from ai_agents.orchestrator.branch_cleanup import MergedBranches
 from ai_agents.orchestrator.coding_tools import ToolStages, review_diff
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.merge_queue import MergeQueue
@@ -112,8 +113,10 @@ def _reason_chars(failure: dict[str, Any]) -> int:
 class CodeFlow:
     def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, tech_lead: ReviewerAgent,
                  approval_status: Callable[[str, str], str | None], merge_queue: MergeQueue,
-                 worktrees: Worktrees | None = None, deps: DependencyGate | None = None):
+                 worktrees: Worktrees | None = None, deps: DependencyGate | None = None,
+                 branches: MergedBranches | None = None):
         self.ws = ws
+        self.branches = branches  # None: merged branches are kept
         self.queue = merge_queue
         self.worktrees = worktrees  # None: this flow already works in one task's worktree
         self.gate = deps
@@ -550,4 +553,7 @@ class CodeFlow:
                                           f"rolled back to {e.record.rolled_back_to or 'nothing'}") from e
                 result["deploy"] = record.model_dump(mode="json")
                 self.dev.record("deployed", task, status=record.status, commit=merge_sha)
+        # The task's last step: its branch is on main and no stage reads it again.
+        if self.branches is not None and (deleted := self.branches.retire(task.id, branch)):
+            self.dev.record("branch_deleted", task, branches=deleted)
         return FlowResult(result=result)
