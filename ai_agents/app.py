@@ -43,6 +43,8 @@ from ai_agents.ops.systemd import SystemdNotifier
 from ai_agents.ops.watchdog import ALERT_NAME as WATCHDOG_ALERT
 from ai_agents.ops.watchdog import LoopWatchdog
 from ai_agents.orchestrator import AnalysisFlow, DecisionFlow, TaskOrchestrator
+from ai_agents.orchestrator.branch_cleanup import MergedBranches
+from ai_agents.orchestrator.flows import DocumentWriter
 from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.pipeline import CodeFlow, Workspace
 from ai_agents.orchestrator.workspace import paths_inside
@@ -154,7 +156,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
                    if any(k.startswith("deployment") for k in keys) else None)
     workspace = Workspace(live=live, fs=fs, git=git, runner=runner, deployer=deployer, memory=memory)
     workspace.recover()
-    worktree_root = settings.memory.database_path.parent / "worktrees"
+    worktree_root = worktrees_dir(settings)
 
     def task_parts(path: Path) -> tuple[FileSystemManager, GitManager, TestRunner]:
         """A code task's own file-system manager, git manager and sandboxed runner, rooted at its worktree."""
@@ -174,15 +176,12 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
                           cap=lambda: live.current.file_system.max_worktrees)
     worktrees.sweep(r["id"] for r in db.query("SELECT id FROM tasks WHERE type = ? AND status NOT IN (?, ?, ?)", (
         TaskType.CODE.value, TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.CANCELLED.value)))
-    # The merge queue builds and tests each candidate in its own worktree under the data directory;
-    # its test runs see neither the main working tree nor the daemon's files.
-    queue_path = worktree_root / QUEUE_DIR
-    merge_queue = MergeQueue(
-        git=git, db=db, path=queue_path, main_branch=settings.git.branch,
-        runner=TestRunner.from_config(settings.testing, queue_path, hidden_paths=[*hidden, settings.repo_path],
-                                      project_env=project_env, shared_node_modules=settings.repo_path / "node_modules"),
-        integration=lambda: live.current.git.integration, workspace_lock=workspace.lock,
-        shared_remote=settings.git.shared_remote, fs=fs)
+    # Merged branches of completed tasks: deleted as each task completes; what is left over is swept now.
+    branches = MergedBranches(git, live, completed=lambda ids: {
+        i for i in ids if (t := tasks.get(i)) is not None and t.status == TaskStatus.COMPLETED})
+    branches.sweep()
+    merge_queue = build_merge_queue(live, git=git, db=db, workspace=workspace, fs=fs, hidden=hidden,
+                                    project_env=project_env)
 
     agent_args = (llm, context, memory, live)
     ceo = CEOAgent(*agent_args)
@@ -196,15 +195,13 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     doers = {role: agent for role, agent in {Role.CEO: ceo, **reviewers}.items() if role in enabled}
     executor = ThreadPoolExecutor(max_workers=max(2, len(reviewers)), thread_name_prefix="vteam")
     flows = {
-        # Documents reach main through the merge queue too (committed: auto_commit is restart-only).
-        TaskType.ANALYSIS: AnalysisFlow(doers, merge_queue.write_document if settings.git.auto_commit
-                                        else workspace.write_document),
+        TaskType.ANALYSIS: AnalysisFlow(doers, document_writer(settings, workspace, merge_queue)),
         TaskType.DECISION: DecisionFlow(ceo, reviewers, lambda: live.current.agents.v_team, executor),
         TaskType.CODE: (code_flow := CodeFlow(workspace, qa=QAAgent(*agent_args),
                                               developer=DeveloperAgent(*agent_args),
                                               tech_lead=reviewers[Role.TECH_LEAD],
                                               approval_status=tasks.approval_status, merge_queue=merge_queue,
-                                              worktrees=worktrees,
+                                              worktrees=worktrees, branches=branches,
                                               deps=DependencyGate(live, lambda: ProjectPythonEnv.from_config(
                                                   live.current.dependencies, project_env),
                                                   node_modules=settings.repo_path / "node_modules"))),
@@ -224,10 +221,12 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         from ai_agents.cluster.wakeup import TaskListener
 
         listener = TaskListener(settings.memory.database_url.get_secret_value(), TASKS_CHANNEL, orchestrator.dispatch)
+    alert_recorder = AlertRecorder(AlertStore(db), redactor)
     metrics_server = None
     if settings.metrics.listen:
         def figures() -> dict[str, Any]:
-            return collect_metrics(db, memory, tasks, orchestrator.queue_depths())
+            return collect_metrics(db, memory, tasks, orchestrator.queue_depths(),
+                                   alerts_not_stored=alert_recorder.not_stored())
         metrics_server = MetricsServer(settings.metrics.listen, lambda: render_prometheus(figures()),
                                        render_openmetrics=lambda: render_openmetrics(figures()),
                                        health=lambda: check_health(memory), allow_remote=metrics_remote)
@@ -235,8 +234,33 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     dashboard = DashboardServer(settings, redactor=redactor) if settings.dashboard.listen else None
     return App(live=live, db=db, memory=memory, tasks=tasks, llm=llm, workspace=workspace,
                orchestrator=orchestrator, alerter=alerter, redactor=redactor, metrics_server=metrics_server,
-               dashboard=dashboard, alert_recorder=AlertRecorder(AlertStore(db), redactor), node=node,
+               dashboard=dashboard, alert_recorder=alert_recorder, node=node,
                listener=listener)
+
+
+def worktrees_dir(settings: Settings) -> Path:
+    """Where the task worktrees and the merge queue's live: beside the database, outside the workspace."""
+    return settings.memory.database_path.parent / "worktrees"
+
+
+def build_merge_queue(live: LiveConfig, *, git: GitManager, db: Storage, workspace: Workspace,
+                      fs: FileSystemManager, hidden: list[Path], project_env: Path) -> MergeQueue:
+    """The merge queue: it builds and tests each candidate in its own worktree under the data directory;
+    its test runs see neither the main working tree nor the daemon's files (``hidden``)."""
+    settings = live.current
+    queue_path = worktrees_dir(settings) / QUEUE_DIR
+    return MergeQueue(
+        git=git, db=db, path=queue_path, main_branch=settings.git.branch,
+        runner=TestRunner.from_config(settings.testing, queue_path, hidden_paths=[*hidden, settings.repo_path],
+                                      project_env=project_env, shared_node_modules=settings.repo_path / "node_modules"),
+        integration=lambda: live.current.git.integration, workspace_lock=workspace.lock,
+        shared_remote=settings.git.shared_remote, fs=fs)
+
+
+def document_writer(settings: Settings, workspace: Workspace, merge_queue: MergeQueue) -> DocumentWriter:
+    """Where analysis documents go: onto main through the merge queue, like code (committed:
+    ``git.auto_commit`` is restart-only), or, without commits, into the working tree."""
+    return merge_queue.write_document if settings.git.auto_commit else workspace.write_document
 
 
 class InstanceLock:

@@ -6,9 +6,10 @@ Part 1 drives a zero-latency flow through the real orchestrator (queues, worker
 threads, leases and every state change in SQLite): tasks/s, and the median time
 one task hop costs (queue get, claim, activity rows, completion transaction).
 Part 2 runs the real analysis flow (agents, self-check, documents committed to a
-real git workspace) with a simulated model that takes --latency seconds per call,
-with 4 roles busy, and compares the wall time with running the same tasks one
-after another. Targets: overhead under 5 ms per hop; speed-up at least 3.5.
+real git workspace through the merge queue, wired as the daemon wires it) with a
+simulated model that takes --latency seconds per call, with 4 roles busy, and
+compares the wall time with running the same tasks one after another.
+Targets: overhead under 5 ms per hop; speed-up at least 3.5.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from pydantic import BaseModel
 
 from ai_agents.agents import CEOAgent, ReviewerAgent
 from ai_agents.agents.models import Validation, WorkProduct
+from ai_agents.app import build_merge_queue, document_writer
 from ai_agents.config import LiveConfig
 from ai_agents.config.models import Settings
+from ai_agents.deps.python_env import ENV_DIR
 from ai_agents.domain import Role, Task, TaskStatus, TaskType
 from ai_agents.file_system import FileSystemManager
 from ai_agents.git import GitManager
@@ -78,7 +81,7 @@ def settings_for(root: Path, workers: int = 1) -> Settings:
     s = Settings.model_validate({
         "orchestrator": {"check_interval": 60, "heartbeat_interval": 30, "generate_when_idle": False},
         "file_system": {"workspace_path": str(root / "ws"), "backup_dir": str(root / "backups")},
-        "memory": {"database_path": str(root / "bench.db")}, "logging": {"file": None, "level": "WARNING"},
+        "memory": {"database_path": str(root / "data" / "bench.db")}, "logging": {"file": None, "level": "WARNING"},
     })
     for role in ROLES:
         s.agents.for_role(role).workers = workers
@@ -133,9 +136,13 @@ def part2(latency: float, per_role: int) -> dict[str, float]:
         db = Database(settings.memory.database_path)
         memory, tasks = MemoryStore(db), TaskStore(db)
         ws = Workspace(live=live, fs=fs, git=git, runner=None, deployer=None, memory=memory)
+        # Documents reach main as in the daemon: through the merge queue (git.auto_commit).
+        data = settings.memory.database_path.parent
+        queue = build_merge_queue(live, git=git, db=db, workspace=ws, fs=fs, hidden=[data], project_env=data / ENV_DIR)
         context = ContextManager(live, memory, tasks)
         agents = {role: ReviewerAgent(role, model, context, memory, live) for role in ROLES}
-        orch, tasks = orchestrator(settings, {TaskType.ANALYSIS: AnalysisFlow(agents, ws.write_document)}, model)
+        flow = AnalysisFlow(agents, document_writer(settings, ws, queue))
+        orch, tasks = orchestrator(settings, {TaskType.ANALYSIS: flow}, model)
         total = per_role * len(ROLES)
         for i in range(per_role):
             for role in ROLES:

@@ -73,10 +73,15 @@ class BaseAgent:
         return answer
 
     def record(self, activity: str, task: Task | None = None, **details: Any) -> None:
-        """Every agent action: a row in activity_logs and a JSON log event."""
+        """Every agent action: a row in activity_logs and a JSON log event.
+
+        The record is the trail, never the alert: an event worth one is logged with ``alert=True``
+        once, where it is detected (the test runner, the static check), so that one event is one
+        row in ``alerts``. An ``alert`` detail stays in the activity row but is not re-raised here.
+        """
         task_id = task.id if task else None
         self.memory.log_activity(self.role.value, activity, details, task_id=task_id)
-        log.info(activity, agent=self.role.value, task_id=task_id, **details)
+        log.info(activity, agent=self.role.value, task_id=task_id, **{k: v for k, v in details.items() if k != "alert"})
 
     # --- the specification's process_task with bounded self-correction -------------
     def process_task(self, task: Task) -> WorkProduct:

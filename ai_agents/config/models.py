@@ -113,6 +113,9 @@ class GitConfig(Section):
     # changes to files the task touches is brought up to date (as integration says) and the attempt's
     # files merged onto main's; conflict hunks go to the Developer at once rather than at the queue.
     catch_up: bool = True
+    # A completed task's branch, once merged into main, is deleted here and (with shared_remote) on the
+    # remote, the latter only while it still points at the merged commit (a lease); kept otherwise.
+    delete_merged_branches: bool = True
     push_retries: int = Field(3, ge=0)
     identity_domain: str = "ai-agents.local"
     username: str | None = Field(None, description="user for an https remote; the token comes from the env")
@@ -472,6 +475,7 @@ LIVE_KEYS: tuple[str, ...] = (
     "logging.level",
     "deployment",
     "git.integration",              # read by the merge queue at each candidate
+    "git.delete_merged_branches",   # read when a task completes and at start
     "file_system.max_worktrees",    # read at each new worktree
     "file_system.max_worktrees_mb",
     "file_system.max_workspace_files",  # read after every test run (Workspace.check_limits)

@@ -30,6 +30,25 @@ class BranchMixin(RepoStateMixin):
             self._cmd.run("branch", "--no-track", name, from_ref or "HEAD")
             log.info("git_branch_created", branch=name, from_ref=from_ref or "HEAD")
 
+    def branch_tips(self, prefix: str) -> dict[str, str]:
+        """Local branches whose name starts with ``prefix`` (a directory such as ``agents/``) -> their tips."""
+        out = self._cmd.run("for-each-ref", "--format=%(refname:strip=2) %(objectname)",
+                            f"refs/heads/{prefix}").stdout
+        return dict(line.rsplit(" ", 1) for line in out.splitlines() if " " in line)
+
+    def delete_branch(self, name: str, expect: str) -> bool:
+        """Delete branch ``name`` only while it points at ``expect`` (a compare-and-swap) and no working
+        tree has it checked out; False when it was left as it is."""
+        with self._lock:
+            self._check_branch_name(name)
+            checked_out = self._cmd.run("worktree", "list", "--porcelain").stdout.splitlines()
+            if f"branch refs/heads/{name}" in checked_out:
+                return False
+            deleted = self._cmd.run("update-ref", "-d", f"refs/heads/{name}", expect, check=False).ok
+        if deleted:
+            log.info("git_branch_deleted", branch=name, sha=expect)
+        return deleted
+
     def checkout(self, name: str) -> None:
         with self._lock:
             if self.current_branch() == name:

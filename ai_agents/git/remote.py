@@ -8,7 +8,7 @@ not transient and ends in :class:`GitOperationError` at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -121,6 +121,23 @@ class RemoteOps:
                 raise GitOperationError(self.cmd.explain(result))
             return True
         return self._retry(f"push of {branch} to {remote}", attempt)
+
+    def delete_leased(self, remote: str, leases: Mapping[str, str]) -> list[str]:
+        """Delete each of the remote's branches (name -> sha) only while it still points at that sha: one
+        push, a ``--force-with-lease`` per branch. The deleted ones; a branch that moved (or is gone) is
+        left as it is. Unreachable: GitRemoteError."""
+        if not leases:
+            return []
+        args = [f"--force-with-lease=refs/heads/{branch}:{sha}" for branch, sha in leases.items()]
+
+        def attempt(env: dict[str, str]) -> list[str]:
+            result = self.cmd.run("push", "--porcelain", *args, remote, *(f":refs/heads/{b}" for b in leases),
+                                  env=env, timeout=self.timeout, check=False)
+            verdicts = [ln.split("\t") for ln in result.stdout.splitlines() if ln[:2] in ("-\t", "!\t")]
+            if not verdicts:
+                raise GitOperationError(self.cmd.explain(result))
+            return [v[1].split(":refs/heads/", 1)[1] for v in verdicts if v[0] == "-" and ":refs/heads/" in v[1]]
+        return self._retry(f"deletion of {len(leases)} branches on {remote}", attempt)
 
     def ls_remote(self, remote: str, timeout: float) -> str:
         """One quick reachability probe, no retries (used by doctor)."""

@@ -74,6 +74,30 @@ class SharedRemoteMixin(RepoStateMixin):
             self.fetch()
         raise GitOperationError(f"the remote's {branch} kept moving; it was not published")
 
+    def remote_branch_tips(self, prefix: str) -> dict[str, str]:
+        """The remote's branches starting with ``prefix``, as last fetched or pushed -> their tips."""
+        out = self._cmd.run("for-each-ref", "--format=%(refname:strip=3) %(objectname)",
+                            f"refs/remotes/{self.remote_name}/{prefix}").stdout
+        return dict(line.rsplit(" ", 1) for line in out.splitlines() if " " in line)
+
+    def delete_remote_branches(self, leases: Mapping[str, str], batch: int = 200) -> list[str]:
+        """Delete the remote's branches (name -> the sha each must still point at; one that moved is
+        kept), their remote-tracking refs too. The deleted ones; unreachable: GitRemoteError."""
+        deleted: list[str] = []
+        items = list(leases.items())
+        for i in range(0, len(items), batch):
+            part = dict(items[i:i + batch])
+            for branch in part:
+                self._check_branch_name(branch)
+            done = self._remote.delete_leased(self.remote_name, part)
+            for branch in done:
+                self._cmd.run("update-ref", "-d", f"refs/remotes/{self.remote_name}/{branch}", part[branch],
+                              check=False)
+            deleted += done
+        if leases:
+            log.info("git_remote_branches_deleted", deleted=deleted, kept=sorted(set(leases) - set(deleted)))
+        return deleted
+
     def take_remote_branch(self, branch: str) -> str | None:
         """Make the local ``branch`` at least the remote's (fetched before): created from it when
         missing, fast-forwarded when behind, replaced when the two diverged (the remote holds what

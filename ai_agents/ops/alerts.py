@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -292,8 +292,21 @@ class AlertRecorder(logging.Handler):
         self._thread_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self.dropped = 0
-        self.failed = 0
+        self._count_lock = threading.Lock()  # emit (any thread) and the writer thread both count
+        self.dropped = 0  # a full queue, or logged after close(): the row never reaches the table
+        self.failed = 0  # the row could not be built or written
+
+    def not_stored(self) -> dict[str, int]:
+        """Alerts that never became a row, since start, by reason (``dropped``, ``failed``): for /metrics."""
+        with self._count_lock:
+            return {"dropped": self.dropped, "failed": self.failed}
+
+    def _count(self, reason: Literal["dropped", "failed"]) -> None:
+        with self._count_lock:
+            if reason == "dropped":
+                self.dropped += 1
+            else:
+                self.failed += 1
 
     def emit(self, record: logging.LogRecord) -> None:
         event = record.msg  # structlog's event dict (see AlertLogHandler)
@@ -309,23 +322,23 @@ class AlertRecorder(logging.Handler):
                 task_id=str(clean["task_id"]) if clean.get("task_id") else None, fields=fields, timestamp=utcnow())
             with self._thread_lock:
                 if self._closed:
-                    self.dropped += 1
+                    self._count("dropped")
                     return
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="alert-recorder", daemon=True)
                     self._thread.start()
                 self._queue.put_nowait(row)
         except queue.Full:
-            self.dropped += 1
+            self._count("dropped")
         except Exception:
-            self.failed += 1
+            self._count("failed")
 
     def _run(self) -> None:
         while (row := self._queue.get()) is not None:
             try:
                 self.store.add(row)
             except Exception:
-                self.failed += 1  # the database is gone or full: the log line still has the alert
+                self._count("failed")  # the database is gone or full: the log line still has the alert
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (up to ``timeout`` s), then stop the writer thread."""

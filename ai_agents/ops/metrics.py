@@ -10,7 +10,7 @@ it on ``/metrics``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -52,8 +52,10 @@ def _durations(db: Storage) -> list[float]:
 
 
 def collect_metrics(db: Storage, memory: MemoryStore, tasks: TaskStore,
-                    queue_depths: dict[str, int] | None = None, *, now: datetime | None = None) -> dict[str, Any]:
-    """Every figure the daemon exports. ``queue_depths`` defaults to the heartbeat's ``queues``."""
+                    queue_depths: dict[str, int] | None = None, *, now: datetime | None = None,
+                    alerts_not_stored: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Every figure the daemon exports. ``queue_depths`` defaults to the heartbeat's ``queues``;
+    ``alerts_not_stored`` is the running daemon's ``AlertRecorder.not_stored()`` (left out without one)."""
     now = now or utcnow()
     by_status = {s.value: 0 for s in TaskStatus} | tasks.counts()
     completed = by_status.get(TaskStatus.COMPLETED.value, 0)
@@ -96,6 +98,7 @@ def collect_metrics(db: Storage, memory: MemoryStore, tasks: TaskStore,
         "queue_depth": queue_depths,
         "healthy": health.ok,
         "heartbeat_age_seconds": health.data.get("heartbeat_age_seconds"),
+        "alerts_not_stored": dict(alerts_not_stored) if alerts_not_stored is not None else None,
         "collected_at": iso(now),
     }
 
@@ -164,6 +167,14 @@ def metric_families(m: dict[str, Any]) -> Iterator[Metric]:
     yield queues
     yield GaugeMetricFamily("ai_agents_healthy", "1 when the health check passes (heartbeat, main loop, roles).",
                             value=1 if m["healthy"] else 0)
+    if m.get("alerts_not_stored") is not None:
+        lost = CounterMetricFamily(
+            "ai_agents_alerts_not_stored", "Alerts logged but never written to the alerts table since the daemon "
+            "started, by reason: dropped (the recorder's queue was full) or failed (the write failed).",
+            labels=["reason"])
+        for reason, n in sorted(m["alerts_not_stored"].items()):
+            lost.add_metric([reason], n)
+        yield lost
     if m["heartbeat_age_seconds"] is not None:
         yield GaugeMetricFamily("ai_agents_heartbeat_age_seconds", "Seconds since the daemon's last heartbeat.",
                                 value=m["heartbeat_age_seconds"])

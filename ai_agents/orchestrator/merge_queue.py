@@ -147,10 +147,10 @@ class MergeQueue:
             raise TaskFailedError(f"branch {branch} is gone; nothing to merge")
         if (done := self._already_merged(task.id, row, main, tip)) is not None:
             return self._merged(task, done, None, resumed=True)  # merged before a crash: never twice
-        candidate, seconds = row.get("candidate_sha"), row.get("test_seconds")
-        ready = (row.get("state") == QueueState.TESTED.value and row.get("base_sha") == main
-                 and row.get("tip_sha") == tip and candidate and self.git.rev(candidate))
-        if ready:
+        tested, seconds = row.get("candidate_sha"), row.get("test_seconds")
+        if (row.get("state") == QueueState.TESTED.value and row.get("base_sha") == main
+                and row.get("tip_sha") == tip and tested and self.git.rev(tested)):
+            candidate = str(tested)
             log.info("merge_queue_resumed_tested", task_id=task.id, candidate=candidate)
         else:
             built = self._build(task, branch, main, tip)
@@ -309,6 +309,8 @@ class MergeQueue:
         with self._lock:  # the queue's worktree is the queue's: never two users at once
             main = self._main()
             tip = self.git.rev(branch)
+            if tip is None:
+                raise TaskFailedError(f"branch {branch} is gone; nothing to rebuild")
             qa = [r.sha for r in reversed(self.git.commit_records(200, branch=branch, first_parent=True))
                   if r.agent == Role.QA.value and r.trailers.get("Task-Id") == task.id
                   and r.trailers.get("Agent") == Role.QA.title and not self.git.is_ancestor(r.sha, main)]

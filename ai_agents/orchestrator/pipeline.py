@@ -33,6 +33,7 @@ from ai_agents.deps.steps import AwaitingDependency, DependencySteps
 from ai_agents.domain import AttemptFailure, Role, Task, slugify
 from ai_agents.errors import AgentsError, TaskFailedError, TestRunError, WorkspaceError
 from ai_agents.file_system.paths import normalize
+from ai_agents.orchestrator.branch_cleanup import MergedBranches
 from ai_agents.orchestrator.coding_tools import ToolStages, review_diff
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.merge_queue import MergeQueue
@@ -121,8 +122,10 @@ CONFLICT_BRIEF = 3000  # a conflict's hunks reach the next attempt whole (up to 
 class CodeFlow:
     def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, tech_lead: ReviewerAgent,
                  approval_status: Callable[[str, str], str | None], merge_queue: MergeQueue,
-                 worktrees: Worktrees | None = None, deps: DependencyGate | None = None):
+                 worktrees: Worktrees | None = None, deps: DependencyGate | None = None,
+                 branches: MergedBranches | None = None):
         self.ws = ws
+        self.branches = branches  # None: merged branches are kept
         self.queue = merge_queue
         self.worktrees = worktrees  # None: this flow already works in one task's worktree
         self.gate = deps
@@ -378,7 +381,7 @@ class CodeFlow:
                         passed=result.passed_count, failed=result.failed_count, refused=refused,
                         test_seconds=round(result.duration, 3))
         if result.tampering:
-            self.dev.record(TAMPERING, task, alert=True, source="verdict", approach=approach, attempt=attempt,
+            self.dev.record(TAMPERING, task, source="verdict", approach=approach, attempt=attempt,
                             reasons=result.tampering[:5])
         if changed:
             return Attempted([AttemptFailure("files changed by the tests",
@@ -425,9 +428,9 @@ class CodeFlow:
         if not reasons:
             return None
         log.warning(TAMPERING, alert=True, alert_name=TAMPERING, task_id=task.id, source="static check",
-                    reasons=reasons, message="the Developer's code reaches for the test framework; attempt failed")
-        self.dev.record(TAMPERING, task, alert=True, source="static check", approach=approach, attempt=attempt,
-                        reasons=reasons)
+                    approach=approach, attempt=attempt, reasons=reasons,
+                    message="the Developer's code reaches for the test framework; attempt failed")
+        self.dev.record(TAMPERING, task, source="static check", approach=approach, attempt=attempt, reasons=reasons)
         return [AttemptFailure(TAMPERING, "refused before running, code under test may not touch "
                                "the test framework: " + "; ".join(reasons))]
 
@@ -579,4 +582,7 @@ class CodeFlow:
                                           f"rolled back to {e.record.rolled_back_to or 'nothing'}") from e
                 result["deploy"] = record.model_dump(mode="json")
                 self.dev.record("deployed", task, status=record.status, commit=merge_sha)
+        # The task's last step: its branch is on main and no stage reads it again.
+        if self.branches is not None and (deleted := self.branches.retire(task.id, branch)):
+            self.dev.record("branch_deleted", task, branches=deleted)
         return FlowResult(result=result)

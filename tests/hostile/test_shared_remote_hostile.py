@@ -58,7 +58,7 @@ def test_the_models_tests_cannot_reach_the_shared_remote(fake_llm, write_config,
     assert done.status == TaskStatus.COMPLETED, done.error
     assert tested and tested[-1]["passed"] == 3  # the attack ran (and passed) with the helper's two tests
     heads = git(remote, "for-each-ref", "--format=%(refname)", "refs/heads").split()
-    assert sorted(heads) == sorted(["refs/heads/main", f"refs/heads/{done.payload['branch']}"])
+    assert heads == ["refs/heads/main"]  # no branch pushed by the tests; the task's, merged, deleted once done
     assert (remote / "HEAD").read_text() == "ref: refs/heads/main\n"
     assert sorted(p.name for p in (remote / "hooks").iterdir()) == hooks_before
     assert task_merges(remote) == [task.id]

@@ -71,10 +71,14 @@ def test_two_nodes_race_into_one_remote_main_each_task_merged_once_main_green(fa
     refused = [e for e in events(tmp_path) if e["event"] == "git_push_lease" and e["branch"] == "main"
                and not e["pushed"]]
     assert len(refused) == 1
-    # One QA and one Developer commit per task on the remote's main; both branches were published.
+    # One QA and one Developer commit per task on the remote's main; both branches were published (and,
+    # merged and completed, deleted: git.delete_merged_branches).
     for app, t in ((a, ta), (b, tb)):
         assert agent_commits(remote, t.id) == ["Developer Agent", "QA Agent"]
-        assert git(remote, "rev-parse", "--verify", f"refs/heads/{app.tasks.get(t.id).payload['branch']}").strip()
+        branch = app.tasks.get(t.id).payload["branch"]
+        assert [e for e in events(tmp_path) if e["event"] == "git_push_lease" and e["branch"] == branch
+                and e["pushed"]]
+    assert git(remote, "for-each-ref", "--format=%(refname)", "refs/heads").split() == ["refs/heads/main"]
     # Every first-parent merge of the remote's main is green; both local mains follow it.
     check = tmp_path / "check"
     git(tmp_path, "clone", "-q", str(remote), str(check))
