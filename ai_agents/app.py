@@ -33,8 +33,8 @@ from ai_agents.llm import LLMClient
 from ai_agents.logging_setup import Redactor, configure_logging, set_level
 from ai_agents.memory import ContextManager, MemoryStore, TaskStore
 from ai_agents.memory.alerts import AlertStore
+from ai_agents.memory.backends import from_config as storage_from_config
 from ai_agents.memory.storage import Storage
-from ai_agents.memory.storage import from_config as storage_from_config
 from ai_agents.memory.tasks import TASKS_CHANNEL
 from ai_agents.ops.alerts import Alerter, AlertLogHandler, AlertRecorder
 from ai_agents.ops.health import check_health

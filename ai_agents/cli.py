@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -91,5 +90,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def print_json(data: object) -> None:
-    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))

@@ -8,18 +8,22 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ai_agents.cli import print_json
 from ai_agents.cluster.nodes import NodeRegistry
 from ai_agents.config import load_config
 from ai_agents.config.models import Settings
 from ai_agents.domain import CEO_WORK, TaskStatus, TaskType
 from ai_agents.memory import MemoryStore, TaskStore
 from ai_agents.memory.alerts import AlertStore, StoredAlert
+from ai_agents.memory.approvals import decide_approval
+from ai_agents.memory.backends import from_config as storage_from_config
 from ai_agents.memory.storage import Storage
-from ai_agents.memory.storage import from_config as storage_from_config
 
 # Left out of ``tasks`` and ``status`` unless ``--all``: the CEO's bookkeeping, not the company's work.
 CEO_INTERNAL: tuple[TaskType, ...] = tuple(sorted(CEO_WORK, key=lambda t: t.value))
+
+
+def print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
 def _stores(settings: Settings) -> tuple[Storage, MemoryStore, TaskStore]:
@@ -275,16 +279,6 @@ def cmd_health(args: argparse.Namespace) -> int:
     if (loop := loop_line(memory.get_state("heartbeat")[0])) is not None:
         print(f"main loop: {loop}")
     return 0 if report.ok else 1
-
-
-def decide_approval(tasks: TaskStore, memory: MemoryStore, task_id: str, *, approved: bool,
-                    decided_by: str) -> dict[str, Any] | None:
-    """What `approve`/`reject` do (the CLI and the dashboard): decide, then record who did it."""
-    row = tasks.decide_approval(task_id, approved=approved, decided_by=decided_by)
-    if row is not None:
-        memory.log_activity("human", "approval_" + row["status"], {"action": row["action"], "by": decided_by},
-                            task_id=task_id)
-    return row
 
 
 def _decide(args: argparse.Namespace, approved: bool) -> int:

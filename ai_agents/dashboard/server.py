@@ -37,7 +37,8 @@ from ai_agents.domain import TaskStatus, TaskType
 from ai_agents.errors import ConfigError
 from ai_agents.logging_setup import Redactor
 from ai_agents.memory import Storage
-from ai_agents.memory.storage import from_config as storage_from_config
+from ai_agents.memory.approvals import decide_approval
+from ai_agents.memory.backends import from_config as storage_from_config
 from ai_agents.ops.listen import Listener, parse_listen
 
 log = structlog.get_logger("ai_agents.dashboard")
@@ -281,8 +282,6 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [p for p in path.split("/") if p]
         if len(parts) == 3 and parts[0] == "approvals" and parts[2] in ("approve", "reject") \
                 and TASK_ID.fullmatch(parts[1]):
-            from ai_agents.commands import decide_approval
-
             who = f"dashboard ({self.client_address[0]})"
             row = decide_approval(o.data.tasks, o.data.memory, parts[1], approved=parts[2] == "approve",
                                   decided_by=who)

@@ -1,4 +1,4 @@
-"""The storage contract every store module is written against, and the one place that picks a backend.
+"""The storage contract every store module is written against (the backend is picked in ``backends.py``).
 
 Two implementations: :class:`~ai_agents.memory.database.Database` (a SQLite file, the default and
 zero-setup path, one daemon) and :class:`~ai_agents.memory.postgres.PostgresDatabase` (one
@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
-
-from ai_agents.config.models import MemoryConfig
 
 Params = Sequence[Any] | Mapping[str, Any]
 Dialect = Literal["sqlite", "postgres"]
@@ -71,23 +68,6 @@ def redact_url(url: str) -> str:
         return url
     netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def open_storage(database_path: Path, database_url: str | None = None, *, pool_size: int = 8) -> Storage:
-    """PostgreSQL when ``database_url`` is set, else the SQLite file at ``database_path``."""
-    if database_url:
-        from ai_agents.memory.postgres import PostgresDatabase
-
-        return PostgresDatabase(database_url, pool_size=pool_size)
-    from ai_agents.memory.database import Database
-
-    return Database(database_path)
-
-
-def from_config(memory: MemoryConfig) -> Storage:
-    """The store ``memory`` configures (``database_url``: PostgreSQL; else the SQLite file)."""
-    url = memory.database_url.get_secret_value() if memory.database_url is not None else None
-    return open_storage(memory.database_path, url, pool_size=memory.pool_size)
 
 
 def iter_statements(script: str) -> Iterator[str]:

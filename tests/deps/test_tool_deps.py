@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ai_agents.commands import decide_approval
 from ai_agents.domain import TaskStatus
 from ai_agents.llm.script import Script
+from ai_agents.memory.approvals import decide_approval
 from tests.agents_tools.support import tool_results
 from tests.conftest import wait_for
 from tests.deps.test_project_deps import SETTLED, git, pypi, rules  # noqa: F401 - the fixture
