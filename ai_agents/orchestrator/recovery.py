@@ -6,23 +6,41 @@ None of them calls a model: escalation decisions and generation are queued for t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import structlog
 
-from ai_agents.domain import CEO_WORK, TaskStatus, TaskType
+from ai_agents.config.live import LiveConfig
+from ai_agents.domain import CEO_WORK, Task, TaskStatus, TaskType
 from ai_agents.memory.alerts import AlertStore
-
-if TYPE_CHECKING:
-    from ai_agents.orchestrator.orchestrator import TaskOrchestrator
+from ai_agents.memory.store import MemoryStore
+from ai_agents.memory.tasks import TaskStore
+from ai_agents.orchestrator.pacing import GenerationPacer
+from ai_agents.orchestrator.ports import Alerts
+from ai_agents.orchestrator.supervisor import Supervisor
 
 log = structlog.get_logger("ai_agents.orchestrator")
+
+
+class RecoveryHost(Protocol):
+    """What the main loop's recovery steps need of the orchestrator (TaskOrchestrator)."""
+
+    live: LiveConfig
+    tasks: TaskStore
+    memory: MemoryStore
+    alerts: Alerts
+    supervisor: Supervisor
+    pacer: GenerationPacer
+
+    def dispatch(self) -> int: ...
+
+    def submit_internal(self, type: TaskType, title: str, payload: dict[str, Any] | None = None) -> Task: ...
 
 BUSY = (TaskStatus.QUEUED, TaskStatus.IN_PROGRESS, TaskStatus.AWAITING_APPROVAL)
 
 
 class Recovery:
-    def __init__(self, orchestrator: TaskOrchestrator):
+    def __init__(self, orchestrator: RecoveryHost):
         self.orch = orchestrator
 
     def reclaim_stuck(self) -> None:

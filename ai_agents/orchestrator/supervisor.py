@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
+from ai_agents.config.live import LiveConfig
 from ai_agents.domain import Role
-from ai_agents.orchestrator.worker import Worker
-
-if TYPE_CHECKING:
-    from ai_agents.orchestrator.orchestrator import TaskOrchestrator
+from ai_agents.orchestrator.ports import Alerts
+from ai_agents.orchestrator.worker import Worker, WorkerHost
 
 log = structlog.get_logger("ai_agents.orchestrator")
+
+
+class SupervisorHost(WorkerHost, Protocol):
+    """What the supervisor needs of the orchestrator: a worker's host, plus the live config and alerts."""
+
+    live: LiveConfig
+    alerts: Alerts
 
 MAX_RESTARTS_PER_HOUR = 5
 
 
 class Supervisor:
-    def __init__(self, orchestrator: TaskOrchestrator):
+    def __init__(self, orchestrator: SupervisorHost):
         self.orch = orchestrator
         self.workers: list[Worker] = []
         self.unhealthy_roles: set[str] = set()

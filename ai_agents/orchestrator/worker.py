@@ -10,21 +10,39 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from ai_agents.domain import Role
+from ai_agents.orchestrator.queues import RoleQueues
 
 if TYPE_CHECKING:
     from ai_agents.orchestrator.lease import Lease
-    from ai_agents.orchestrator.orchestrator import TaskOrchestrator
 
 log = structlog.get_logger("ai_agents.orchestrator")
 
 
+class WorkerHost(Protocol):
+    """What a worker needs of the orchestrator that runs it (TaskOrchestrator)."""
+
+    node_id: str | None
+    stop_event: threading.Event
+    queues: RoleQueues
+
+    def accepting_stopped(self) -> bool: ...
+
+    def may_take_work(self) -> bool: ...
+
+    def running_low(self, role: Role) -> bool: ...
+
+    def refill(self, role: Role) -> int: ...
+
+    def execute(self, worker: Worker, task_id: str) -> None: ...
+
+
 class Worker:
-    def __init__(self, orchestrator: TaskOrchestrator, role: Role, index: int, generation: int = 0):
+    def __init__(self, orchestrator: WorkerHost, role: Role, index: int, generation: int = 0):
         self.orch = orchestrator
         self.role = role
         self.name = f"{role.value}-{index}" + (f"-r{generation}" if generation else "")
