@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 from tests.registries import npm_registry_or_skip, python_index_or_skip
 
@@ -23,6 +25,10 @@ def demo(tmp_path, scenario: str) -> tuple[subprocess.CompletedProcess[str], str
     return out, log
 
 
+# Both scenarios run in the slow step (each installs from a registry: ~15-25 s); the default suite runs the
+# `demo` command's story (tests/cli/test_demo.py), a jest project end to end (tests/jest/test_jest_pipeline.py)
+# and attrs from the package index through the pipeline (tests/deps/test_project_deps.py).
+@pytest.mark.slow
 def test_demo_js_scenario(tmp_path):
     npm_registry_or_skip()
     out, log = demo(tmp_path, "js")
@@ -35,6 +41,7 @@ def test_demo_js_scenario(tmp_path):
     assert "package-lock.json" in log  # the exact versions are committed
 
 
+@pytest.mark.slow
 def test_demo_deps_scenario(tmp_path):
     python_index_or_skip()
     out, log = demo(tmp_path, "deps")

@@ -1,5 +1,6 @@
 """The PostgreSQL coordination parts without daemons: singleton jobs by advisory lock (one node at a
-time, handed over when the holder's session ends, even by kill -9) and LISTEN/NOTIFY wake-ups."""
+time, handed over when the holder's session ends, even by kill -9), LISTEN/NOTIFY wake-ups, and a
+store that loses nothing when the server restarts under it (the three-node runs restart it mid-run)."""
 
 from __future__ import annotations
 
@@ -66,4 +67,19 @@ def test_a_task_queued_through_one_node_wakes_the_listeners_of_the_others(pg_ser
         assert listener.notifications >= 1
     finally:
         listener.stop()
+        db.close()
+
+
+def test_a_store_loses_nothing_across_a_server_restart_and_reconnects(pg_server: Any) -> None:
+    db = PostgresDatabase(pg_server.new_database("restart"), pool_size=2)
+    try:
+        store = TaskStore(db)
+        before = store.create(TaskType.ANALYSIS, "Queued before the restart")
+        pg_server.restart()  # every pooled connection is broken now
+        assert store.get(before.id).title == "Queued before the restart"  # read through a new connection
+        after = store.create(TaskType.ANALYSIS, "Queued after the restart")
+        titles = {r["title"] for r in db.query("SELECT title FROM tasks")}
+        assert titles == {"Queued before the restart", "Queued after the restart"}
+        assert store.get(after.id) is not None
+    finally:
         db.close()

@@ -139,6 +139,11 @@ def run_code_cluster(pg_server: Any, fake: FakeLLMServer, tmp: Path, *, code: in
         db.close()
 
 
+# Slow step (~30 s): the default suite has its parts cheaper: two nodes racing into one shared remote
+# and a task resumed on another node from its branch (tests/merge_queue_remote/test_shared_remote.py),
+# the shared budget and claims on two stores (tests/storage), advisory locks handed over after kill -9
+# and a store across a PostgreSQL restart (test_coordination.py), hostile answers on PostgreSQL.
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_three_nodes_code_and_analysis_kill9_each_merged_once_main_green(
         pg_server: Any, fake_llm: FakeLLMServer, tmp_path: Path) -> None:

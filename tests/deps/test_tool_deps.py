@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ai_agents.domain import TaskStatus
 from ai_agents.llm.script import Script
 from ai_agents.memory.approvals import decide_approval
@@ -69,6 +71,9 @@ def test_allowed_package_through_the_tool_denied_one_refused(fake_llm, build, py
     assert done.result["tests_passed"] == 6  # QA's tests: the pinned attrs, read-only env, no network
 
 
+# Slow step: the approval wait on the same gate is in the default suite through the whole-file path
+# (test_project_deps.py::test_unlisted_package_waits_for_approval_then_installs), the tool path above.
+@pytest.mark.slow
 def test_unlisted_package_through_the_tool_waits_then_installs(fake_llm, build, pypi):  # noqa: F811
     # No run_tests before finish: the package is not there until a human approves it.
     developer = [r for r in scripted_developer() if r["tool_calls"][0]["name"] != "run_tests"]

@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ai_agents.domain import TaskStatus
 from ai_agents.llm.script import Script
 from tests.agents_tools.support import call, tool_results
@@ -56,6 +58,10 @@ def own_jest_project(ws: Path, cache: Path) -> None:
     shutil.copytree(cache / "node_modules", ws / "node_modules", symlinks=True, copy_function=link)
 
 
+# Slow step: the default suite covers its parts cheaper: jest through the pipeline (test_jest_pipeline.py),
+# request_dependency in tool mode through the same gate (tests/deps/test_tool_deps.py), npm installs with
+# the lock committed (tests/deps/test_npm_deps.py), QA's jest tests kept (the test below).
+@pytest.mark.slow
 def test_jest_project_in_tool_mode_with_an_npm_package(fake_llm, build, jest_modules):
     npm_registry_or_skip()
     rules: list[dict[str, Any]] = [r for r in js_rules() if r["when"]["schema"] != "tools" or

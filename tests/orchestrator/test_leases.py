@@ -105,7 +105,11 @@ def test_stalled_attempt_is_reclaimed_without_waiting_for_task_timeout(tmp_path)
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("limit", [{"task_timeout": 8}, {"task_timeout": 600, "stall_timeout": 6}],
+# The stall_timeout variant runs in the slow step: the daemon's reclaim is the same (reclaim_stuck ->
+# expired_leases, fenced the same way) as in the task_timeout variant, and the stall condition itself is
+# test_stalled_attempt_is_reclaimed_without_waiting_for_task_timeout above.
+@pytest.mark.parametrize("limit", [{"task_timeout": 8},
+                                   pytest.param({"task_timeout": 600, "stall_timeout": 6}, marks=pytest.mark.slow)],
                          ids=["task_timeout", "stall_timeout"])
 def test_attempt_hung_past_its_limit_cannot_merge_or_deploy_after_its_replacement(holding_review, build, limit):
     fake = holding_review
