@@ -32,9 +32,7 @@ class BranchMixin(RepoStateMixin):
 
     def branch_tips(self, prefix: str) -> dict[str, str]:
         """Local branches whose name starts with ``prefix`` (a directory such as ``agents/``) -> their tips."""
-        out = self._cmd.run("for-each-ref", "--format=%(refname:strip=2) %(objectname)",
-                            f"refs/heads/{prefix}").stdout
-        return dict(line.rsplit(" ", 1) for line in out.splitlines() if " " in line)
+        return self.ref_tips("refs/heads", prefix)
 
     def delete_branch(self, name: str, expect: str) -> bool:
         """Delete branch ``name`` only while it points at ``expect`` (a compare-and-swap) and no working

@@ -110,6 +110,14 @@ class RepoStateMixin:
     def _has_head(self) -> bool:
         return self._head_or_none() is not None
 
+    def ref_tips(self, namespace: str, prefix: str) -> dict[str, str]:
+        """The refs under ``namespace`` (``refs/heads``, ``refs/remotes/origin``) whose name, relative to it,
+        starts with ``prefix`` (a directory such as ``agents/``) -> their tips."""
+        strip = len(namespace.strip("/").split("/"))
+        out = self._cmd.run("for-each-ref", f"--format=%(refname:strip={strip}) %(objectname)",
+                            f"{namespace.strip('/')}/{prefix}").stdout
+        return dict(line.rsplit(" ", 1) for line in out.splitlines() if " " in line)
+
     def head_sha(self) -> str:
         sha = self._head_or_none()
         if sha is None:

@@ -76,9 +76,7 @@ class SharedRemoteMixin(RepoStateMixin):
 
     def remote_branch_tips(self, prefix: str) -> dict[str, str]:
         """The remote's branches starting with ``prefix``, as last fetched or pushed -> their tips."""
-        out = self._cmd.run("for-each-ref", "--format=%(refname:strip=3) %(objectname)",
-                            f"refs/remotes/{self.remote_name}/{prefix}").stdout
-        return dict(line.rsplit(" ", 1) for line in out.splitlines() if " " in line)
+        return self.ref_tips(f"refs/remotes/{self.remote_name}", prefix)
 
     def delete_remote_branches(self, leases: Mapping[str, str], batch: int = 200) -> list[str]:
         """Delete the remote's branches (name -> the sha each must still point at; one that moved is

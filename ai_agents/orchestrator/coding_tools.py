@@ -339,14 +339,11 @@ class ToolStages:
         with self.ws.on_branch(branch):
             for path, content in changed.items():
                 self.ws.fs.write_file(path, content)
-            before = self.ws.fingerprint(changed, tests, expected)
-            result = self.ws.runner.run_tests(tests, expected=expected)
-            same = (result.passed and not self.ws.changed_by_tests(changed)
-                    and self.ws.fingerprint(changed, tests, expected) == before)
+            result, kept = self.ws.verdict(list(changed), tests, expected)
         with self._bases_lock:
             self._tested.pop(task_id, None)
-            if same:
-                self._tested[task_id] = Tested(before, result)
+            if kept is not None:
+                self._tested[task_id] = kept
                 while len(self._tested) > BASES_KEPT:
                     self._tested.pop(next(iter(self._tested)))
         return result

@@ -33,7 +33,7 @@ from ai_agents.deps.steps import AwaitingDependency, DependencySteps
 from ai_agents.domain import AttemptFailure, Role, Task, slugify
 from ai_agents.errors import AgentsError, TaskFailedError, TestRunError, WorkspaceError
 from ai_agents.file_system.paths import normalize
-from ai_agents.orchestrator.branch_cleanup import MergedBranches
+from ai_agents.orchestrator.branch_cleanup import TASK_BRANCHES, MergedBranches
 from ai_agents.orchestrator.coding_tools import ToolStages, review_diff
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.merge_queue import MergeQueue
@@ -150,7 +150,7 @@ class CodeFlow:
 
     def run(self, task: Task) -> FlowResult:
         stage = stage_of(task.payload)  # the daemon's record; an unknown stage fails the task here
-        branch = StagePayload.load(task.payload).branch or f"agents/{task.id}-{slugify(task.title)}"
+        branch = StagePayload.load(task.payload).branch or f"{TASK_BRANCHES}{task.id}-{slugify(task.title)}"
         if stage == Stage.RELEASE:
             return self.release(task, branch)
         if self.worktrees is None:
@@ -356,24 +356,18 @@ class CodeFlow:
             expected = self._expected_tests(suite)
             written, refused = self.ws.apply(change, suite.qa_files())
             manifest = self.deps.write_files(task)
-            tests = self._attempt_tests(suite, written)
-            before = self.ws.fingerprint(written + manifest, tests, expected)
+            # Tool mode: the Developer's finish gate may have run these tests on byte for byte this tree.
             finished = self.tool_stages.finish_tested(task.id) if self.with_tools else None
-            if finished is not None and finished.fingerprint == before:
-                # The Developer's finish gate already ran these tests on byte for byte this tree: its verdict.
-                result = finished.result
+            result, tested = self.ws.verdict(written + manifest, self._attempt_tests(suite, written), expected,
+                                             reuse=finished)
+            if finished is not None and tested is finished:
                 self.dev.record("attempt_tests_reused", task, approach=approach, attempt=attempt,
                                 passed=result.passed_count)
             else:
-                result = self.ws.runner.run_tests(tests, expected=expected)
                 suite.attempt_test_seconds += result.duration
                 self.ws.check_limits()
                 current_lease.progress()
             changed = self.ws.changed_by_tests(self.ws.contents(change, written))
-            # Same bytes after the run as before it: the verdict is about this tree (the commit may reuse it).
-            tested = (Tested(before, result) if not changed and result.passed
-                      and self.ws.fingerprint(written + manifest, tests, expected) == before
-                      else None)
             files = {} if changed else {p: self.ws.fs.read_file(p) for p in written}
             reviewable = result.passed and not changed
             quality = quality_report(self.ws.fs.workspace_path, files, result) if reviewable else None
@@ -473,15 +467,12 @@ class CodeFlow:
             expected = self._expected_tests(suite)
             written, _ = self.ws.apply(change, suite.qa_files())
             manifest = self.deps.write_files(task)
-            tests = self._attempt_tests(suite, written)
-            now = self.ws.fingerprint(written + manifest, tests, expected)
-            if tested is not None and tested.fingerprint == now:
-                # Byte for byte the tree the attempt's run passed (same commit, files, tests and expected
-                # ids): its verdict stands, and the tests do not run a second time.
-                result = tested.result
+            # Byte for byte the tree the attempt's run passed: its verdict stands, the tests do not run again.
+            result, kept = self.ws.verdict(written + manifest, self._attempt_tests(suite, written), expected,
+                                           reuse=tested)
+            if tested is not None and kept is tested:
                 self.dev.record("commit_tests_reused", task, branch=branch, passed=result.passed_count)
             else:
-                result = self.ws.runner.run_tests(tests, expected=expected)
                 suite.attempt_test_seconds += result.duration
                 self.ws.check_limits()
                 current_lease.progress()

@@ -251,6 +251,19 @@ class Workspace:
             log.warning("files_changed_by_tests", paths=changed)
         return changed
 
+    def verdict(self, paths: list[str], tests: list[str], expected: list[str], *,
+                reuse: Tested | None = None) -> tuple[TestResult, Tested | None]:
+        """The tests' verdict on the tree as it is (lock held by the caller): ``reuse``'s when it was given on
+        byte for byte this tree (:meth:`fingerprint` of ``paths``, ``tests`` and ``expected``), else a fresh
+        run of ``tests``. Returns (the result, the passing run to keep: ``reuse`` itself when it was taken;
+        None when the run failed or left a file of ``paths`` other than it found it)."""
+        before = self.fingerprint(paths, tests, expected)
+        if reuse is not None and reuse.fingerprint == before:
+            return reuse.result, reuse
+        result = self.runner.run_tests(tests, expected=expected)
+        same = result.passed and self.fingerprint(paths, tests, expected) == before
+        return result, Tested(before, result) if same else None
+
     def fingerprint(self, paths: Iterable[str], tests: Iterable[str] = (), expected: Iterable[str] = ()) -> str:
         """What a test run's verdict is about (lock held by the caller): the checked-out commit, the bytes of
         ``paths`` as they are on disk now (a missing or non-regular file counts as such), the tests run and
