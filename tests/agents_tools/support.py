@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ai_agents.domain import Role, TaskStatus
+from ai_agents.llm.script import Script
 from tests.conftest import wait_for
 from tests.fakes.llm_server import FakeLLMServer
 from tests.pipeline.conftest import ROLE_PROMPTS, story_rules
@@ -43,6 +44,19 @@ def seed(app: Any, files: dict[str, str]) -> None:
         (root / path).write_text(content)
     app.workspace.git.add(list(files))
     app.workspace.git.commit("chore: seed the shop\n", agent=Role.DEVELOPER, files=list(files))
+
+
+def run_tool_task(fake: FakeLLMServer, build: Callable[..., Any], qa: list[Any], developer: list[Any], *,
+                  title: str, description: str, repo: dict[str, str] | None = None,
+                  extra: dict[str, Any] | None = None, **replace: Any) -> tuple[Any, Any]:
+    """One code task through tool mode: the scripted tool calls, ``repo`` (default SHOP) committed on main,
+    the daemon started (``replace`` as in story_rules); (the app, the task once settled)."""
+    fake.set_script(Script.from_data({"rules": tool_rules(qa, developer, **replace)}))
+    app = build(fake, {**TOOLS_ON, **(extra or {})}, start=False)
+    seed(app, SHOP if repo is None else repo)
+    app.start()
+    task = app.orchestrator.submit_task("code", title=title, description=description)
+    return app, settled(app, task.id)
 
 
 def settled(app: Any, task_id: str) -> Any:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 
 from ai_agents.domain import TaskStatus
-from ai_agents.llm.script import Script
-from tests.agents_tools.support import SHOP, TOOLS_ON, call, seed, settled, tool_results, tool_rules
+from tests.agents_tools.support import SHOP, call, run_tool_task, tool_results
 
 REPO = {**SHOP,
         "misc/__init__.py": "",
@@ -30,13 +29,8 @@ DEVELOPER = [
 
 
 def test_finish_runs_the_affected_tests_and_the_queue_the_whole_suite(fake_llm, build):
-    fake_llm.set_script(Script.from_data({"rules": tool_rules(QA, DEVELOPER)}))
-    app = build(fake_llm, TOOLS_ON, start=False)
-    seed(app, REPO)
-    app.start()
-    task = app.orchestrator.submit_task("code", title="Add a discount to gross",
-                                        description="shop.prices.gross takes discount=0.0")
-    done = settled(app, task.id)
+    app, done = run_tool_task(fake_llm, build, QA, DEVELOPER, repo=REPO, title="Add a discount to gross",
+                              description="shop.prices.gross takes discount=0.0")
     assert done.status == TaskStatus.COMPLETED, done.error
 
     # The refused finish ran QA's test (failing) and tests/test_prices.py (imports shop.prices), nothing else:
@@ -45,18 +39,18 @@ def test_finish_runs_the_affected_tests_and_the_queue_the_whole_suite(fake_llm, 
     assert "outcome failed: 1 passed, 1 failed" in refusal, refusal
 
     events = [json.loads(line) for line in app.live.current.logging.file.read_text().splitlines()]
-    queue_runs = [e for e in events if e.get("event") == "merge_queue_tested" and e.get("task_id") == task.id]
+    queue_runs = [e for e in events if e.get("event") == "merge_queue_tested" and e.get("task_id") == done.id]
     assert len(queue_runs) == 1 and queue_runs[0]["passed"] == 5  # the whole suite, once
     assert queue_runs[0]["agent"] == "tech_lead"  # the merge stage's: no Developer worker waits on the queue
-    merged = next(e for e in events if e.get("event") == "branch_merged" and e.get("task_id") == task.id)
+    merged = next(e for e in events if e.get("event") == "branch_merged" and e.get("task_id") == done.id)
     assert merged["attempt_test_seconds"] > 0 and merged["queue_test_seconds"] == queue_runs[0]["seconds"]
     assert done.result["attempt_test_seconds"] == merged["attempt_test_seconds"]
     assert done.result["queue_test_seconds"] == queue_runs[0]["seconds"]
 
     # The Developer's tests ran once per finish: the accepted finish's run (the daemon's own, with QA's test ids
     # expected) is the attempt's verdict, and the commit's, because the tree is byte for byte the same.
-    dev_runs = [e for e in events if e.get("event") == "tests_run" and e.get("task_id") == task.id
+    dev_runs = [e for e in events if e.get("event") == "tests_run" and e.get("task_id") == done.id
                 and e.get("agent") == "developer"]
     assert len(dev_runs) == 2
-    activities = [a["activity"] for a in app.memory.activities(task.id)]
+    activities = [a["activity"] for a in app.memory.activities(done.id)]
     assert activities.count("attempt_tests_reused") == 1 and activities.count("commit_tests_reused") == 1

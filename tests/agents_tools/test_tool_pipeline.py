@@ -7,8 +7,7 @@ import json
 import subprocess
 
 from ai_agents.domain import TaskStatus
-from ai_agents.llm.script import Script
-from tests.agents_tools.support import SHOP, TOOLS_ON, call, requests_of, seed, settled, tool_results, tool_rules
+from tests.agents_tools.support import SHOP, TOOLS_ON, call, requests_of, run_tool_task, seed, tool_results
 
 DISCOUNT_TESTS = ("def test_total_with_discount():\n    from shop.cart import total\n\n"
                   "    assert total([10, 10], discount=0.5) == 12\n\n\n"
@@ -47,13 +46,8 @@ def git(ws, *args: str) -> str:
 
 
 def test_multi_file_change_through_tools(fake_llm, build):
-    fake_llm.set_script(Script.from_data({"rules": tool_rules(QA, DEVELOPER)}))
-    app = build(fake_llm, TOOLS_ON, start=False)
-    seed(app, SHOP)
-    app.start()
-    task = app.orchestrator.submit_task("code", title="Add a discount to gross and total",
-                                        description="shop.prices.gross and shop.cart.total take discount=0.0")
-    done = settled(app, task.id)
+    app, done = run_tool_task(fake_llm, build, QA, DEVELOPER, title="Add a discount to gross and total",
+                              description="shop.prices.gross and shop.cart.total take discount=0.0")
     assert done.status == TaskStatus.COMPLETED, done.error
     ws = app.live.current.file_system.workspace_path
 
@@ -91,7 +85,7 @@ def test_multi_file_change_through_tools(fake_llm, build):
     # The tool calls were real tool requests with usage in llm_calls.
     assert requests_of(fake_llm, "developer", lambda b: bool(b.get("tools")))
     rows = app.db.query("SELECT agent, COUNT(*) AS n, SUM(tokens_in) AS t FROM llm_calls WHERE task_id = ? "
-                        "GROUP BY agent", (task.id,))
+                        "GROUP BY agent", (done.id,))
     usage = {r["agent"]: (r["n"], r["t"]) for r in rows}
     assert usage["qa"][0] >= len(QA) and usage["developer"][0] >= len(DEVELOPER) and usage["developer"][1] > 0
 

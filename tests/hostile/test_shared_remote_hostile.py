@@ -10,11 +10,10 @@ import pytest
 
 from ai_agents.domain import TaskStatus
 from ai_agents.llm.script import Script
-from tests.chaos.scenario import chaos_rules, helper_names, helper_test_code, task_title
-from tests.conftest import wait_for
+from tests.chaos.scenario import chaos_rules, helper_names, helper_test_code
 from tests.hostile.harness import HAS_BWRAP
 from tests.mainline import git
-from tests.merge_queue_remote.nodes import bare_remote, build_node, task_merges
+from tests.merge_queue_remote.nodes import bare_remote, build_node, run_helper_task, task_merges
 
 pytestmark = pytest.mark.skipif(not HAS_BWRAP, reason="bubblewrap is not usable here: nothing hides the remote")
 
@@ -46,19 +45,12 @@ def test_the_models_tests_cannot_reach_the_shared_remote(fake_llm, write_config,
             rule["reply"]["test_code"] = helper_test_code(names[0]) + ATTACK.format(remote=remote)
     fake_llm.set_script(Script.from_data({"rules": rules}))
     node = build_node(write_config, fake_llm, tmp_path, "a", remote)
-    try:
-        task = node.orchestrator.submit_task("code", task_title(names[0]), f"{names[0]} brief")
-        node.start()
-        wait_for(lambda: node.tasks.get(task.id).status in (TaskStatus.COMPLETED, TaskStatus.FAILED),
-                 timeout=120, message="task final")
-        done = node.tasks.get(task.id)
-        tested = [a["details"] for a in node.memory.activities(task.id) if a["activity"] == "code_tested"]
-    finally:
-        node.stop()
+    done, rows = run_helper_task(node, names[0])
+    tested = [a["details"] for a in rows if a["activity"] == "code_tested"]
     assert done.status == TaskStatus.COMPLETED, done.error
     assert tested and tested[-1]["passed"] == 3  # the attack ran (and passed) with the helper's two tests
     heads = git(remote, "for-each-ref", "--format=%(refname)", "refs/heads").split()
     assert heads == ["refs/heads/main"]  # no branch pushed by the tests; the task's, merged, deleted once done
     assert (remote / "HEAD").read_text() == "ref: refs/heads/main\n"
     assert sorted(p.name for p in (remote / "hooks").iterdir()) == hooks_before
-    assert task_merges(remote) == [task.id]
+    assert task_merges(remote) == [done.id]

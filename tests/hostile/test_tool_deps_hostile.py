@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_agents.domain import TaskStatus
-from ai_agents.llm.script import Script
-from tests.agents_tools.support import SHOP, TOOLS_ON, call, seed, settled, tool_results, tool_rules
+from tests.agents_tools.support import call, run_tool_task, tool_results
 from tests.agents_tools.test_tool_pipeline import DEVELOPER, QA
 
 
@@ -29,13 +28,9 @@ HOSTILE = [
 
 
 def test_hostile_dependency_requests_never_reach_an_installer(fake_llm, build):
-    fake_llm.set_script(Script.from_data({"rules": tool_rules(QA, [*HOSTILE, *DEVELOPER])}))
-    app = build(fake_llm, {**TOOLS_ON, "dependencies": {"allow": ["*"]}}, start=False)
-    seed(app, SHOP)
-    app.start()
-    task = app.orchestrator.submit_task("code", title="Add a discount to gross and total",
-                                        description="shop.prices.gross and shop.cart.total take discount=0.0")
-    done = settled(app, task.id)
+    app, done = run_tool_task(fake_llm, build, QA, [*HOSTILE, *DEVELOPER], extra={"dependencies": {"allow": ["*"]}},
+                              title="Add a discount to gross and total",
+                              description="shop.prices.gross and shop.cart.total take discount=0.0")
     assert done.status == TaskStatus.COMPLETED, done.error
     told = tool_results(fake_llm, "developer")
     refused = [r for r in told if r.startswith("invalid arguments for request_dependency")]
@@ -48,4 +43,4 @@ def test_hostile_dependency_requests_never_reach_an_installer(fake_llm, build):
     tracked = subprocess.run(["git", "-C", str(ws), "ls-files"], capture_output=True, text=True).stdout.split()
     assert "requirements.lock" not in tracked and "sub/package-lock.json" not in tracked
     assert not (ws / "node_modules").exists()
-    assert not [a for a in app.memory.activities(task.id) if a["activity"] == "dependency_installed"]
+    assert not [a for a in app.memory.activities(done.id) if a["activity"] == "dependency_installed"]

@@ -4,21 +4,15 @@ call is answered with its reason, nothing lands where it must not, and the task 
 from __future__ import annotations
 
 from ai_agents.domain import TaskStatus
-from ai_agents.llm.script import Script
-from tests.agents_tools.support import SHOP, TOOLS_ON, call, seed, settled, tool_results, tool_rules
+from tests.agents_tools.support import SHOP, call, run_tool_task, tool_results
 
 GOOD_TESTS = ("def test_half():\n    from shop.prices import half\n\n    assert half(10) == 5\n")
 GOOD_CODE = "def half(amount):\n    return amount / 2\n"
 
 
 def run(fake_llm, build, qa, developer, **replace):
-    fake_llm.set_script(Script.from_data({"rules": tool_rules(qa, developer, **replace)}))
-    app = build(fake_llm, TOOLS_ON, start=False)
-    seed(app, SHOP)
-    app.start()
-    task = app.orchestrator.submit_task("code", title="Add half() to shop.prices",
-                                        description="shop.prices.half(amount) returns amount / 2")
-    return app, settled(app, task.id)
+    return run_tool_task(fake_llm, build, qa, developer, title="Add half() to shop.prices",
+                         description="shop.prices.half(amount) returns amount / 2", **replace)
 
 
 def test_developer_escapes_are_refused_with_reasons(fake_llm, build, tmp_path):

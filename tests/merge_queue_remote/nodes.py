@@ -13,12 +13,13 @@ from typing import Any
 
 from ai_agents.app import App, build_app
 from ai_agents.config import load_config
-from ai_agents.domain import TaskType
+from ai_agents.domain import Task, TaskStatus, TaskType
 from ai_agents.git import GitManager
 from ai_agents.logging_setup import Redactor, configure_logging
 from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.pipeline import CodeFlow
-from tests.conftest import deep_merge
+from tests.chaos.scenario import task_title
+from tests.conftest import deep_merge, wait_for
 from tests.mainline import git
 
 
@@ -51,6 +52,20 @@ def build_node(write_config: Any, fake: Any, tmp: Path, name: str, remote: Path,
     redactor = Redactor(settings.secret_values())
     configure_logging(settings.logging, redactor)
     return build_app(settings, path, redactor, watch=False)
+
+
+def run_helper_task(node: App, name: str) -> tuple[Task, list[dict[str, Any]]]:
+    """Submit helper ``name``'s code task on ``node``, start it, wait until the task is final, stop it:
+    (the final task, its activity rows)."""
+    try:
+        task = node.orchestrator.submit_task("code", task_title(name), f"{name} brief")
+        node.start()
+        wait_for(lambda: node.tasks.get(task.id).status in (TaskStatus.COMPLETED, TaskStatus.FAILED),
+                 timeout=120, message="task final")
+        done = node.tasks.get(task.id)
+        return done, node.memory.activities(task.id)
+    finally:
+        node.stop()
 
 
 def code_flow(app: App) -> CodeFlow:

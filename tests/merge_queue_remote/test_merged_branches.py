@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ai_agents.domain import TaskStatus, TaskType
-from tests.chaos.scenario import chaos_script, helper_names, task_title
-from tests.conftest import wait_for
+from tests.chaos.scenario import chaos_script, helper_names
 from tests.mainline import git
-from tests.merge_queue_remote.nodes import bare_remote, build_node, code_flow, events, task_merges
+from tests.merge_queue_remote.nodes import bare_remote, build_node, code_flow, events, run_helper_task, task_merges
 
 
 def heads(repo: Path) -> list[str]:
@@ -22,20 +21,13 @@ def test_a_completed_tasks_branch_is_deleted_here_and_on_the_remote(fake_llm, wr
     names = helper_names(1)
     fake_llm.set_script(chaos_script(names))
     node = build_node(write_config, fake_llm, tmp_path, "a", remote)
-    try:
-        task = node.orchestrator.submit_task("code", task_title(names[0]), f"{names[0]} brief")
-        node.start()
-        wait_for(lambda: node.tasks.get(task.id).status in (TaskStatus.COMPLETED, TaskStatus.FAILED),
-                 timeout=120, message="task final")
-        done = node.tasks.get(task.id)
-        activities = {a["activity"]: a["details"] for a in node.memory.activities(task.id)}
-    finally:
-        node.stop()
+    done, rows = run_helper_task(node, names[0])
+    activities = {a["activity"]: a["details"] for a in rows}
     assert done.status == TaskStatus.COMPLETED, done.error
     branch = done.payload["branch"]
     pushed = [e for e in events(tmp_path) if e["event"] == "git_push_lease" and e["branch"] == branch and e["pushed"]]
     assert pushed  # it was on the remote while the task ran
-    assert task_merges(remote) == [task.id]
+    assert task_merges(remote) == [done.id]
     assert heads(remote) == ["refs/heads/main"]
     assert heads(tmp_path / "a" / "workspace") == ["refs/heads/main"]
     assert sorted(activities["branch_deleted"]["branches"]) == sorted([branch, f"origin/{branch}"])
