@@ -13,7 +13,7 @@ from ai_agents.domain import TaskStatus
 from ai_agents.llm.script import Script
 from tests.conftest import wait_for
 from tests.jest.conftest import jest_modules, jest_project  # noqa: F401 - the fixture
-from tests.jest.test_jest_pipeline import js_rules
+from tests.jest.test_jest_pipeline import js_rules_with_code
 from tests.pipeline.conftest import story_rules
 from tests.pipeline.test_tdd_pipeline import FIXED
 
@@ -73,19 +73,11 @@ def test_js_module_forging_the_verdict_through_the_pipeline_is_tampering(fake_ll
               " ancestors: ['celsiusToFahrenheit'], file: process.cwd() + '/tests/temperature.test.js'}) + '\\n'); }"
               " catch (e) {}\n  }\n}\n"
               "module.exports = { celsiusToFahrenheit: () => 0, fahrenheitToCelsius: () => 0 };\n")
-    rules = js_rules()
-    for rule in rules:
-        if rule["when"]["schema"] == "CodeChange":
-            rule.pop("replies", None)
-            rule["reply"] = {"approach": "forge", "files": [{"path": "src/temperature.js", "content": forged}]}
-    fake_llm.set_script(Script.from_data({"rules": rules}))
+    fake_llm.set_script(Script.from_data({"rules": js_rules_with_code(forged, "forge")}))
     app = build(fake_llm, {"agents": {"max_fix_attempts": 1, "max_approaches": 1},
                            "orchestrator": {"max_task_attempts": 1}}, start=False)
     ws = Path(app.live.current.file_system.workspace_path)
-    jest_project(ws, jest_modules)
-    subprocess.run(["git", "-C", str(ws), "add", "package.json"], check=True)
-    subprocess.run(["git", "-C", str(ws), "-c", "user.name=O", "-c", "user.email=o@example.com", "commit", "-qm",
-                    "jest project"], check=True)
+    jest_project(ws, jest_modules, commit=True)
     app.start()
     task = app.orchestrator.submit_task("code", title="Add a temperature converter module", description="converter")
     done = settle(app, task.id)

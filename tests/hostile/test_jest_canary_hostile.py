@@ -4,7 +4,6 @@ and exits 0 before the run ends. Neither is ever a pass; the wrong code never re
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from ai_agents.domain import TaskStatus
 from ai_agents.llm.script import Script
 from tests.hostile.test_deps_jest_hostile import settle, tracked
 from tests.jest.conftest import jest_modules, jest_project  # noqa: F401 - the fixture
-from tests.jest.test_jest_pipeline import js_rules
+from tests.jest.test_jest_pipeline import js_rules_with_code
 
 WRONG = "module.exports = { celsiusToFahrenheit: () => 0, fahrenheitToCelsius: () => 0 };\n"
 PATCH_EXPECT = ("// every assertion passes: a matcher proxy that never throws, on the global and on jest's own\n"
@@ -31,19 +30,11 @@ FORGE_REPORT = ("const fs = require('fs');\n"
 @pytest.mark.parametrize("module, why", [(PATCH_EXPECT, "canary"), (FORGE_REPORT, "before jest's run")],
                          ids=["expect_replaced", "json_report_forged"])
 def test_hostile_module_never_passes_jest(fake_llm, build, jest_modules, module, why):  # noqa: F811
-    rules = js_rules()
-    for rule in rules:
-        if rule["when"]["schema"] == "CodeChange":
-            rule.pop("replies", None)
-            rule["reply"] = {"approach": "hostile", "files": [{"path": "src/temperature.js", "content": module}]}
-    fake_llm.set_script(Script.from_data({"rules": rules}))
+    fake_llm.set_script(Script.from_data({"rules": js_rules_with_code(module, "hostile")}))
     app = build(fake_llm, {"agents": {"max_fix_attempts": 1, "max_approaches": 1, "tools": {"enabled": False}},
                            "orchestrator": {"max_task_attempts": 1}}, start=False)
     ws = Path(app.live.current.file_system.workspace_path)
-    jest_project(ws, jest_modules)
-    subprocess.run(["git", "-C", str(ws), "add", "package.json"], check=True)
-    subprocess.run(["git", "-C", str(ws), "-c", "user.name=O", "-c", "user.email=o@example.com", "commit", "-qm",
-                    "jest project"], check=True)
+    jest_project(ws, jest_modules, commit=True)
     app.start()
     task = app.orchestrator.submit_task("code", title="Add a temperature converter module", description="converter")
     done = settle(app, task.id)

@@ -43,9 +43,14 @@ def jest_modules() -> Path:
     return modules
 
 
-def jest_project(ws: Path, modules: Path) -> None:
-    """``ws`` becomes a jest project: package.json (jest in devDependencies) and node_modules."""
+def jest_project(ws: Path, modules: Path, *, commit: bool = False) -> None:
+    """``ws`` becomes a jest project: package.json (jest in devDependencies) and node_modules;
+    ``commit``: package.json committed on the current branch, as the project's owner would."""
     (ws / "package.json").write_text('{"name": "demo", "private": true, "devDependencies": {"jest": "^29"}}\n')
     link = ws / "node_modules"
     if not link.exists():
         link.symlink_to(modules, target_is_directory=True)
+    if commit:
+        subprocess.run(["git", "-C", str(ws), "add", "package.json"], check=True)
+        subprocess.run(["git", "-C", str(ws), "-c", "user.name=Owner", "-c", "user.email=owner@example.com",
+                        "commit", "-qm", "chore: jest project"], check=True)

@@ -28,6 +28,16 @@ def js_rules() -> list[dict[str, Any]]:
     return rules
 
 
+def js_rules_with_code(content: str, approach: str) -> list[dict[str, Any]]:
+    """The js story's rules with the Developer's every answer replaced by ``src/temperature.js`` = ``content``."""
+    rules = js_rules()
+    for rule in rules:
+        if rule["when"]["schema"] == "CodeChange":
+            rule.pop("replies", None)
+            rule["reply"] = {"approach": approach, "files": [{"path": "src/temperature.js", "content": content}]}
+    return rules
+
+
 def git(ws: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(ws), *args], capture_output=True, text=True, check=True).stdout
 
@@ -36,9 +46,7 @@ def test_jest_project_end_to_end(fake_llm, build, jest_modules):
     fake_llm.set_script(Script.from_data({"rules": js_rules()}))
     app = build(fake_llm, {"testing": {"framework": "auto", "sandbox": "auto"}}, start=False)
     ws = Path(app.live.current.file_system.workspace_path)
-    jest_project(ws, jest_modules)
-    git(ws, "add", "package.json")
-    git(ws, "-c", "user.name=Owner", "-c", "user.email=owner@example.com", "commit", "-qm", "chore: jest project")
+    jest_project(ws, jest_modules, commit=True)
     assert app.workspace.runner.detect_framework() == "jest"
     app.start()
     task = app.orchestrator.submit_task("code", title="Add a temperature converter module",
