@@ -37,7 +37,8 @@ class QAAgent(BaseAgent):
                    " module by its dotted path from the workspace root.")
         prompt = (f"Task (data):\n{task_brief(task)}\n\nWorkspace:\n{workspace[:6000]}\n\n"
                   "With a product view of the task, state its constraints and requirements, choose the module"
-                  + how + " The tests must fail before the code exists.")
+                  + how + " The tests must fail before the code exists. Give their commit message in"
+                  " commit_message: " + COMMIT_STYLE)
         if feedback:
             prompt += "\nYour previous tests were sent back:\n- " + "\n- ".join(feedback[-5:])
         return self.ask(prompt, TestSuite, task)
@@ -60,7 +61,8 @@ class DeveloperAgent(BaseAgent):
                   "You may not change the tests. If the code needs a third-party package, list it in `dependencies`"
                   " (name, exact version, why) instead of writing requirements.txt or package.json: the daemon decides"
                   " whether it may be installed and tells you if not.\n"
-                  f"--- {suite['test_path']} ---\n{tests[:30000]}\n--- end ---\n\nRelevant code:\n{context[:12000]}")
+                  f"--- {suite['test_path']} ---\n{tests[:30000]}\n--- end ---\n\nRelevant code:\n{context[:12000]}"
+                  f"\n\nGive the commit message for your code in commit_message (type feat or fix): {COMMIT_STYLE}")
         if approach:
             prompt += ("\n\nYour earlier approach failed. Use a COMPLETELY DIFFERENT approach. It failed because:\n- "
                        + "\n- ".join(rejected[-6:]))
@@ -69,17 +71,23 @@ class DeveloperAgent(BaseAgent):
     def fix_code(self, task: Task, suite: dict[str, Any], tests: str, change: CodeChange, *,
                  failures: list[AttemptFailure], review: list[str]) -> CodeChange:
         code = "\n".join(f"--- {f.path} ---\n{f.content[:20000]}" for f in change.files)
-        problem = (f"The tests fail:\n{_failures_text(failures)}" if failures
-                   else "The tests pass, but the Tech Lead rejected the code:\n- " + "\n- ".join(review))
+        rejected = "the Tech Lead rejected the code:\n- " + "\n- ".join(review)
+        problem = (f"The tests fail:\n{_failures_text(failures)}" if failures else f"The tests pass, but {rejected}")
+        if failures and review:
+            problem += f"\n\nAnd {rejected}"
         prompt = (f"Task (data):\n{task_brief(task)}\n\nTests ({suite['test_path']}, you may not change them):\n"
-                  f"{tests[:30000]}\n\nYour code:\n{code}\n\n{problem}\n\nReturn the corrected files.")
+                  f"{tests[:30000]}\n\nYour code:\n{code}\n\n{problem}\n\nReturn the corrected files, and their "
+                  f"commit message in commit_message (type feat or fix): {COMMIT_STYLE}")
         return self.ask(prompt, CodeChange, task)
 
     def commit_message(self, task: Task, diff: str) -> CommitMessage:
         return self.ask(_commit_prompt(task, diff, "the code you wrote (type feat or fix)"), CommitMessage, task)
 
 
+COMMIT_STYLE = ("Conventional Commits, subject in the imperative, at most 72 characters; a short body saying why."
+                " No secrets.")
+
+
 def _commit_prompt(task: Task, diff: str, what: str) -> str:
     return (f"Task (data):\n{task_brief(task)}\n\nWrite a Conventional Commits message for {what}, from this"
-            f" diff. Subject in the imperative, at most 72 characters; a short body saying why. No secrets.\n"
-            f"{diff[:MAX_DIFF_CHARS]}")
+            f" diff: {COMMIT_STYLE}\n{diff[:MAX_DIFF_CHARS]}")

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
 
 from ai_agents.domain import Role, TaskType
 
@@ -93,6 +101,40 @@ class EscalationDecision(Answer):
 
 
 # --- the test-first pipeline -------------------------------------------------------
+CommitType = Literal["feat", "fix", "test", "docs", "refactor", "perf", "chore", "build", "ci", "style"]
+
+
+class CommitMessage(Answer):
+    """A Conventional Commits header and body; the trailers are added by the pipeline."""
+
+    type: CommitType = "feat"
+    scope: str | None = Field(default=None, max_length=30)
+    subject: str = Field(min_length=3, max_length=100)
+    body: str = Field(default="", max_length=3000)
+
+    def render(self, trailers: dict[str, str]) -> str:
+        scope = f"({self.scope.strip()})" if self.scope and self.scope.strip() else ""
+        subject = " ".join(self.subject.split()).rstrip(".")
+        head = f"{self.type}{scope}: {subject}"[:100]
+        parts = [head]
+        if self.body.strip():
+            parts.append(self.body.strip())
+        parts.append("\n".join(f"{k}: {v}" for k, v in trailers.items()))
+        return "\n\n".join(parts) + "\n"
+
+
+def _drop_invalid(value: Any, handler: ValidatorFunctionWrapHandler) -> CommitMessage | None:
+    """A commit message that does not validate is left out (asked for separately), not the whole answer."""
+    try:
+        return cast("CommitMessage | None", handler(value))
+    except ValidationError:
+        return None
+
+
+# A commit message given with the answer it describes saves a model call per commit.
+FoldedMessage = Annotated[CommitMessage | None, WrapValidator(_drop_invalid)]
+
+
 class TestSuite(Answer):
     """QA's tests, written before any code exists."""
 
@@ -103,6 +145,8 @@ class TestSuite(Answer):
     module_path: str = Field(description="the Python module the Developer must write, e.g. 'app/slug.py'")
     test_path: str = Field(description="the pytest file, under tests/, e.g. 'tests/test_slug.py'")
     test_code: str = Field(min_length=1, max_length=200_000)
+    commit_message: FoldedMessage = Field(default=None, description=(
+        "the commit message for these tests (type 'test'); without it the daemon asks for one separately"))
 
 
 class SourceFile(Answer):
@@ -126,6 +170,8 @@ class CodeChange(Answer):
     files: list[SourceFile] = Field(min_length=1, max_length=20)
     dependencies: list[DependencyRequest] = Field(default_factory=list, max_length=10, description=(
         "third-party packages the code imports; the daemon installs them into the project's environment"))
+    commit_message: FoldedMessage = Field(default=None, description=(
+        "the commit message for this code (type feat or fix); without it the daemon asks for one separately"))
 
 
 class Review(Answer):
@@ -137,23 +183,3 @@ class Review(Answer):
     issues: list[str] = Field(default_factory=list)
 
 
-CommitType = Literal["feat", "fix", "test", "docs", "refactor", "perf", "chore", "build", "ci", "style"]
-
-
-class CommitMessage(Answer):
-    """A Conventional Commits header and body; the trailers are added by the pipeline."""
-
-    type: CommitType = "feat"
-    scope: str | None = Field(default=None, max_length=30)
-    subject: str = Field(min_length=3, max_length=100)
-    body: str = Field(default="", max_length=3000)
-
-    def render(self, trailers: dict[str, str]) -> str:
-        scope = f"({self.scope.strip()})" if self.scope and self.scope.strip() else ""
-        subject = " ".join(self.subject.split()).rstrip(".")
-        head = f"{self.type}{scope}: {subject}"[:100]
-        parts = [head]
-        if self.body.strip():
-            parts.append(self.body.strip())
-        parts.append("\n".join(f"{k}: {v}" for k, v in trailers.items()))
-        return "\n\n".join(parts) + "\n"

@@ -90,6 +90,15 @@ def ask_ahead(ask: Callable[[], T]) -> Future[T]:
     return future
 
 
+def given(message: CommitMessage | None) -> Future[CommitMessage] | None:
+    """A commit message the model gave with its answer, as an answer already taken (None: none given)."""
+    if message is None:
+        return None
+    future: Future[CommitMessage] = Future()
+    future.set_result(message)
+    return future
+
+
 def suite_problems(suite: TestSuite, tests_dir: str, framework: str = "pytest") -> list[str]:
     """Why QA's paths are unusable (empty if they are fine); judged as the file system will resolve them."""
     if framework == "jest":
@@ -203,9 +212,10 @@ class CodeFlow:
                 feedback += problems
                 self.qa.record("tests_sent_back", task, attempt=attempt, reasons=problems)
                 continue
-            # The commit message is asked while the tests run (the diff is read from git objects first).
-            diff = self._diff(branch, {suite.test_path: suite.test_code})
-            message_ahead = ask_ahead(partial(self.qa.commit_message, task, diff))
+            # The message QA gave with its tests, or one asked while the tests run (the diff is read from
+            # git objects first).
+            message_ahead = given(suite.commit_message) or ask_ahead(partial(
+                self.qa.commit_message, task, self._diff(branch, {suite.test_path: suite.test_code})))
             with self.ws.on_branch(branch, create=True):
                 try:
                     self.ws.fs.write_file(suite.test_path, suite.test_code)
@@ -302,14 +312,15 @@ class CodeFlow:
                 failures, review = done.failures, done.review
                 if failures is None and review is not None and review.approve:
                     return self._commit(task, branch, change, suite, done.message, done.tested)
-                reasons = ([f.reason() for f in failures or []]
-                           or (review.issues + review.reasons if review else []))
-                rejected += reasons[:3] or ["the attempt failed"]
+                # The Tech Lead reviewed while the tests ran: a rejection goes back with the failures.
+                notes = (review.issues or review.reasons) if review is not None and not review.approve else []
+                reasons = ([f.reason() for f in failures][:3] + [f"Tech Lead: {n}" for n in notes[:2]] if failures
+                           else (review.issues + review.reasons if review else [])[:3])
+                rejected += reasons or ["the attempt failed"]
                 if attempt < cfg.max_fix_attempts and self.with_tools:
                     change = self.tool_stages.code_change(task, branch, suite, feedback=rejected, previous=change)
                 elif attempt < cfg.max_fix_attempts:
-                    change = self.dev.fix_code(task, brief, tests, change, failures=failures or [],
-                                               review=(review.issues or review.reasons) if review else [])
+                    change = self.dev.fix_code(task, brief, tests, change, failures=failures or [], review=notes)
         raise TaskFailedError(f"tests still failing after {cfg.max_approaches} approaches of "
                               f"{cfg.max_fix_attempts} attempts; branch {branch} kept unmerged. Last problems: "
                               + "; ".join(rejected[-5:]))
@@ -347,7 +358,7 @@ class CodeFlow:
 
     def _attempt(self, task: Task, branch: str, change: CodeChange, suite: CodePayload, approach: int,
                  attempt: int) -> Attempted:
-        """Apply, test and (when green) review one attempt."""
+        """Apply, test and review one attempt: the Tech Lead reviews the written code while its tests run."""
         if static := self._static_tampering(task, change, approach, attempt):
             return Attempted(static)
         if problems := self.deps.prepare(task, change):  # raises AwaitingDependency for a human's approval
@@ -356,6 +367,11 @@ class CodeFlow:
             expected = self._expected_tests(suite)
             written, refused = self.ws.apply(change, suite.qa_files())
             manifest = self.deps.write_files(task)
+            files = self.ws.contents(change, written)
+            # Asked now, answered while the tests run (taken with no lock held): the review never waits
+            # for the tests, and the tests never wait for the review.
+            quality = quality_report(self.ws.fs.workspace_path, files, None)
+            review_ahead = ask_ahead(partial(self._review, task, files, suite, quality))
             # Tool mode: the Developer's finish gate may have run these tests on byte for byte this tree.
             finished = self.tool_stages.finish_tested(task.id) if self.with_tools else None
             result, tested = self.ws.verdict(written + manifest, self._attempt_tests(suite, written), expected,
@@ -367,28 +383,25 @@ class CodeFlow:
                 suite.attempt_test_seconds += result.duration
                 self.ws.check_limits()
                 current_lease.progress()
-            changed = self.ws.changed_by_tests(self.ws.contents(change, written))
-            files = {} if changed else {p: self.ws.fs.read_file(p) for p in written}
-            reviewable = result.passed and not changed
-            quality = quality_report(self.ws.fs.workspace_path, files, result) if reviewable else None
+            changed = self.ws.changed_by_tests(files)
         self.dev.record("code_tested", task, approach=approach, attempt=attempt, outcome=result.outcome,
                         passed=result.passed_count, failed=result.failed_count, refused=refused,
                         test_seconds=round(result.duration, 3))
         if result.tampering:
             self.dev.record(TAMPERING, task, source="verdict", approach=approach, attempt=attempt,
                             reasons=result.tampering[:5])
+        review = review_ahead.result()  # no lock held
         if changed:
             return Attempted([AttemptFailure("files changed by the tests",
-                                             f"{', '.join(changed)} changed while the tests ran")])
+                                             f"{', '.join(changed)} changed while the tests ran")], review)
         if not result.passed:
             failures = [AttemptFailure(f.test_name, f.error_message, f.traceback) for f in result.failures]
             if not failures:
                 failures = [AttemptFailure(result.outcome, result.output_tail[-1500:])]
-            return Attempted(failures + [AttemptFailure("write refused", r) for r in refused])
-        # The commit message is asked while the Tech Lead reviews (taken, with no lock held, if approved).
-        diff = self._diff(branch, self._proposed(change))
-        message = ask_ahead(partial(self.dev.commit_message, task, diff))
-        review = self._review(task, files, suite, quality or {})
+            return Attempted(failures + [AttemptFailure("write refused", r) for r in refused], review)
+        # The message the Developer gave with its code, or one asked now (taken, with no lock held, if approved).
+        message = given(change.commit_message) or ask_ahead(partial(
+            self.dev.commit_message, task, self._diff(branch, self._proposed(change))))
         return Attempted(None, review, message, tested)
 
     def _attempt_tests(self, suite: TestsHandoff, written: list[str]) -> list[str]:
@@ -432,7 +445,8 @@ class CodeFlow:
         code = "\n".join(f"--- {p} ---\n{c[:15000]}" for p, c in files.items())
         if self.with_tools:  # the diff with surrounding lines, not whole files
             code = "Diff of the change:\n" + self.tool_stages.diff_for_review(task.id, files)[:40_000]
-        prompt = (f"Review this code; its tests ({suite.test_path}) pass.\nTask: {task.title}\n"
+        prompt = (f"Review this code. Its tests ({suite.test_path}) run while you review it: it is committed only if"
+                  f" they pass and you approve.\nTask: {task.title}\n"
                   f"Measured quality: {json.dumps(quality, default=str)[:4000]}\n\n{code}\n\n"
                   "Approve only correct, simple, readable code without obvious style problems. Give reasons;"
                   " list concrete issues if you reject it.")

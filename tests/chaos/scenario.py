@@ -69,10 +69,12 @@ def helper_rules(names: list[str]) -> list[dict[str, Any]]:
         rules.append({"when": {"schema": "TestSuite", "contains": _brief_marker(name)}, "reply": {
             "requirements": [f"{name}(value) adds {_offset(name)}"], "constraints": ["value is an int"],
             "module_path": f"{module_name(name)}.py", "test_path": f"tests/test_{name}.py",
-            "test_code": helper_test_code(name)}})
+            "test_code": helper_test_code(name),
+            "commit_message": {"type": "test", "subject": f"add tests for {module_name(name)}"}}})
         rules.append({"when": {"schema": "CodeChange", "contains": _brief_marker(name)}, "reply": {
             "approach": "add the number",
-            "files": [{"path": f"{module_name(name)}.py", "content": helper_code(name)}]}})
+            "files": [{"path": f"{module_name(name)}.py", "content": helper_code(name)}],
+            "commit_message": {"type": "feat", "subject": f"add {module_name(name)}"}}})
     return rules
 
 
