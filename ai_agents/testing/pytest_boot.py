@@ -292,9 +292,12 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
             emit("finish", exitstatus=int(exitstatus))
 
     emit("start")
-    # The project's own packages (its virtualenv) come before the daemon's site-packages, so its pinned
-    # versions are the ones imported; pytest and what it loaded are already in sys.modules by now.
-    sys.path[0:0] = cfg.get("extra_paths") or []
+    # What the tests may import (site_view.py): the views of the project's locked packages and of the
+    # test framework, in place of the daemon's site-packages; pytest and what it loaded are already in
+    # sys.modules by now.
+    hide = frozenset(cfg.get("hide_paths") or [])
+    sys.path[:] = [*(cfg.get("extra_paths") or []),
+                   *(p for p in sys.path if p not in hide and os.path.realpath(p) not in hide)]
     sys.path.append(os.getcwd())
     args = [*sys.argv[1:], f"--rootdir={workspace_root}"]
     sys.argv[:] = ["pytest", *args]

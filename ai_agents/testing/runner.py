@@ -14,6 +14,7 @@ tests could write is read. jest's likewise: the daemon's reporter over a pipe, a
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -40,6 +41,7 @@ from ai_agents.testing.outcome import decide, failure_result, signal_name
 from ai_agents.testing.parsers import parse_test_results
 from ai_agents.testing.result import TestFailure, TestResult, tail
 from ai_agents.testing.sandbox import Limits, bwrap_args, find_bwrap, minimal_env, probe_bwrap
+from ai_agents.testing.site_view import PROJECT_LOCK, SiteViews, daemon_sites, framework_entries, link_all, project_view
 from ai_agents.testing.verdict import BOOT_SOURCE, TAMPERING, Channel, judge
 
 log = structlog.get_logger("ai_agents.testing")
@@ -80,6 +82,18 @@ class TestRunner:
         self.shared_node_modules = Path(shared_node_modules) if shared_node_modules is not None else None
         self._bwrap_lock = threading.Lock()
         self._bwrap: tuple[str | None, str | None] | None = None  # (path, why unusable)
+        self._framework_entries: list[Path] | None = None  # pytest and what it needs (site_view.py), found once
+
+    def at(self, path: Path | str) -> TestRunner:
+        """This runner for another checkout of the same project beside this one (a merge-queue candidate's
+        worktree): the same limits, hidden and read-only paths, project environment."""
+        other = copy.copy(self)
+        other.project_path = Path(os.path.realpath(path))
+        other.hidden_paths = [other.project_path.parent if p == self.project_path.parent else p
+                              for p in self.hidden_paths]
+        other.read_only_paths = [other.project_path / p.relative_to(self.project_path) for p in self.read_only_paths]
+        other._bwrap_lock = threading.Lock()
+        return other
 
     @classmethod
     def from_config(cls, cfg: TestingConfig, project_path: Path | str,
@@ -212,12 +226,15 @@ class TestRunner:
                 return failure_result("could_not_run", framework, str(e), use_bwrap)
             node = shutil.which("node")
             extra_path = [os.path.dirname(os.path.realpath(node))] if node and framework == "jest" else []
+            views = self._site_views(Path(canary_tmp) / "site") if framework == "pytest" else None
             if use_bwrap:
                 keep = [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent,
                         *(Path(p).parent for p in extra_path)]
                 if framework == "jest":  # the daemon's reporter and, wherever it lives, node_modules: read-only
                     keep += [REPORTER_SOURCE, canary.parent,
                              Path(os.path.realpath(self.project_path / "node_modules"))]
+                if views is not None:  # the views of what the tests may import: read-only
+                    keep.append(canary.parent)
                 if self._project_site():
                     keep.append(self.project_env)
                 command = [*bwrap_args(str(self._bwrap[0] if self._bwrap else "bwrap"), self.project_path,
@@ -227,6 +244,8 @@ class TestRunner:
             if framework == "jest":
                 protections.append("verdict: the daemon's reporter streams records over an inherited pipe; every "
                                    "expected test must pass, a canary in every test file must fail (test_tampering)")
+            if views is not None:
+                protections.append(views.describe())
             if framework == "pytest":
                 protections.append("verdict: the daemon's reporter streams records over an inherited pipe; every "
                                    "expected test must pass, a canary must fail, an audit hook and a snapshot of "
@@ -235,8 +254,8 @@ class TestRunner:
                     "cgroup_procs": str(cgroup.procs_file) if cgroup else None}
             argv = [sys.executable, "-I", "-S", launcher.__file__, json.dumps(spec), "--", *command]
             env = minimal_env(report_dir / "home", report_dir / "tmp", extra_path)
-            if framework == "pytest":
-                result = self._run_pytest(argv, env, report_dir, cgroup, expected)
+            if views is not None:
+                result = self._run_pytest(argv, env, report_dir, cgroup, expected, views)
                 duration = result.duration
             elif framework == "jest":
                 result = self._run_jest(argv, env, report_dir, cgroup, expected, channel)
@@ -253,12 +272,11 @@ class TestRunner:
         return result
 
     def _run_pytest(self, argv: list[str], env: dict[str, str], report_dir: Path, cgroup: PidsCgroup | None,
-                    expected: Sequence[str] | None) -> TestResult:
+                    expected: Sequence[str] | None, views: SiteViews) -> TestResult:
         """pytest under the daemon's reporter; the daemon judges its records (verdict.py)."""
         conftests, test_files = self._tracked()
-        site = self._project_site()
         channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests", conftests, test_files,
-                          extra_paths=[str(site)] if site else [])
+                          extra_paths=[str(views.project), str(views.framework)], hide_paths=daemon_sites())
         fds = channel.open()
         env = {**env, **channel.env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
         try:
@@ -312,6 +330,21 @@ class TestRunner:
         result.output_tail = output
         result.duration = duration
         return result
+
+    def _site_views(self, directory: Path) -> SiteViews:
+        """This run's views of what the tests may import (site_view.py): pytest, and what the lock pins."""
+        with self._bwrap_lock:
+            if self._framework_entries is None:
+                self._framework_entries = framework_entries()
+            framework = self._framework_entries
+        lock = self.project_path / PROJECT_LOCK
+        text = lock.read_text(encoding="utf-8", errors="replace") if lock.is_file() and not lock.is_symlink() else ""
+        project = project_view(self._project_site(), text)
+        if project.missing or project.other:
+            log.warning("tests_env_mismatch", lock=PROJECT_LOCK, missing=project.missing[:10],
+                        other_version=project.other[:10])
+        return SiteViews(link_all(directory / "framework", framework), link_all(directory / "project",
+                                                                                project.entries), project)
 
     def _project_site(self) -> Path | None:
         """The project env's site-packages, if the daemon created one."""

@@ -77,7 +77,8 @@ class Channel:
     tests_dir: str
     plugins: list[str] | None = None  # conftest.py files allowed to load (git-tracked); None: any conftest.py
     trusted: list[str] | None = None  # QA's files (tracked under tests/); None: anything under tests/
-    extra_paths: list[str] = field(default_factory=list)  # appended to sys.path (the project's site-packages)
+    extra_paths: list[str] = field(default_factory=list)  # put first on sys.path (site_view.py's views)
+    hide_paths: list[str] = field(default_factory=list)   # taken off sys.path (the daemon's site-packages)
     nonce: str = field(default_factory=lambda: secrets.token_hex(16))
     canary_name: str = field(default_factory=lambda: f"test_{secrets.token_hex(6)}")
     canary_nonce: str = field(default_factory=lambda: secrets.token_hex(16))
@@ -94,7 +95,8 @@ class Channel:
         ctl_read, ctl_write = os.pipe()
         config = {"report_fd": self._write, "nonce": self.nonce, "canary": self.canary_name,
                   "canary_nonce": self.canary_nonce, "workspace": self.workspace, "tests_dir": self.tests_dir,
-                  "plugins": self.plugins, "trusted": self.trusted, "extra_paths": self.extra_paths}
+                  "plugins": self.plugins, "trusted": self.trusted, "extra_paths": self.extra_paths,
+                  "hide_paths": self.hide_paths}
         # Fed by a thread: with many tracked files it may not fit the pipe's buffer before the child reads.
         threading.Thread(target=self._feed, args=(ctl_write, json.dumps(config).encode()),
                          name="test-verdict-config", daemon=True).start()

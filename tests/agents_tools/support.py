@@ -48,12 +48,16 @@ def seed(app: Any, files: dict[str, str]) -> None:
 
 def run_tool_task(fake: FakeLLMServer, build: Callable[..., Any], qa: list[Any], developer: list[Any], *,
                   title: str, description: str, repo: dict[str, str] | None = None,
-                  extra: dict[str, Any] | None = None, **replace: Any) -> tuple[Any, Any]:
+                  extra: dict[str, Any] | None = None, prepare: Callable[[Any], None] | None = None,
+                  **replace: Any) -> tuple[Any, Any]:
     """One code task through tool mode: the scripted tool calls, ``repo`` (default SHOP) committed on main,
-    the daemon started (``replace`` as in story_rules); (the app, the task once settled)."""
+    ``prepare(app)`` called, the daemon started (``replace`` as in story_rules); (the app, the task once
+    settled)."""
     fake.set_script(Script.from_data({"rules": tool_rules(qa, developer, **replace)}))
     app = build(fake, {**TOOLS_ON, **(extra or {})}, start=False)
     seed(app, SHOP if repo is None else repo)
+    if prepare is not None:
+        prepare(app)
     app.start()
     task = app.orchestrator.submit_task("code", title=title, description=description)
     return app, settled(app, task.id)
