@@ -5,7 +5,8 @@ Run: .venv/bin/python -m bench.parallel_tasks [--tasks 8] [--delays 0.5 2] [--wo
 The real daemon (in process) and the real openai SDK against the fake server, whose every answer
 takes ``delay`` seconds. Each code task goes QA -> Developer -> Tech Lead review -> merge queue
 (full suite on the candidate) in its own worktree; ``agents.developer.workers`` and
-``agents.qa.workers`` are both set to the worker count. Then one task in a repository that already
+``agents.qa.workers`` are both set to the worker count (``agents.tech_lead.workers``, the merge stage's,
+is 4 in every run). Then one task in a repository that already
 holds N helper modules with their tests: the attempt's test runs (QA's tests and those importing the
 changed module) against the queue's full-suite run.
 
@@ -32,12 +33,16 @@ from tests.chaos.scenario import chaos_script, helper_code, helper_names, helper
 from tests.conftest import base_config, deep_merge
 from tests.fakes.llm_server import FakeLLMServer
 
+TECH_LEAD_WORKERS = 4
 FINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.ESCALATED, TaskStatus.CANCELLED)
 
 
 def make_app(tmp: Path, fake: FakeLLMServer, workers: int) -> Any:
     data = deep_merge(base_config(tmp, fake.openai_base_url), {
-        "agents": {"developer": {"workers": workers}, "qa": {"workers": workers}},
+        # The merge stage's workers stay the same in every run: with more than one, a branch waiting for the
+        # queue is tested ahead on the candidate in front of it.
+        "agents": {"developer": {"workers": workers}, "qa": {"workers": workers},
+                   "tech_lead": {"workers": TECH_LEAD_WORKERS}},
         "orchestrator": {"task_timeout": 600, "stall_timeout": 600},
         "file_system": {"max_worktrees": max(8, workers * 2)},
         "logging": {"level": "INFO"}})

@@ -45,6 +45,7 @@ from ai_agents.errors import (
     AgentsError,
     GitOperationError,
     GitRemoteError,
+    LeaseLost,
     MergeConflictError,
     TaskFailedError,
     WorkspaceError,
@@ -58,6 +59,7 @@ from ai_agents.testing.verdict import expected_test_ids
 
 log = structlog.get_logger("ai_agents.merge_queue")
 
+PRETEST_POLL_SECONDS = 0.05  # how often a branch waiting for the queue looks for a candidate to test on
 MAX_REBUILDS = 5  # main moved between the test and the fast-forward this often: give up for now
 TEXT_SUFFIXES = (".md", ".txt", ".rst")  # documents no test can import: committed without a suite run
 
@@ -108,6 +110,7 @@ class MergeQueue:
         self._integration = integration  # () -> "merge" | "rebase", read live
         self._workspace_lock = workspace_lock  # the main working tree's lock: held only for the fast-forward
         self._lock = threading.Lock()  # the queue is serial
+        self._ahead: str | None = None  # the candidate being tested under the lock (what waiting branches build on)
 
     # --- rows ---------------------------------------------------------------------------
     def row(self, task_id: str) -> dict[str, Any] | None:
@@ -129,15 +132,63 @@ class MergeQueue:
 
     # --- the queue ------------------------------------------------------------------------
     def merge(self, task: Task, branch: str, qa_files: set[str]) -> MergeOutcome:
-        """Bring ``branch`` into main through the queue (see the module docstring)."""
-        with self._lock:
-            row = self._enter(task.id, branch)
-            log.info("merge_queue_entered", task_id=task.id, branch=branch, position=row["id"], state=row["state"])
-            for _ in range(MAX_REBUILDS):
-                outcome = self._step(task, branch, qa_files)
-                if outcome is not None:
-                    return outcome
-            raise self._kept_moving(branch)
+        """Bring ``branch`` into main through the queue (see the module docstring). While another branch
+        holds the queue, this one is tested ahead on top of that branch's candidate (:meth:`_pretest`)."""
+        row = self._enter(task.id, branch)
+        log.info("merge_queue_entered", task_id=task.id, branch=branch, position=row["id"], state=row["state"])
+        pretested: str | None = None
+        try:
+            while not self._lock.acquire(timeout=PRETEST_POLL_SECONDS):
+                if (ahead := self._ahead) is not None and ahead != pretested:
+                    pretested = ahead
+                    try:
+                        self._pretest(task, branch, qa_files, ahead)
+                    except LeaseLost:
+                        raise
+                    except AgentsError as e:  # only time saved is lost: the branch is tested on main anyway
+                        log.warning("merge_queue_pretest_failed", task_id=task.id, error=str(e)[:300])
+            try:
+                for _ in range(MAX_REBUILDS):
+                    outcome = self._step(task, branch, qa_files)
+                    if outcome is not None:
+                        return outcome
+                raise self._kept_moving(branch)
+            finally:
+                self._ahead = None
+                self._lock.release()
+        finally:
+            if pretested is not None:
+                self.git.remove_worktree(self._pretest_path(task.id))
+
+    def _pretest_path(self, task_id: str) -> Path:
+        return self.path.with_name(f"{self.path.name}-{task_id}")
+
+    def _pretest(self, task: Task, branch: str, qa_files: set[str], ahead: str) -> None:
+        """Build and test this branch's candidate on top of ``ahead``, the candidate of the branch holding the
+        queue, in a worktree of its own, while that branch is tested: when it merges, main is ``ahead`` and
+        this candidate, tested on exactly the tree it will make main, is fast-forwarded without testing again
+        (the row says TESTED on base ``ahead``). A conflict or a red run here proves nothing (``ahead`` may
+        never merge): the branch is built and tested on main as usual. With ``git.integration: rebase`` a
+        branch is only ever rebased onto main itself, so nothing is tested ahead."""
+        if self._integration() != "merge":
+            return
+        tip = self.git.rev(branch)
+        if tip is None or self.git.is_ancestor(tip, ahead):
+            return
+        path = self._pretest_path(task.id)
+        cmd = self.git.ensure_worktree(path, ahead)
+        try:
+            candidate = self.git.merge_detached(cmd, ahead, tip, message=f"Merge {branch}",
+                                                trailers={"Task-Id": task.id, "Agent": Role.TECH_LEAD.title})
+        except MergeConflictError:
+            return
+        red, seconds = self._test(task.id, qa_files, root=path, runs=1)
+        log.info("merge_queue_pretested", task_id=task.id, base=ahead, candidate=candidate, green=red is None,
+                 seconds=seconds)
+        if red is None:
+            current_lease.check()  # fencing: only the attempt holding the lease records a tested candidate
+            self._update(task.id, state=QueueState.TESTED, base_sha=ahead, tip_sha=tip, candidate_sha=candidate,
+                         test_seconds=seconds)
 
     def _step(self, task: Task, branch: str, qa_files: set[str]) -> MergeOutcome | None:
         row = self.row(task.id) or {}
@@ -158,6 +209,7 @@ class MergeQueue:
                 return built
             candidate, tip = built
             self._update(task.id, state=QueueState.TESTING, base_sha=main, tip_sha=tip, candidate_sha=candidate)
+            self._ahead = candidate  # the branches waiting behind this one test on top of it meanwhile
             red, seconds = self._test(task.id, qa_files)
             if red is not None:
                 self._update(task.id, state=QueueState.RETURNED, returns=int(row.get("returns") or 0) + 1,
@@ -268,17 +320,21 @@ class MergeQueue:
                 f"Conflict hunks:\n{e.hunks}"])
         return candidate, tip
 
-    def _test(self, task_id: str, qa_files: set[str]) -> tuple[list[str] | None, float]:
-        """The full suite on the candidate (the worktree): (None when green, else the failures; seconds)."""
-        expected = self._expected(qa_files)
+    def _test(self, task_id: str, qa_files: set[str], *, root: Path | None = None,
+              runs: int = 2) -> tuple[list[str] | None, float]:
+        """The full suite on the candidate (the worktree at ``root``, by default the queue's): (None when
+        green, else the failures; seconds). A red run is run once more (``runs``) before it counts."""
+        root = root or self.path
+        runner = self.runner if root == self.path else self.runner.at(root)
+        expected = self._expected(qa_files, root)
         failures: list[str] = []
         seconds = 0.0
-        for run in (1, 2):
+        for run in range(1, runs + 1):
             started = time.monotonic()
-            result = self.runner.run_tests(expected=expected)
+            result = runner.run_tests(expected=expected)
             seconds = round(time.monotonic() - started, 3)
             current_lease.progress()
-            log.info("merge_queue_tested", task_id=task_id, run=run, outcome=result.outcome,
+            log.info("merge_queue_tested", task_id=task_id, run=run, ahead=root != self.path, outcome=result.outcome,
                      passed=result.passed_count, failed=result.failed_count, seconds=seconds)
             if result.passed:
                 if run == 2:
@@ -289,12 +345,12 @@ class MergeQueue:
             failures += [f"tampering: {t}" for t in result.tampering[:3]]
         return failures, seconds
 
-    def _expected(self, qa_files: set[str]) -> list[str]:
-        """QA's test ids, read by the daemon from the candidate's committed files."""
+    def _expected(self, qa_files: set[str], root: Path) -> list[str]:
+        """QA's test ids, read by the daemon from the candidate's committed files (checked out at ``root``)."""
         expected: list[str] = []
         for path in sorted(qa_files):
             try:
-                target = self.path / normalize(path).as_posix()
+                target = root / normalize(path).as_posix()
             except WorkspaceError:
                 continue
             if target.is_file() and not target.is_symlink():

@@ -38,6 +38,7 @@ from ai_agents.testing import TestRunner
 log = structlog.get_logger("ai_agents.worktrees")
 
 QUEUE_DIR = "merge-queue"  # the merge queue's own worktree, beside the tasks' (never swept here)
+PRETEST_PREFIX = QUEUE_DIR + "-"  # + task id: a waiting branch's candidate, tested ahead (swept at start)
 WAIT_FOR_SLOT_SECONDS = 5.0
 
 
@@ -97,7 +98,10 @@ class Worktrees:
     def task_dirs(self) -> list[Path]:
         if not self.root.is_dir():
             return []
-        return sorted(p for p in self.root.iterdir() if p.name != QUEUE_DIR)
+        return sorted(p for p in self.root.iterdir() if p.name != QUEUE_DIR and not p.name.startswith(PRETEST_PREFIX))
+
+    def pretest_dirs(self) -> list[Path]:
+        return sorted(self.root.glob(PRETEST_PREFIX + "*")) if self.root.is_dir() else []
 
     def acquire(self, task_id: str, branch: str) -> TaskWorkspace:
         """The task's workspace: its worktree on ``branch`` (created, from the remote's branch or from
@@ -167,7 +171,7 @@ class Worktrees:
         """At start: remove every task worktree no unfinished task in ``owners`` owns; prune git's records."""
         keep = set(owners)
         removed = []
-        for path in self.task_dirs():
+        for path in [*self.task_dirs(), *self.pretest_dirs()]:  # a crash's pretests are leftovers too
             if path.name not in keep:
                 self.main.git.remove_worktree(path)
                 removed.append(path.name)

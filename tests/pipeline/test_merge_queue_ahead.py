@@ -1,0 +1,98 @@
+"""A branch waiting for the merge queue is tested ahead, on top of the candidate the queue is testing.
+
+When the branch ahead merges, main is exactly the base the waiting branch was tested on: its candidate is
+fast-forwarded without testing again. When the branch ahead does not merge (red), the waiting branch's green
+run on top of it counts for nothing: it is built and tested on main as if nothing had been tested ahead.
+Through the real daemon (two Tech Lead workers: two branches at the queue at once) and the fake server.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from ai_agents.domain import TaskStatus
+from tests.conftest import wait_for
+from tests.mainline import git, merge_commits_green
+from tests.pipeline.test_merge_queue import FINAL, change, queue_rows, script, suite
+
+# Slow in the queue's own worktree, so that the second branch reaches the queue while the first is being
+# tested there; ``fails_in`` names the directory where it fails.
+SLOW_TEST = ("import os\nimport time\n\nfrom alpha import alpha\n\n\n"
+             "def test_alpha():\n    assert alpha() == 1\n\n\n"
+             "def test_where():\n    here = os.path.basename(os.getcwd())\n"
+             "    if here == 'merge-queue':\n        time.sleep(3)\n"
+             "    assert here != {fails_in!r}\n")
+BETA_TEST = "from beta import beta\n\n\ndef test_beta():\n    assert beta() == 2\n"
+
+
+def run(fake_llm: Any, build: Any, fails_in: str) -> tuple[Any, Any, Any]:
+    fake_llm.set_script(script([
+        {"when": {"schema": "TestSuite", "contains": "ALPHATASK"},
+         "reply": suite("tests/test_alpha.py", "alpha.py", SLOW_TEST.format(fails_in=fails_in))},
+        {"when": {"schema": "TestSuite", "contains": "BETATASK"},
+         "reply": suite("tests/test_beta.py", "beta.py", BETA_TEST)},
+        {"when": {"schema": "CodeChange", "contains": "ALPHATASK"},
+         "reply": change("alpha.py", "def alpha():\n    return 1\n")},
+        {"when": {"schema": "CodeChange", "contains": "BETATASK"},
+         "reply": change("beta.py", "def beta():\n    return 2\n")},
+    ]))
+    app = build(fake_llm, {"agents": {"developer": {"workers": 2}, "qa": {"workers": 2},
+                                      "tech_lead": {"workers": 2}, "max_fix_attempts": 1, "max_approaches": 1},
+                            "orchestrator": {"max_task_attempts": 1}},
+                start=False)
+    alpha_row = lambda: queue_rows(app).get(alpha.id, {})  # noqa: E731
+    # Beta's code is written once alpha's candidate is being tested: beta reaches the queue behind it.
+    fake_llm.hold("CodeChange", "BETATASK", until=lambda: alpha_row().get("state") == "testing")
+    app.start()
+    alpha = app.orchestrator.submit_task("code", "ALPHATASK alpha", "ALPHATASK: see the tests.")
+    beta = app.orchestrator.submit_task("code", "BETATASK beta", "BETATASK: see the tests.")
+    for t in (alpha, beta):
+        wait_for(lambda t=t: app.tasks.get(t.id).status in FINAL, timeout=150, message=f"task {t.id} final")
+    return app, app.tasks.get(alpha.id), app.tasks.get(beta.id)
+
+
+def not_ok(ws: Any, *args: str) -> bool:
+    return subprocess.run(["git", "-C", str(ws), *args], capture_output=True).returncode != 0
+
+
+def events(app: Any, name: str, task_id: str) -> list[dict[str, Any]]:
+    lines = app.live.current.logging.file.read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e.get("event") == name and e.get("task_id") == task_id]
+
+
+def test_a_branch_tested_ahead_on_the_candidate_that_merges_is_fast_forwarded_untested(fake_llm, build, tmp_path):
+    app, alpha, beta = run(fake_llm, build, fails_in="nowhere")
+    assert alpha.status == beta.status == TaskStatus.COMPLETED, (alpha.error, beta.error)
+    ws = app.live.current.file_system.workspace_path
+    rows = queue_rows(app)
+    ahead = events(app, "merge_queue_pretested", beta.id)
+    assert ahead and ahead[-1]["green"] and ahead[-1]["base"] == rows[alpha.id]["merged_sha"]
+    # Main moved to the very candidate tested ahead: beta's merge sits on alpha's, and the queue did not run
+    # beta's suite on main again.
+    assert rows[beta.id]["merged_sha"] == ahead[-1]["candidate"]
+    assert git(ws, "rev-parse", f"{rows[beta.id]['merged_sha']}^1").strip() == rows[alpha.id]["merged_sha"]
+    assert [e["ahead"] for e in events(app, "merge_queue_tested", beta.id)] == [True]
+    assert rows[beta.id]["test_seconds"] > 0
+    assert len(merge_commits_green(ws, tmp_path)) == 2  # every merge commit on main's first parents is green
+    root = tmp_path / "data" / "worktrees"
+    assert sorted(p.name for p in root.iterdir()) == ["merge-queue"]  # the worktree tested ahead is gone
+
+
+def test_a_green_run_ahead_of_a_branch_that_does_not_merge_counts_for_nothing(fake_llm, build, tmp_path):
+    # Alpha's suite fails in the queue's own worktree only: alpha never merges, while beta's run on top of
+    # alpha's candidate (in its own worktree) is green.
+    app, alpha, beta = run(fake_llm, build, fails_in="merge-queue")
+    assert alpha.status in (TaskStatus.FAILED, TaskStatus.ESCALATED)  # sent back until its budget ran out
+    assert beta.status == TaskStatus.COMPLETED, beta.error
+    ws = app.live.current.file_system.workspace_path
+    rows = queue_rows(app)
+    ahead = events(app, "merge_queue_pretested", beta.id)
+    assert ahead and ahead[0]["green"]
+    # Beta was built and tested again on main, and merged without alpha's candidate under it.
+    assert [e["ahead"] for e in events(app, "merge_queue_tested", beta.id)][-1] is False
+    assert rows[beta.id]["merged_sha"] != ahead[0]["candidate"]
+    assert not_ok(ws, "merge-base", "--is-ancestor", ahead[0]["base"], "main")  # alpha's candidate never on main
+    assert not_ok(ws, "cat-file", "-e", "main:alpha.py")  # nothing of alpha's on main
+    assert len(merge_commits_green(ws, tmp_path)) == 1
