@@ -74,23 +74,27 @@ class RepoStateMixin:
     # Untracked paths (relative to the working tree) the clean slate keeps; see discard_changes.
     keep_untracked: tuple[str, ...] = ()
 
+    def _git_paths(self, *names: str) -> list[Path]:
+        """Where git keeps ``names`` (MERGE_HEAD, rebase-merge, ...) for this working tree: one git call."""
+        args = [a for name in names for a in ("--git-path", name)]
+        rels = self._cmd.run("rev-parse", *args).stdout.splitlines()
+        return [Path(rel) if os.path.isabs(rel) else self.repo_path / rel for rel in rels]
+
     def _git_path(self, name: str) -> Path:
-        rel = self._cmd.run("rev-parse", "--git-path", name).stdout.strip()
-        return Path(rel) if os.path.isabs(rel) else self.repo_path / rel
+        return self._git_paths(name)[0]
 
     def _git_path_exists(self, name: str) -> bool:
         return self._git_path(name).exists()
 
     def _in_rebase(self) -> bool:
-        return self._git_path_exists("rebase-merge") or self._git_path_exists("rebase-apply")
+        return any(p.exists() for p in self._git_paths("rebase-merge", "rebase-apply"))
 
     def _require_no_operation_in_progress(self) -> None:
-        for marker, what in (("MERGE_HEAD", "a merge"), ("CHERRY_PICK_HEAD", "a cherry-pick"),
-                             ("REVERT_HEAD", "a revert")):
-            if self._git_path_exists(marker):
+        markers = {"MERGE_HEAD": "a merge", "CHERRY_PICK_HEAD": "a cherry-pick", "REVERT_HEAD": "a revert",
+                   "rebase-merge": "a rebase", "rebase-apply": "a rebase"}
+        for path, what in zip(self._git_paths(*markers), markers.values(), strict=True):
+            if path.exists():
                 raise GitOperationError(f"{what} is in progress; run recover() first")
-        if self._in_rebase():
-            raise GitOperationError("a rebase is in progress; run recover() first")
 
     def _check_branch_name(self, name: str) -> None:
         if not self._cmd.run("check-ref-format", "--branch", name, check=False).ok or name.startswith("-"):

@@ -54,12 +54,13 @@ from ai_agents.file_system import FileSystemManager
 from ai_agents.file_system.paths import normalize
 from ai_agents.git import GitManager
 from ai_agents.memory.storage import Storage
+from ai_agents.orchestrator.merge_line import WaitingLine
 from ai_agents.testing import TestRunner
 from ai_agents.testing.verdict import expected_test_ids
 
 log = structlog.get_logger("ai_agents.merge_queue")
 
-PRETEST_POLL_SECONDS = 0.05  # how often a branch waiting for the queue looks for a candidate to test on
+PRETEST_NICE = 10  # runs ahead may be thrown away: they yield the CPU to the runs whose verdict counts
 MAX_REBUILDS = 5  # main moved between the test and the fast-forward this often: give up for now
 TEXT_SUFFIXES = (".md", ".txt", ".rst")  # documents no test can import: committed without a suite run
 
@@ -110,7 +111,7 @@ class MergeQueue:
         self._integration = integration  # () -> "merge" | "rebase", read live
         self._workspace_lock = workspace_lock  # the main working tree's lock: held only for the fast-forward
         self._lock = threading.Lock()  # the queue is serial
-        self._ahead: str | None = None  # the candidate being tested under the lock (what waiting branches build on)
+        self._line = WaitingLine()  # who is in front of whom, and what each would make main
 
     # --- rows ---------------------------------------------------------------------------
     def row(self, task_id: str) -> dict[str, Any] | None:
@@ -132,65 +133,66 @@ class MergeQueue:
 
     # --- the queue ------------------------------------------------------------------------
     def merge(self, task: Task, branch: str, qa_files: set[str]) -> MergeOutcome:
-        """Bring ``branch`` into main through the queue (see the module docstring). While another branch
-        holds the queue, this one is tested ahead on top of that branch's candidate (:meth:`_pretest`)."""
+        """Bring ``branch`` into main through the queue (see the module docstring). While branches are in
+        front of it, this one is tested ahead on top of the candidate of the one just in front (:meth:`_pretest`)."""
         row = self._enter(task.id, branch)
         log.info("merge_queue_entered", task_id=task.id, branch=branch, position=row["id"], state=row["state"])
-        pretested: str | None = None
+        ticket = self._line.join()
+        tested_on: str | None = None
         try:
-            while not self._lock.acquire(timeout=PRETEST_POLL_SECONDS):
-                if (ahead := self._ahead) is not None and ahead != pretested:
-                    pretested = ahead
-                    try:
-                        self._pretest(task, branch, qa_files, ahead)
-                    except LeaseLost:
-                        raise
-                    except AgentsError as e:  # only time saved is lost: the branch is tested on main anyway
-                        log.warning("merge_queue_pretest_failed", task_id=task.id, error=str(e)[:300])
-            try:
+            while (ahead := self._line.wait(ticket, tested_on)) is not None:
+                tested_on = ahead
+                self._line.publish(ticket, self._pretest(task, branch, qa_files, ahead))
+            with self._lock:
                 for _ in range(MAX_REBUILDS):
-                    outcome = self._step(task, branch, qa_files)
+                    outcome = self._step(task, branch, qa_files, ticket)
                     if outcome is not None:
                         return outcome
                 raise self._kept_moving(branch)
-            finally:
-                self._ahead = None
-                self._lock.release()
         finally:
-            if pretested is not None:
+            self._line.leave(ticket)
+            if tested_on is not None:
                 self.git.remove_worktree(self._pretest_path(task.id))
 
     def _pretest_path(self, task_id: str) -> Path:
         return self.path.with_name(f"{self.path.name}-{task_id}")
 
-    def _pretest(self, task: Task, branch: str, qa_files: set[str], ahead: str) -> None:
-        """Build and test this branch's candidate on top of ``ahead``, the candidate of the branch holding the
-        queue, in a worktree of its own, while that branch is tested: when it merges, main is ``ahead`` and
-        this candidate, tested on exactly the tree it will make main, is fast-forwarded without testing again
-        (the row says TESTED on base ``ahead``). A conflict or a red run here proves nothing (``ahead`` may
-        never merge): the branch is built and tested on main as usual. With ``git.integration: rebase`` a
-        branch is only ever rebased onto main itself, so nothing is tested ahead."""
+    def _pretest(self, task: Task, branch: str, qa_files: set[str], ahead: str) -> str | None:
+        """Build and test this branch's candidate on top of ``ahead`` (the candidate the branch in front would
+        make main), in a worktree of its own, at a lower CPU priority: if main becomes ``ahead``, this
+        candidate, tested on exactly the tree it would make main, is fast-forwarded without testing again (the
+        row says TESTED on base ``ahead``). The candidate when green, else None. A conflict, a red run or an
+        error here proves nothing (``ahead`` may never merge): the branch is built and tested on main as
+        usual. With ``git.integration: rebase`` a branch is only ever rebased onto main itself: nothing ahead."""
         if self._integration() != "merge":
-            return
-        tip = self.git.rev(branch)
-        if tip is None or self.git.is_ancestor(tip, ahead):
-            return
-        path = self._pretest_path(task.id)
-        cmd = self.git.ensure_worktree(path, ahead)
+            return None
         try:
-            candidate = self.git.merge_detached(cmd, ahead, tip, message=f"Merge {branch}",
-                                                trailers={"Task-Id": task.id, "Agent": Role.TECH_LEAD.title})
-        except MergeConflictError:
-            return
-        red, seconds = self._test(task.id, qa_files, root=path, runs=1)
+            tip = self.git.rev(branch)
+            if tip is None or self.git.is_ancestor(tip, ahead):
+                return None
+            path = self._pretest_path(task.id)
+            cmd = self.git.ensure_worktree(path, ahead)
+            try:
+                candidate = self.git.merge_detached(cmd, ahead, tip, message=f"Merge {branch}",
+                                                    trailers={"Task-Id": task.id, "Agent": Role.TECH_LEAD.title})
+            except MergeConflictError:
+                return None
+            red, seconds = self._test(task.id, qa_files, root=path, runs=1)
+        except LeaseLost:
+            raise
+        except AgentsError as e:  # only the time it would have saved is lost
+            log.warning("merge_queue_pretest_failed", task_id=task.id, error=str(e)[:300])
+            return None
         log.info("merge_queue_pretested", task_id=task.id, base=ahead, candidate=candidate, green=red is None,
                  seconds=seconds)
-        if red is None:
-            current_lease.check()  # fencing: only the attempt holding the lease records a tested candidate
-            self._update(task.id, state=QueueState.TESTED, base_sha=ahead, tip_sha=tip, candidate_sha=candidate,
-                         test_seconds=seconds)
+        if red is not None:
+            return None
+        current_lease.check()  # fencing: only the attempt holding the lease records a tested candidate
+        self._update(task.id, state=QueueState.TESTED, base_sha=ahead, tip_sha=tip, candidate_sha=candidate,
+                     test_seconds=seconds)
+        return candidate
 
-    def _step(self, task: Task, branch: str, qa_files: set[str]) -> MergeOutcome | None:
+    def _step(self, task: Task, branch: str, qa_files: set[str], ticket: int) -> MergeOutcome | None:
         row = self.row(task.id) or {}
         main = self._main()
         tip = self.git.rev(branch)
@@ -203,13 +205,14 @@ class MergeQueue:
                 and row.get("tip_sha") == tip and tested and self.git.rev(tested)):
             candidate = str(tested)
             log.info("merge_queue_resumed_tested", task_id=task.id, candidate=candidate)
+            self._line.publish(ticket, candidate)
         else:
             built = self._build(task, branch, main, tip)
             if isinstance(built, MergeOutcome):
                 return built
             candidate, tip = built
             self._update(task.id, state=QueueState.TESTING, base_sha=main, tip_sha=tip, candidate_sha=candidate)
-            self._ahead = candidate  # the branches waiting behind this one test on top of it meanwhile
+            self._line.publish(ticket, candidate)  # the branch behind this one is tested on top of it meanwhile
             red, seconds = self._test(task.id, qa_files)
             if red is not None:
                 self._update(task.id, state=QueueState.RETURNED, returns=int(row.get("returns") or 0) + 1,
@@ -325,7 +328,7 @@ class MergeQueue:
         """The full suite on the candidate (the worktree at ``root``, by default the queue's): (None when
         green, else the failures; seconds). A red run is run once more (``runs``) before it counts."""
         root = root or self.path
-        runner = self.runner if root == self.path else self.runner.at(root)
+        runner = self.runner if root == self.path else self.runner.at(root, nice=PRETEST_NICE)
         expected = self._expected(qa_files, root)
         failures: list[str] = []
         seconds = 0.0

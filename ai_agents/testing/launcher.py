@@ -30,6 +30,8 @@ def main(argv: list[str]) -> int:
                 fh.write("0\n")
         for name, (soft, hard) in spec.get("rlimits", {}).items():
             resource.setrlimit(getattr(resource, name), (soft, hard))
+        if spec.get("nice"):
+            os.nice(int(spec["nice"]))  # work that may be thrown away yields the CPU to work that will not
         os.execvp(command[0], command)
     except OSError as e:
         print(f"ai-agents test launcher: cannot start {command[0]}: {e}", file=sys.stderr)

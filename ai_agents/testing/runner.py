@@ -82,12 +82,15 @@ class TestRunner:
         self.shared_node_modules = Path(shared_node_modules) if shared_node_modules is not None else None
         self._bwrap_lock = threading.Lock()
         self._bwrap: tuple[str | None, str | None] | None = None  # (path, why unusable)
+        self.nice = 0  # added to the test process's niceness (runs that may be thrown away: see at())
         self._framework_entries: list[Path] | None = None  # pytest and what it needs (site_view.py), found once
 
-    def at(self, path: Path | str) -> TestRunner:
+    def at(self, path: Path | str, *, nice: int = 0) -> TestRunner:
         """This runner for another checkout of the same project beside this one (a merge-queue candidate's
-        worktree): the same limits, hidden and read-only paths, project environment."""
+        worktree): the same limits, hidden and read-only paths, project environment; ``nice`` added to its
+        test processes' niceness."""
         other = copy.copy(self)
+        other.nice = nice
         other.project_path = Path(os.path.realpath(path))
         other.hidden_paths = [other.project_path.parent if p == self.project_path.parent else p
                               for p in self.hidden_paths]
@@ -250,7 +253,7 @@ class TestRunner:
                 protections.append("verdict: the daemon's reporter streams records over an inherited pipe; every "
                                    "expected test must pass, a canary must fail, an audit hook and a snapshot of "
                                    "the framework catch tampering (test_tampering)")
-            spec = {"rlimits": self.limits.rlimits(address_space=limit_as),
+            spec = {"rlimits": self.limits.rlimits(address_space=limit_as), "nice": self.nice,
                     "cgroup_procs": str(cgroup.procs_file) if cgroup else None}
             argv = [sys.executable, "-I", "-S", launcher.__file__, json.dumps(spec), "--", *command]
             env = minimal_env(report_dir / "home", report_dir / "tmp", extra_path)
