@@ -86,3 +86,57 @@ def test_kill9_during_the_queue_test_and_before_the_fast_forward(fake_llm, write
     assert sorted(merges) == sorted(ids)  # every task merged, each exactly once, all on the first-parent line
     assert len(merge_commits_green(ws, tmp_path)) == len(ids)
     assert not git(ws, "stash", "list").strip()
+
+
+def ahead_test_running(pid: int, queue_dir: str) -> bool:
+    """A pytest descendant of the daemon runs in a worktree where a waiting branch is tested ahead."""
+    return queue_test_running(pid, queue_dir + "-")
+
+
+@pytest.mark.slow  # a long end-to-end run: .ci/run runs it in its second step (--runslow -m slow)
+@pytest.mark.timeout(240)
+def test_kill9_while_a_branch_is_tested_ahead_and_after_it_was(fake_llm, write_config, tmp_path):
+    """Branches waiting for the queue are tested ahead (three merge-stage workers). kill -9 during such a run,
+    then right after one was recorded green (its row says TESTED on a candidate that is not main yet): after
+    the restarts the leftover worktrees are swept, every task merges once, and main is green at each merge."""
+    names = helper_names(4)
+    fake_llm.set_script(chaos_script(names))
+    fake_llm.delay = 0.3  # the same pace for every task: they reach the queue together
+    workers = {"workers": 3}
+    config = write_config(fake_llm, chaos_config(max_task_attempts=4, agents={
+        "developer": workers, "qa": workers, "tech_lead": workers}))
+    ids = list(submit_code_tasks(config, names).values())
+    queue_dir = os.path.realpath(db_path(config).parent / "worktrees" / "merge-queue")
+
+    running = start(config)
+    wait_for(lambda: ahead_test_running(running.pid, queue_dir), timeout=90, interval=0.01,
+             message="a run ahead in the merge queue")
+    kill_tree(running.pid)
+    assert running.daemon.wait(10) == -signal.SIGKILL
+
+    running = start(config)
+    swept = wait_for(lambda: next((e for e in running.tail.named("worktrees_swept")), None), timeout=30,
+                     message="the start's sweep")
+    assert any(name.startswith("merge-queue-") for name in swept["removed"])  # the killed run's worktree
+    ahead = wait_for(lambda: next((e for e in running.tail.named("merge_queue_pretested") if e.get("green")), None),
+                     timeout=90, interval=0.005, message="a green run ahead")
+    kill_tree(running.pid)
+    assert running.daemon.wait(10) == -signal.SIGKILL
+    print(f"\nkilled after task {ahead['task_id']} was tested ahead on {ahead['base'][:12]}")
+
+    running = start(config)
+    try:
+        wait_for(lambda: all_final(config, ids), timeout=120, interval=0.2, message="every task final")
+        code, _ = stop(running, 5.0)
+    finally:
+        running.daemon.stop()
+    assert code == 0
+    problems = all_problems(config, ids)
+    assert not problems, "\n".join(problems)
+    ws = workspace(config)
+    merges = git(ws, "log", "--first-parent", "--merges", "--format=%(trailers:key=Task-Id,valueonly,separator=)",
+                 "main").split()
+    assert sorted(merges) == sorted(ids)  # every task merged, each exactly once, all on the first-parent line
+    assert len(merge_commits_green(ws, tmp_path)) == len(ids)
+    leftovers = sorted(p.name for p in (db_path(config).parent / "worktrees").iterdir())
+    assert leftovers == ["merge-queue"]  # no worktree of a run ahead survives the restarts

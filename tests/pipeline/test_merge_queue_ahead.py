@@ -78,21 +78,3 @@ def test_a_branch_tested_ahead_on_the_candidate_that_merges_is_fast_forwarded_un
     assert len(merge_commits_green(ws, tmp_path)) == 2  # every merge commit on main's first parents is green
     root = tmp_path / "data" / "worktrees"
     assert sorted(p.name for p in root.iterdir()) == ["merge-queue"]  # the worktree tested ahead is gone
-
-
-def test_a_green_run_ahead_of_a_branch_that_does_not_merge_counts_for_nothing(fake_llm, build, tmp_path):
-    # Alpha's suite fails in the queue's own worktree only: alpha never merges, while beta's run on top of
-    # alpha's candidate (in its own worktree) is green.
-    app, alpha, beta = run(fake_llm, build, fails_in="merge-queue")
-    assert alpha.status in (TaskStatus.FAILED, TaskStatus.ESCALATED)  # sent back until its budget ran out
-    assert beta.status == TaskStatus.COMPLETED, beta.error
-    ws = app.live.current.file_system.workspace_path
-    rows = queue_rows(app)
-    ahead = events(app, "merge_queue_pretested", beta.id)
-    assert ahead and ahead[0]["green"]
-    # Beta was built and tested again on main, and merged without alpha's candidate under it.
-    assert [e["ahead"] for e in events(app, "merge_queue_tested", beta.id)][-1] is False
-    assert rows[beta.id]["merged_sha"] != ahead[0]["candidate"]
-    assert not_ok(ws, "merge-base", "--is-ancestor", ahead[0]["base"], "main")  # alpha's candidate never on main
-    assert not_ok(ws, "cat-file", "-e", "main:alpha.py")  # nothing of alpha's on main
-    assert len(merge_commits_green(ws, tmp_path)) == 1
