@@ -21,7 +21,7 @@ import structlog
 from ai_agents import attempt as current_lease
 from ai_agents.agents.base import task_brief
 from ai_agents.agents.coder import DeveloperAgent, QAAgent
-from ai_agents.agents.models import CodeChange, DependencyRequest, Review, SourceFile
+from ai_agents.agents.models import CodeChange, CommitMessage, DependencyRequest, Review, SourceFile
 from ai_agents.agents.prompts import tool_system_prompt
 from ai_agents.agents.reviewer import ReviewerAgent
 from ai_agents.agents.tools.loop import LimitGuard, LoopOutcome, ToolLoop, ToolModel
@@ -195,7 +195,8 @@ class ToolStages:
         tests = new_tests(registry)
         diff = review_diff(files, outcome.changed)
         retired = self._review_retirements(task, registry.view.retired, diff)
-        message = self.qa.commit_message(task, diff)  # asked before the lock is taken
+        # Given with finish, or asked now, before the lock is taken.
+        message = outcome.finish.commit_message("test") or self.qa.commit_message(task, diff)
         # The gate's own run (ours, not the model's word) saw exactly these files; else run again.
         ran, result = gate_runs[-1] if gate_runs else ({}, None)
         with self.ws.on_branch(branch):
@@ -329,7 +330,8 @@ class ToolStages:
             self.dev.record("tool_loop_out_of_turns", task, reason=str(e), files=sorted(registry.view.changed))
             return self._change(task, files, registry.view.changed, f"unfinished: {e}", registry.dependencies)
         self._record(self.dev, task, outcome)
-        return self._change(task, files, outcome.changed, outcome.finish.summary, registry.dependencies)
+        return self._change(task, files, outcome.changed, outcome.finish.summary, registry.dependencies,
+                            outcome.finish.commit_message("feat"))
 
     def _finish_run(self, task_id: str, branch: str, changed: dict[str, str], tests: list[str],
                     expected: list[str]) -> TestResult:
@@ -360,14 +362,15 @@ class ToolStages:
                 and (p.rsplit("/", 1)[-1].startswith("test_") or p.endswith("_test.py")) and p.endswith(".py")}
 
     def _change(self, task: Task, base: dict[str, str], changed: dict[str, str], approach: str,
-                dependencies: list[DependencyRequest] | None = None) -> CodeChange:
+                dependencies: list[DependencyRequest] | None = None,
+                message: CommitMessage | None = None) -> CodeChange:
         """The attempt as the pipeline's CodeChange; what the changed files were, kept for the review diff."""
         with self._bases_lock:
             self._bases[task.id] = {p: base[p] for p in changed if p in base}
             while len(self._bases) > BASES_KEPT:
                 self._bases.pop(next(iter(self._bases)))
         return CodeChange(approach=approach[:2000], files=[SourceFile(path=p, content=c) for p, c in changed.items()],
-                          dependencies=list(dependencies or []))
+                          dependencies=list(dependencies or []), commit_message=message)
 
     def diff_for_review(self, task_id: str, files: dict[str, str]) -> str:
         """The Developer's change as a diff against the branch it started from."""

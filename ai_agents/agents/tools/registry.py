@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from ai_agents.agents.models import DependencyRequest
+from ai_agents.agents.models import CommitMessage, CommitType, DependencyRequest
 from ai_agents.agents.tools.edits import EditError, apply_edit
 from ai_agents.agents.tools.repo_map import RepoMap, estimate_tokens
 from ai_agents.agents.tools.view import CodeView
@@ -74,6 +74,19 @@ class FinishArgs(BaseModel):
     summary: str = Field(min_length=1, max_length=4000, description="what was done and why")
     requirements: list[str] = Field(default_factory=list, description="QA: the requirements the tests pin down")
     modules: list[str] = Field(default_factory=list, description="QA: the modules the Developer should change")
+    commit_subject: str = Field("", max_length=500, description=(
+        "the commit message's subject for your change, in the imperative, at most 72 characters (without it "
+        "the daemon asks for a commit message separately)"))
+    commit_body: str = Field("", max_length=3000, description="the commit message's body: why the change")
+
+    def commit_message(self, kind: CommitType) -> CommitMessage | None:
+        """The commit message given with ``finish`` (``kind``: test or feat), or None when none valid was."""
+        if not self.commit_subject.strip():
+            return None
+        try:
+            return CommitMessage(type=kind, subject=self.commit_subject, body=self.commit_body)
+        except ValidationError:
+            return None
 
 
 TestHook = Callable[[dict[str, str], list[str]], TestResult]
