@@ -62,8 +62,9 @@ def helper_code(name: str) -> str:
             f"    return value + {n}\n")
 
 
-def helper_rules(names: list[str]) -> list[dict[str, Any]]:
-    """A TestSuite and a CodeChange rule per helper, matched on the task's own brief."""
+def helper_rules(names: list[str], messages: bool = True) -> list[dict[str, Any]]:
+    """A TestSuite and a CodeChange rule per helper, matched on the task's own brief; with ``messages`` each
+    carries its commit message (else the daemon asks for each separately: two model calls more per task)."""
     rules: list[dict[str, Any]] = []
     for name in names:
         rules.append({"when": {"schema": "TestSuite", "contains": _brief_marker(name)}, "reply": {
@@ -75,16 +76,19 @@ def helper_rules(names: list[str]) -> list[dict[str, Any]]:
             "approach": "add the number",
             "files": [{"path": f"{module_name(name)}.py", "content": helper_code(name)}],
             "commit_message": {"type": "feat", "subject": f"add {module_name(name)}"}}})
+    if not messages:
+        for rule in rules:
+            rule["reply"].pop("commit_message")
     return rules
 
 
-def chaos_rules(names: list[str], **replace: Any) -> list[dict[str, Any]]:
+def chaos_rules(names: list[str], messages: bool = True, **replace: Any) -> list[dict[str, Any]]:
     """Per-helper rules first, then the story's generic ones (``replace`` as in story_rules)."""
-    return helper_rules(names) + story_rules(**replace)
+    return helper_rules(names, messages) + story_rules(**replace)
 
 
-def chaos_script(names: list[str], **replace: Any) -> Script:
-    return Script.from_data({"rules": chaos_rules(names, **replace)})
+def chaos_script(names: list[str], messages: bool = True, **replace: Any) -> Script:
+    return Script.from_data({"rules": chaos_rules(names, messages, **replace)})
 
 
 def chaos_config(*, max_task_attempts: int = 3, shutdown_grace: float = 5.0, **extra: Any) -> dict[str, Any]:

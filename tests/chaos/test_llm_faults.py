@@ -57,13 +57,14 @@ def llm_call_figures(config: Path) -> dict[str, Any]:
 def test_thirty_percent_llm_faults_the_work_still_gets_done(fake_llm, write_config):
     names = helper_names(6)
     retry = {"action": "retry", "reasoning": "a flaky model; try again", "new_description": None}
-    fake_llm.set_script(chaos_script(names, EscalationDecision=retry))
+    # Commit messages asked separately: more calls, so more of them for the faults to hit.
+    fake_llm.set_script(chaos_script(names, messages=False, EscalationDecision=retry))
     fake_llm.fault_rate(FAULT_RATE, FAULT_KINDS, seed=SEED)
     fake_llm.hang_seconds = 3.0  # the "timeout" fault: held longer than llm.timeout, so the client gives up
     # The first call is refused twice with 429 and Retry-After: 1 (capped at retry_max_wait): one retry,
     # then the fallback, whatever the random faults do.
     fake_llm.fail_next(2, status=429, headers={"retry-after": "1"})
-    with FakeLLMServer(chaos_script(names, EscalationDecision=retry)) as fallback:
+    with FakeLLMServer(chaos_script(names, messages=False, EscalationDecision=retry)) as fallback:
         config = write_config(fake_llm, chaos_config(llm={
             "timeout": 0.5, "max_retries": 1, "retry_max_wait": 0.2,
             "fallback": [{"provider": "openai", "model": FALLBACK_MODEL, "api_key": FAKE_KEY,
