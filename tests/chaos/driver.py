@@ -54,6 +54,18 @@ def start(config: Path) -> Running:
     return running
 
 
+def run_to_the_end(config: Path, ids: list[str], timeout: float = 150) -> Running:
+    """Start the daemon, wait until every task of ``ids`` is final and stop it (exit status 0 asserted)."""
+    running = start(config)
+    try:
+        wait_for(lambda: all_final(config, ids), timeout=timeout, interval=0.2, message="every task final")
+        code, _ = stop(running, 5.0)
+    finally:
+        running.daemon.stop()
+    assert code == 0
+    return running
+
+
 def throttled(check: Callable[[], bool], every: float = 0.1) -> Callable[[], bool]:
     """``check`` evaluated at most every ``every`` seconds (aiming polls far faster than that)."""
     state = {"at": 0.0, "value": True}

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from tests.chaos.aim import kill_tree
-from tests.chaos.driver import start, stop
+from tests.chaos.driver import run_to_the_end, start
 from tests.chaos.invariants import all_problems
 from tests.chaos.observe import descendants, is_pytest, proc_children_supported
 from tests.chaos.scenario import (
-    all_final,
     chaos_config,
     chaos_script,
     db_path,
@@ -42,6 +43,24 @@ def queue_test_running(pid: int, queue_dir: str) -> bool:
     return False
 
 
+def kill_once(config: Path, running_now: Callable[[int], bool], what: str) -> None:
+    """Start the daemon and kill -9 it (and its children) as soon as ``running_now(its pid)``."""
+    running = start(config)
+    wait_for(lambda: running_now(running.pid), timeout=90, interval=0.01, message=what)
+    kill_tree(running.pid)
+    assert running.daemon.wait(10) == -signal.SIGKILL
+
+
+def each_merged_once_and_green(config: Path, ids: list[str], tmp_path: Path) -> None:
+    problems = all_problems(config, ids)
+    assert not problems, "\n".join(problems)
+    ws = workspace(config)
+    merges = git(ws, "log", "--first-parent", "--merges", "--format=%(trailers:key=Task-Id,valueonly,separator=)",
+                 "main").split()
+    assert sorted(merges) == sorted(ids)  # every task merged, each exactly once, all on the first-parent line
+    assert len(merge_commits_green(ws, tmp_path)) == len(ids)
+
+
 @pytest.mark.slow  # a long end-to-end run: .ci/run runs it in its second step (--runslow -m slow)
 @pytest.mark.timeout(240)
 def test_kill9_during_the_queue_test_and_before_the_fast_forward(fake_llm, write_config, tmp_path):
@@ -51,12 +70,8 @@ def test_kill9_during_the_queue_test_and_before_the_fast_forward(fake_llm, write
     ids = list(submit_code_tasks(config, names).values())
     queue_dir = os.path.realpath(db_path(config).parent / "worktrees" / "merge-queue")
 
-    running = start(config)
     # 1: during the queue's full-suite run on a candidate.
-    wait_for(lambda: queue_test_running(running.pid, queue_dir), timeout=90, interval=0.01,
-             message="the merge queue's test run")
-    kill_tree(running.pid)
-    assert running.daemon.wait(10) == -signal.SIGKILL
+    kill_once(config, lambda pid: queue_test_running(pid, queue_dir), "the merge queue's test run")
     merged = git(workspace(config), "log", "--first-parent", "--merges", "--format=%H", "main").split()
     merged_before = len(merged)
 
@@ -71,21 +86,9 @@ def test_kill9_during_the_queue_test_and_before_the_fast_forward(fake_llm, write
     print(f"\nkill 1 with {merged_before} merged; kill 2 after task {tested['task_id']} tested, "
           f"{len(left)} merged")
 
-    running = start(config)
-    try:
-        wait_for(lambda: all_final(config, ids), timeout=120, interval=0.2, message="every task final")
-        code, _ = stop(running, 5.0)
-    finally:
-        running.daemon.stop()
-    assert code == 0
-    problems = all_problems(config, ids)
-    assert not problems, "\n".join(problems)
-    ws = workspace(config)
-    merges = git(ws, "log", "--first-parent", "--merges", "--format=%(trailers:key=Task-Id,valueonly,separator=)",
-                 "main").split()
-    assert sorted(merges) == sorted(ids)  # every task merged, each exactly once, all on the first-parent line
-    assert len(merge_commits_green(ws, tmp_path)) == len(ids)
-    assert not git(ws, "stash", "list").strip()
+    run_to_the_end(config, ids, timeout=120)
+    each_merged_once_and_green(config, ids, tmp_path)
+    assert not git(workspace(config), "stash", "list").strip()
 
 
 def ahead_test_running(pid: int, queue_dir: str) -> bool:
@@ -108,11 +111,7 @@ def test_kill9_while_a_branch_is_tested_ahead_and_after_it_was(fake_llm, write_c
     ids = list(submit_code_tasks(config, names).values())
     queue_dir = os.path.realpath(db_path(config).parent / "worktrees" / "merge-queue")
 
-    running = start(config)
-    wait_for(lambda: ahead_test_running(running.pid, queue_dir), timeout=90, interval=0.01,
-             message="a run ahead in the merge queue")
-    kill_tree(running.pid)
-    assert running.daemon.wait(10) == -signal.SIGKILL
+    kill_once(config, lambda pid: ahead_test_running(pid, queue_dir), "a run ahead in the merge queue")
 
     running = start(config)
     swept = wait_for(lambda: next((e for e in running.tail.named("worktrees_swept")), None), timeout=30,
@@ -124,19 +123,7 @@ def test_kill9_while_a_branch_is_tested_ahead_and_after_it_was(fake_llm, write_c
     assert running.daemon.wait(10) == -signal.SIGKILL
     print(f"\nkilled after task {ahead['task_id']} was tested ahead on {ahead['base'][:12]}")
 
-    running = start(config)
-    try:
-        wait_for(lambda: all_final(config, ids), timeout=120, interval=0.2, message="every task final")
-        code, _ = stop(running, 5.0)
-    finally:
-        running.daemon.stop()
-    assert code == 0
-    problems = all_problems(config, ids)
-    assert not problems, "\n".join(problems)
-    ws = workspace(config)
-    merges = git(ws, "log", "--first-parent", "--merges", "--format=%(trailers:key=Task-Id,valueonly,separator=)",
-                 "main").split()
-    assert sorted(merges) == sorted(ids)  # every task merged, each exactly once, all on the first-parent line
-    assert len(merge_commits_green(ws, tmp_path)) == len(ids)
+    run_to_the_end(config, ids, timeout=120)
+    each_merged_once_and_green(config, ids, tmp_path)
     leftovers = sorted(p.name for p in (db_path(config).parent / "worktrees").iterdir())
     assert leftovers == ["merge-queue"]  # no worktree of a run ahead survives the restarts

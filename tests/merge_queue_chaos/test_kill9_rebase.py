@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.aim import kill_tree
-from tests.chaos.driver import start, stop
+from tests.chaos.driver import run_to_the_end
 from tests.chaos.invariants import all_problems
 from tests.chaos.observe import LogTail, proc_children_supported
-from tests.chaos.scenario import all_final, chaos_config, chaos_script, helper_names, submit_code_tasks, workspace
+from tests.chaos.scenario import chaos_config, chaos_script, helper_names, submit_code_tasks, workspace
 from tests.conftest import wait_for
 from tests.daemon import Daemon
 from tests.mainline import git, merge_commits_green
@@ -76,13 +76,7 @@ def test_kill9_during_the_queue_rebase_resumes_with_main_green_and_one_merge_per
     assert not rebased_before  # killed before the branch moved
 
     time.sleep(0.1)
-    running = start(config)  # plain git from here on
-    try:
-        wait_for(lambda: all_final(config, ids), timeout=150, interval=0.2, message="every task final")
-        code, _ = stop(running, 5.0)
-    finally:
-        running.daemon.stop()
-    assert code == 0
+    running = run_to_the_end(config, ids)  # plain git from here on
     problems = all_problems(config, ids)
     assert not problems, "\n".join(problems)
     ws = workspace(config)

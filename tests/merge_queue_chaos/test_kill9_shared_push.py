@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.aim import kill_tree
-from tests.chaos.driver import start, stop
+from tests.chaos.driver import run_to_the_end
 from tests.chaos.observe import proc_children_supported
-from tests.chaos.scenario import all_final, chaos_config, chaos_script, helper_names, submit_code_tasks
+from tests.chaos.scenario import chaos_config, chaos_script, helper_names, submit_code_tasks
 from tests.conftest import wait_for
 from tests.daemon import Daemon
 from tests.mainline import git, merge_commits_green
@@ -70,13 +70,7 @@ def test_kill9_between_the_push_of_main_and_the_database_merges_nothing_twice(fa
     assert pushed != start_main and len(task_merges(remote)) == 1  # on the remote, nowhere else yet
     first = task_merges(remote)[0]
 
-    running = start(config)  # plain git from here on
-    try:
-        wait_for(lambda: all_final(config, ids), timeout=150, interval=0.2, message="every task final")
-        code, _ = stop(running, 5.0)
-    finally:
-        running.daemon.stop()
-    assert code == 0
+    running = run_to_the_end(config, ids)  # plain git from here on
     assert sorted(task_merges(remote)) == sorted(ids)  # each task merged exactly once
     resumed = [e for e in running.tail.named("merge_queue_merged") if e.get("resumed")]
     assert [e["task_id"] for e in resumed] == [first] and resumed[0]["commit"] == pushed
