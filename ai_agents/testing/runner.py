@@ -83,7 +83,6 @@ class TestRunner:
         self._bwrap_lock = threading.Lock()
         self._bwrap: tuple[str | None, str | None] | None = None  # (path, why unusable)
         self.nice = 0  # added to the test process's niceness (runs that may be thrown away: see at())
-        self._framework_entries: list[Path] | None = None  # pytest and what it needs (site_view.py), found once
 
     def at(self, path: Path | str, *, nice: int = 0) -> TestRunner:
         """This runner for another checkout of the same project beside this one (a merge-queue candidate's
@@ -336,10 +335,7 @@ class TestRunner:
 
     def _site_views(self, directory: Path) -> SiteViews:
         """This run's views of what the tests may import (site_view.py): pytest, and what the lock pins."""
-        with self._bwrap_lock:
-            if self._framework_entries is None:
-                self._framework_entries = framework_entries()
-            framework = self._framework_entries
+        framework = framework_entries()
         lock = self.project_path / PROJECT_LOCK
         text = lock.read_text(encoding="utf-8", errors="replace") if lock.is_file() and not lock.is_symlink() else ""
         project = project_view(self._project_site(), text)

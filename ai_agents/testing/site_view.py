@@ -14,6 +14,7 @@ they would on a fresh checkout, the Developer is told, and the merge queue never
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import site
@@ -56,8 +57,11 @@ def _installed(paths: list[str] | None) -> dict[str, metadata.Distribution]:
     return found
 
 
-def framework_entries(root: str = FRAMEWORK) -> list[Path]:
-    """``root`` and every distribution it requires (transitively) in the daemon's environment."""
+@functools.lru_cache(maxsize=4)
+def framework_entries(root: str = FRAMEWORK) -> tuple[Path, ...]:
+    """``root`` and every distribution it requires (transitively) in the daemon's environment. Found once per
+    process (reading every distribution's metadata takes ~0.1 s): the daemon's own packages do not change
+    under it."""
     installed = _installed(None)
     todo, seen, entries = [canonical(root)], set(), []
     while todo:
@@ -72,7 +76,7 @@ def framework_entries(root: str = FRAMEWORK) -> list[Path]:
                 continue  # an optional extra, not what pytest itself needs
             if match := _NAME.match(requirement):
                 todo.append(canonical(match.group(1)))
-    return entries
+    return tuple(entries)
 
 
 def locked(lock_text: str) -> dict[str, str]:
