@@ -15,7 +15,8 @@ from tests.pipeline.test_merge_queue_ahead import events, not_ok, queue_rows, ru
 def test_a_green_run_ahead_of_a_branch_that_does_not_merge_counts_for_nothing(fake_llm, build, tmp_path):
     # Alpha's suite fails in the queue's own worktree only: alpha never merges, while beta's run on top of
     # alpha's candidate (in its own worktree) is green.
-    app, alpha, beta = run(fake_llm, build, fails_in="merge-queue")
+    # Alpha's two runs in the queue (the second is the flaky retry) hold it for 2 x 1.5 s: beta arrives meanwhile.
+    app, alpha, beta = run(fake_llm, build, fails_in="merge-queue", pause=1.5)
     assert alpha.status in (TaskStatus.FAILED, TaskStatus.ESCALATED)  # sent back until its budget ran out
     assert beta.status == TaskStatus.COMPLETED, beta.error
     ws = app.live.current.file_system.workspace_path

@@ -22,15 +22,15 @@ from tests.pipeline.test_merge_queue import FINAL, change, queue_rows, script, s
 SLOW_TEST = ("import os\nimport time\n\nfrom alpha import alpha\n\n\n"
              "def test_alpha():\n    assert alpha() == 1\n\n\n"
              "def test_where():\n    here = os.path.basename(os.getcwd())\n"
-             "    if here == 'merge-queue':\n        time.sleep(3)\n"
+             "    if here == 'merge-queue':\n        time.sleep({pause})\n"
              "    assert here != {fails_in!r}\n")
 BETA_TEST = "from beta import beta\n\n\ndef test_beta():\n    assert beta() == 2\n"
 
 
-def run(fake_llm: Any, build: Any, fails_in: str) -> tuple[Any, Any, Any]:
+def run(fake_llm: Any, build: Any, fails_in: str, pause: float = 3) -> tuple[Any, Any, Any]:
     fake_llm.set_script(script([
         {"when": {"schema": "TestSuite", "contains": "ALPHATASK"},
-         "reply": suite("tests/test_alpha.py", "alpha.py", SLOW_TEST.format(fails_in=fails_in))},
+         "reply": suite("tests/test_alpha.py", "alpha.py", SLOW_TEST.format(fails_in=fails_in, pause=pause))},
         {"when": {"schema": "TestSuite", "contains": "BETATASK"},
          "reply": suite("tests/test_beta.py", "beta.py", BETA_TEST)},
         {"when": {"schema": "CodeChange", "contains": "ALPHATASK"},
