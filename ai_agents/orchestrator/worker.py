@@ -66,10 +66,11 @@ class Worker:
         try:
             self._loop()
         except BaseException as exc:
-            # Escaped every handler: leave a structured record; the supervisor restarts the role's worker.
+            # Escaped every handler (e.g. the database connection cut at a COMMIT): leave a structured record
+            # and end the thread; the supervisor restarts the role's worker. Not re-raised: Python would print
+            # the traceback as plain text on stderr, beside the JSON log lines.
             log.critical("worker_died", worker=self.name, role=self.role.value, task_id=self.last_task,
                          error=f"{type(exc).__name__}: {exc}", exc_info=exc)
-            raise
 
     def _loop(self) -> None:
         log.info("worker_started", worker=self.name, role=self.role.value)
