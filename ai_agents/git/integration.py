@@ -84,6 +84,12 @@ class IntegrationMixin(RepoStateMixin):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._cmd.run("worktree", "add", "-q", str(path), branch)
 
+    @staticmethod
+    def worktree_branch(path: Path) -> str | None:
+        """The branch checked out in the worktree at ``path``; None when its HEAD is detached or unreadable."""
+        result = GitCmd(Path(path)).run("symbolic-ref", "--short", "-q", "HEAD", check=False)
+        return result.stdout.strip() if result.ok else None
+
     def prune_worktrees(self) -> None:
         self._cmd.run("worktree", "prune")
 
@@ -94,6 +100,9 @@ class IntegrationMixin(RepoStateMixin):
 
     def remove_worktree(self, path: Path) -> None:
         with self._lock:
+            # A `worktree add` killed midway leaves its worktree locked ("initializing"): unlocked first, or
+            # neither remove nor prune would take it.
+            self._cmd.run("worktree", "unlock", str(path), check=False)
             self._cmd.run("worktree", "remove", "--force", str(path), check=False)
             if Path(path).exists():
                 shutil.rmtree(path, ignore_errors=True)

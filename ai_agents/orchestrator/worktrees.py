@@ -116,6 +116,11 @@ class Worktrees:
                     ws.git.sync_to_head()
                 return ws
             path = self.path_for(task_id)
+            if (path / ".git").is_file() and git.worktree_branch(path) != branch:
+                # Not on its branch: a `git worktree add` killed midway leaves it detached, and commits made
+                # there would never reach the branch. Made again from the branch.
+                log.warning("worktree_replaced", task_id=task_id, branch=branch, reason="not on its branch")
+                git.remove_worktree(path)
             if not (path / ".git").is_file():
                 self._wait_for_room(task_id)
                 if path.exists():

@@ -86,3 +86,26 @@ def test_attempts_run_the_affected_tests_and_the_queue_the_full_suite(fake_llm, 
     assert tested and set(tested) == {2}  # each attempt: only its own two tests (nothing else imports it)
     queue = [e["passed"] for e in events(app) if e["event"] == "merge_queue_tested"]
     assert queue == [2, 4, 6]  # the queue: the whole suite, growing with every merge
+
+
+def test_a_worktree_left_detached_by_a_killed_worktree_add_is_made_again_on_its_branch(
+        fake_llm, write_config, build, tmp_path):
+    """kill -9 inside `git worktree add` leaves the worktree detached and locked: reused as it was, every
+    commit of the task went to the detached HEAD, never to the branch, and the task went round forever."""
+    names = helper_names(1)
+    fake_llm.set_script(chaos_script(names))
+    app = build(fake_llm, start=False)
+    owned = submit_code_tasks(write_config(fake_llm), names)[names[0]]
+    ws = app.live.current.file_system.workspace_path
+    root = tmp_path / "data" / "worktrees"
+    git(ws, "branch", f"agents/{owned}", "main")
+    git(ws, "worktree", "add", "--detach", "--lock", str(root / owned), "main")  # what the kill leaves
+
+    again = build(fake_llm)
+    done = wait_for(lambda: (t := again.tasks.get(owned)) and t.status in FINAL and t, timeout=90,
+                    message="the task settled")
+    assert done.status == TaskStatus.COMPLETED, done.error
+    assert any(e["event"] == "worktree_replaced" and e["task_id"] == owned for e in events(again))
+    merges = git(ws, "log", "--first-parent", "--merges", "--format=%(trailers:key=Task-Id,valueonly,separator=)",
+                 "main").split()
+    assert merges == [owned]
