@@ -247,7 +247,7 @@ fi
 c=$CONTAINER
 readme_logs=$($DOCKER logs "$c" 2>&1 | jq -R 'fromjson?' | jq -r .event | grep -c '^daemon_started$')
 readme_alerts=$($DOCKER logs "$c" 2>&1 | jq -R 'fromjson? | select(.alert == true)' | jq -r .event | sort -u | tr '\n' ' ')
-if [ "$readme_logs" -ge 3 ] && echo "$readme_alerts" | grep -q watchdog_expired; then
+if [ "$readme_logs" -ge 3 ] && grep -q watchdog_expired <<<"$readme_alerts"; then
     ok "README: \`docker logs -f \"\$c\" 2>&1 | jq -R 'fromjson?'\` ($readme_logs starts) and its alert filter ($readme_alerts)"
 else
     fail "README log commands: $readme_logs starts, alerts: '$readme_alerts'"

@@ -120,6 +120,13 @@ main_pid() {  # the daemon's PID, waiting while it (re)starts; never 0 (`kill 0`
     done
     return 1
 }
+watchdog_journaled() {  # systemd's watchdog line and the daemon's faulthandler stacks, both journaled
+    # Here-strings, not `echo "$journal" | grep -q`: grep -q exits at its first match, echo
+    # then dies of SIGPIPE on a journal larger than a pipe's buffer, and pipefail fails it.
+    local journal
+    journal=$(in_ct journalctl -u ai-agents -o cat --no-pager) || return 1
+    grep -q "Watchdog timeout" <<<"$journal" && grep -q "^Thread 0x\|^Current thread 0x" <<<"$journal"
+}
 running_again() {  # running_again OLD_RESTARTS OLD_PID
     [ "$(show NRestarts)" -gt "$1" ] && [ "$(show ActiveState)" = active ] && [ "$(show MainPID)" != "$2" ] \
         && [ "$(show MainPID)" != 0 ]
@@ -159,7 +166,7 @@ sed 's/check_interval: 2,/check_interval: -1,/' "$WORK/config.good" >"$WORK/conf
 edit_config "$WORK/config.bad"
 alert_seen() {
     in_ct bash -c "journalctl -t ai-agents -o cat | jq -R -c 'fromjson? | select(.alert == true)'" \
-        | grep -q config_rejected
+        | grep config_rejected >/dev/null   # not -q: an early exit is SIGPIPE to the writer, a failure under pipefail
 }
 if wait_until 30 "a config_rejected alert" alert_seen; then
     starts=$(in_ct bash -c "journalctl -t ai-agents -o cat | jq -R -c 'fromjson? | select(.event == \"daemon_started\")'" | wc -l)
@@ -182,10 +189,16 @@ t=$SECONDS
 if ! pid=$(main_pid); then
     fail "no running daemon to freeze: $(show ActiveState)/$(show SubState)"
 elif in_ct kill -STOP "$pid" && wait_until 120 "the watchdog restart" running_again "$restarts" "$pid"; then
-    journal=$(in_ct journalctl -u ai-agents -o cat --no-pager)
-    if echo "$journal" | grep -q "Watchdog timeout" && echo "$journal" | grep -q "^Thread 0x\|^Current thread 0x"; then
+    # journald reads the dying process's stderr stream on its own time: the stacks can land
+    # after systemd has already started the next daemon, so the journal is polled.
+    if wait_until 30 "the watchdog message and the stacks in the journal" watchdog_journaled; then
         ok "watchdog ($wd): SIGSTOPped daemon aborted with its thread stacks in the journal, restarted after $((SECONDS - t)) s"
     else
+        journal=$(in_ct journalctl -u ai-agents -o cat --no-pager)
+        grep -q "Watchdog timeout" <<<"$journal" || say "missing: systemd's 'Watchdog timeout' line"
+        grep -q "^Thread 0x\|^Current thread 0x" <<<"$journal" || say "missing: faulthandler's thread stacks"
+        say "the unit's last journal lines:"
+        echo "$journal" | grep -v '^{' | tail -15
         fail "restarted after SIGSTOP, but no 'Watchdog timeout' with thread stacks in the journal"
     fi
 else
@@ -229,7 +242,7 @@ in_ct systemctl daemon-reload
 t=$SECONDS
 if in_ct timeout 180 systemctl start ai-agents-sandbox-check; then
     runs=$(in_ct bash -c "jq -c 'select(.event == \"tests_run\")' /var/lib/ai-agents/.demo-workspace-demo/data/logs/demo.log")
-    if [ -n "$runs" ] && ! echo "$runs" | grep -qv '"sandbox": *"bwrap"' && echo "$runs" | tail -1 | grep -q '"outcome": *"passed"'; then
+    if [ -n "$runs" ] && ! grep -qv '"sandbox": *"bwrap"' <<<"$runs" && echo "$runs" | tail -1 | grep -q '"outcome": *"passed"'; then
         ok "sandboxed test runs under the unit's hardening: $(echo "$runs" | wc -l) pytest runs, all in bubblewrap, the last passed ($((SECONDS - t)) s)"
     else
         fail "the demo ran, but its test runs were not all in bubblewrap or none passed: $runs"
