@@ -50,6 +50,7 @@ from ai_agents.orchestrator.pipeline import CodeFlow, Workspace
 from ai_agents.orchestrator.workspace import paths_inside
 from ai_agents.orchestrator.worktrees import QUEUE_DIR, Worktrees
 from ai_agents.testing import TestRunner
+from ai_agents.testing.sandbox import SandboxProbe
 
 if TYPE_CHECKING:
     from ai_agents.cluster.wakeup import TaskListener
@@ -148,8 +149,9 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
                           f"{settings.git.remote_name} in {settings.repo_path})")
     # The project's own packages: a virtualenv beside the database, outside the workspace (deps/python_env.py).
     project_env = settings.memory.database_path.parent / ENV_DIR
+    probe = SandboxProbe()  # whether bubblewrap works here: probed once for every runner below
     runner = TestRunner.from_config(settings.testing, settings.repo_path, hidden_paths=hidden, read_only_paths=keep,
-                                    project_env=project_env)
+                                    project_env=project_env, probe=probe)
     deployer = DeploymentManager.from_config(settings.deployment, settings.repo_path, memory,
                                              secrets=settings.secret_values())
     live.subscribe(lambda old, new, keys: deployer.reconfigure(new.deployment)
@@ -169,7 +171,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         task_runner = TestRunner.from_config(settings.testing, path, hidden_paths=[*hidden, settings.repo_path],
                                              read_only_paths=settings.file_system.keep_untracked,
                                              project_env=project_env,
-                                             shared_node_modules=settings.repo_path / "node_modules")
+                                             shared_node_modules=settings.repo_path / "node_modules", probe=probe)
         return task_fs, task_git, task_runner
 
     worktrees = Worktrees(main=workspace, root=worktree_root, parts=task_parts,
@@ -180,7 +182,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     branches = MergedBranches(git, live, completed=lambda ids: {
         i for i in ids if (t := tasks.get(i)) is not None and t.status == TaskStatus.COMPLETED})
     branches.sweep()
-    merge_queue = build_merge_queue(live, git=git, db=db, workspace=workspace, fs=fs, hidden=hidden,
+    merge_queue = build_merge_queue(live, git=git, db=db, workspace=workspace, fs=fs, hidden=hidden, probe=probe,
                                     project_env=project_env)
 
     agent_args = (llm, context, memory, live)
@@ -244,7 +246,8 @@ def worktrees_dir(settings: Settings) -> Path:
 
 
 def build_merge_queue(live: LiveConfig, *, git: GitManager, db: Storage, workspace: Workspace,
-                      fs: FileSystemManager, hidden: list[Path], project_env: Path) -> MergeQueue:
+                      fs: FileSystemManager, hidden: list[Path], project_env: Path,
+                      probe: SandboxProbe | None = None) -> MergeQueue:
     """The merge queue: it builds and tests each candidate in its own worktree under the data directory;
     its test runs see neither the main working tree nor the daemon's files (``hidden``)."""
     settings = live.current
@@ -252,7 +255,8 @@ def build_merge_queue(live: LiveConfig, *, git: GitManager, db: Storage, workspa
     return MergeQueue(
         git=git, db=db, path=queue_path, main_branch=settings.git.branch,
         runner=TestRunner.from_config(settings.testing, queue_path, hidden_paths=[*hidden, settings.repo_path],
-                                      project_env=project_env, shared_node_modules=settings.repo_path / "node_modules"),
+                                      project_env=project_env, shared_node_modules=settings.repo_path / "node_modules",
+                                      probe=probe),
         integration=lambda: live.current.git.integration, workspace_lock=workspace.lock,
         shared_remote=settings.git.shared_remote, fs=fs)
 

@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,7 +39,7 @@ from ai_agents.testing.jest_verdict import REPORTER_SOURCE, canary_source, jest_
 from ai_agents.testing.outcome import decide, failure_result, signal_name
 from ai_agents.testing.parsers import parse_test_results
 from ai_agents.testing.result import TestFailure, TestResult, tail
-from ai_agents.testing.sandbox import Limits, bwrap_args, find_bwrap, minimal_env, probe_bwrap
+from ai_agents.testing.sandbox import Limits, SandboxProbe, bwrap_args, minimal_env
 from ai_agents.testing.site_view import PROJECT_LOCK, SiteViews, daemon_sites, framework_entries, link_all, project_view
 from ai_agents.testing.verdict import BOOT_SOURCE, TAMPERING, Channel, judge
 
@@ -61,7 +60,7 @@ class TestRunner:
                  sandbox: str = "auto", cpu_seconds: int = 300, memory_mb: int = 2048, max_processes: int = 256,
                  max_file_mb: int = 64, tests_dir: str = "tests", hidden_paths: Sequence[Path | str] = (),
                  read_only_paths: Sequence[Path | str] = (), project_env: Path | str | None = None,
-                 shared_node_modules: Path | str | None = None):
+                 shared_node_modules: Path | str | None = None, probe: SandboxProbe | None = None):
         if sandbox not in ("auto", "bwrap", "none"):
             raise ValueError(f"sandbox must be auto, bwrap or none, not {sandbox!r}")
         self.project_path = Path(os.path.realpath(project_path))
@@ -80,8 +79,8 @@ class TestRunner:
         # A task's worktree has no node_modules of its own: the main workspace's is linked in (read-only
         # in the sandbox, like every node_modules).
         self.shared_node_modules = Path(shared_node_modules) if shared_node_modules is not None else None
-        self._bwrap_lock = threading.Lock()
-        self._bwrap: tuple[str | None, str | None] | None = None  # (path, why unusable)
+        self._probe = probe or SandboxProbe()  # shared by the runners of one daemon
+        self._bwrap: tuple[str | None, str | None] | None = None  # this runner's last probe: (path, why unusable)
         self.nice = 0  # added to the test process's niceness (runs that may be thrown away: see at())
 
     def at(self, path: Path | str, *, nice: int = 0) -> TestRunner:
@@ -94,18 +93,17 @@ class TestRunner:
         other.hidden_paths = [other.project_path.parent if p == self.project_path.parent else p
                               for p in self.hidden_paths]
         other.read_only_paths = [other.project_path / p.relative_to(self.project_path) for p in self.read_only_paths]
-        other._bwrap_lock = threading.Lock()
         return other
 
     @classmethod
     def from_config(cls, cfg: TestingConfig, project_path: Path | str,
                     hidden_paths: Sequence[Path | str] = (), read_only_paths: Sequence[Path | str] = (),
                     project_env: Path | str | None = None,
-                    shared_node_modules: Path | str | None = None) -> TestRunner:
+                    shared_node_modules: Path | str | None = None, probe: SandboxProbe | None = None) -> TestRunner:
         return cls(project_path, cfg.framework, cfg.timeout, sandbox=cfg.sandbox, cpu_seconds=cfg.cpu_seconds,
                    memory_mb=cfg.memory_mb, max_processes=cfg.max_processes, max_file_mb=cfg.max_file_mb,
                    tests_dir=cfg.tests_dir, hidden_paths=hidden_paths, read_only_paths=read_only_paths,
-                   project_env=project_env, shared_node_modules=shared_node_modules)
+                   project_env=project_env, shared_node_modules=shared_node_modules, probe=probe)
 
     # --- public API -----------------------------------------------------------------
     def detect_framework(self) -> str:
@@ -164,14 +162,11 @@ class TestRunner:
         return rel + sep + rest
 
     def _use_bwrap(self) -> tuple[bool, str | None]:
-        """(use bubblewrap?, why not). Probed once; ``sandbox: bwrap`` makes it mandatory."""
+        """(use bubblewrap?, why not). Probed once per daemon (SandboxProbe); ``sandbox: bwrap`` makes it mandatory."""
         if self.sandbox == "none":
             return False, "disabled by configuration"
-        with self._bwrap_lock:
-            if self._bwrap is None:
-                path = find_bwrap()
-                self._bwrap = (path, probe_bwrap(path) if path else "bubblewrap (bwrap) is not installed")
-        path, why = self._bwrap
+        self._bwrap = self._probe()
+        why = self._bwrap[1]
         if why is None:
             return True, None
         if self.sandbox == "bwrap":

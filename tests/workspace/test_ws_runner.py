@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ HAS_BWRAP = _CHECK.get("sandbox") == "bwrap"
 # RLIMIT_NPROC never binds uid 0: as root only a pids cgroup stops a fork bomb. Without one
 # the test would take the machine's whole pid space for its 3 seconds, so it does not run.
 BOMB_CONTAINABLE = os.geteuid() != 0 or bool(_CHECK.get("pids_cgroup"))
+REAL_BWRAP = shutil.which("bwrap")
 needs_bwrap = pytest.mark.skipif(not HAS_BWRAP, reason="bubblewrap not installed/usable (.ci/install_sandbox.sh)")
 MAIN = Path(__file__).resolve().parents[2]
 
@@ -269,12 +271,65 @@ def test_sandbox_blocks_network_git_and_hidden_paths(workspace: Path, tmp_path: 
     assert not (workspace / ".git" / "hooks" / "pre-commit").exists()
 
 
-def test_sandbox_mandatory_without_bwrap(workspace: Path) -> None:
+def test_sandbox_mandatory_without_bwrap(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "no-bwrap").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bwrap"))  # as on a machine without it
     runner = TestRunner(project(workspace, CALC), timeout=60, sandbox="bwrap")
-    runner._bwrap = (None, "bubblewrap (bwrap) is not installed")  # as on a machine without it
     with pytest.raises(TestRunError, match="not installed"):
         runner.run_tests()
     assert not runner.check().ok
+
+
+def bwrap_logging_to(bin_dir: Path, log: Path, *, fail_probe: bool = False) -> None:
+    """A ``bwrap`` first on PATH that notes each start (``probe`` or ``run``) and hands over to the real one;
+    with ``fail_probe`` the probe fails as it does where namespaces cannot be made."""
+    bin_dir.mkdir()
+    refuse = 'echo "bwrap: No permissions to create new namespace" >&2; exit 1' if fail_probe else ""
+    (bin_dir / "bwrap").write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        last=""; for a in "$@"; do last=$a; done
+        if [ "$last" = true ]; then echo probe >> {log}; {refuse}
+        else echo run >> {log}; fi
+        exec {REAL_BWRAP} "$@"
+        """))
+    (bin_dir / "bwrap").chmod(0o755)
+
+
+@needs_bwrap
+def test_one_probe_serves_every_runner_that_shares_it(workspace: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's runners (main workspace, each task worktree, the merge queue) share one SandboxProbe:
+    bubblewrap is probed once, not once per worktree."""
+    from ai_agents.testing.sandbox import SandboxProbe
+
+    log = tmp_path / "bwrap.log"
+    bwrap_logging_to(tmp_path / "bin", log)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    probe = SandboxProbe()
+    other = project(tmp_path / "other", CALC)
+    for path in (project(workspace, CALC), other, other):
+        result = TestRunner(path, timeout=60, sandbox="bwrap", probe=probe).run_specific_test("tests/test_calc.py")
+        assert result.sandbox == "bwrap" and (result.passed_count, result.failed_count) == (1, 2)
+    assert log.read_text().split() == ["probe", "run", "run", "run"]
+
+
+@needs_bwrap
+def test_a_failed_probe_is_not_kept(workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ``sandbox: auto`` a failed probe means this run goes without the sandbox; the next run probes again,
+    so one passing failure does not turn the sandbox off for the daemon's life."""
+    from ai_agents.testing.sandbox import SandboxProbe
+
+    log = tmp_path / "bwrap.log"
+    bwrap_logging_to(tmp_path / "failing", log, fail_probe=True)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'failing'}:{os.environ['PATH']}")
+    probe = SandboxProbe()
+    runner = TestRunner(project(workspace, CALC), timeout=60, sandbox="auto", probe=probe)
+    assert runner.run_specific_test("tests/test_calc.py").sandbox == "none"
+    bwrap_logging_to(tmp_path / "working", log)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'working'}:{os.environ['PATH']}")
+    assert runner.run_specific_test("tests/test_calc.py").sandbox == "bwrap"
+    assert runner.run_specific_test("tests/test_calc.py").sandbox == "bwrap"
+    assert log.read_text().split() == ["probe", "probe", "run", "run"]
 
 
 def test_check(workspace: Path) -> None:

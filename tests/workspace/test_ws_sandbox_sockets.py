@@ -137,3 +137,26 @@ def test_daemon_files_inside_the_workspace_hidden_and_kept_paths_read_only(tmp_p
     assert (workspace / "data" / "ai_agents.db").read_text() == "memories"
     assert (workspace / "node_modules" / "pkg" / "index.js").read_text() == "module.exports = 1\n"
     assert not (workspace / ".venv" / "bin" / "planted").exists() and (workspace / "written.txt").exists()
+
+
+def test_etc_secrets_hides_what_is_not_world_readable_and_never_descends_into_it(tmp_path: Path) -> None:
+    """The walk behind the sandbox's /etc: named secrets and unreadable entries, at any depth, each once;
+    nothing below a hidden directory, nothing through a symlink."""
+    from ai_agents.testing.sandbox import etc_secrets
+
+    etc = tmp_path / "etc"
+    (etc / "ssh").mkdir(parents=True)                  # named in ETC_SECRETS, world-readable
+    (etc / "ssh" / "sshd_config").write_text("x")
+    (etc / "app" / "deep").mkdir(parents=True)
+    (etc / "app" / "deep" / "token").write_text("s")
+    (etc / "app" / "deep" / "token").chmod(0o640)      # unreadable to others, two levels down
+    (etc / "app" / "readme").write_text("r")
+    (etc / "vault").mkdir()
+    (etc / "vault" / "inner").write_text("v")
+    (etc / "vault").chmod(0o750)                       # hidden as a whole: its content is not listed
+    (etc / "shadow").write_text("root:x")
+    (etc / "shadow").chmod(0o600)                      # named and unreadable: listed once
+    (etc / "link").symlink_to(etc / "app" / "deep")    # not followed
+    found = etc_secrets(etc)
+    assert sorted(found) == sorted([etc / "ssh", etc / "shadow", etc / "app" / "deep" / "token", etc / "vault"])
+    assert len(found) == len(set(found))
