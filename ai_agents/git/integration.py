@@ -61,18 +61,26 @@ class IntegrationMixin(RepoStateMixin):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._cmd.run("worktree", "add", "--detach", "-f", str(path), ref)
                 log.info("git_worktree_added", path=str(path), ref=ref)
-            else:  # reused: a daemon killed mid-merge/rebase leaves the worktree's own index.lock behind
-                git_dir = Path(cmd.run("rev-parse", "--absolute-git-dir").stdout.strip())
-                if done := remove_stale_locks(git_dir):
-                    log.warning("git_worktree_recovered", path=str(path), actions=done)
+                return cmd  # just checked out: exactly ``ref``, nothing half-way, nothing untracked
+            # Reused: a daemon killed mid-merge/rebase leaves the worktree's own index.lock behind.
+            git_dir = Path(cmd.run("rev-parse", "--absolute-git-dir").stdout.strip())
+            if done := remove_stale_locks(git_dir):
+                log.warning("git_worktree_recovered", path=str(path), actions=done)
             self.reset_worktree(cmd, ref)
             return cmd
 
     @staticmethod
     def reset_worktree(cmd: GitCmd, ref: str) -> None:
         """Abort whatever a crash left half-way in the worktree and make it exactly ``ref``, detached."""
-        for what in ("merge", "rebase", "cherry-pick"):
-            cmd.run(what, "--abort", check=False)
+        markers = {"merge": ("MERGE_HEAD",), "rebase": ("rebase-merge", "rebase-apply"),
+                   "cherry-pick": ("CHERRY_PICK_HEAD",)}
+        names = [name for group in markers.values() for name in group]
+        found = cmd.run("rev-parse", *(a for name in names for a in ("--git-path", name)), check=False)
+        rels = found.stdout.splitlines() if found.ok else []
+        present = {name for name, rel in zip(names, rels, strict=False) if (cmd.path / rel).exists()}
+        for what, group in markers.items():
+            if not found.ok or present.intersection(group):  # unreadable: abort everything, as a crash may need
+                cmd.run(what, "--abort", check=False)
         cmd.run("checkout", "-q", "--detach", "-f", ref)
         cmd.run("reset", "-q", "--hard", ref)
         cmd.run("clean", "-q", "-ffdx")

@@ -186,21 +186,23 @@ class RepoStateMixin:
                             "message": message.strip()})
         return entries
 
-    def discard_changes(self) -> list[str]:
+    def discard_changes(self, branch: str | None = None) -> list[str]:
         """The clean slate: drop staged and unstaged changes and every file git does not track, ignored
         files and nested repositories included, except ``keep_untracked``. Returns what was removed.
 
         Ignored files matter most: a conftest.py in a ``*.egg-info/`` or a planted ``build/`` left by
-        one attempt's tests would otherwise be there for the next attempt's run.
+        one attempt's tests would otherwise be there for the next attempt's run. ``branch``: the checked-out
+        branch, for the log, when the caller knows it (a task's worktree); else git is asked.
         """
         with self._lock:
-            if self._has_head():
-                self._cmd.run("reset", "-q", "--hard", "HEAD")
-            removed = self.remove_untracked()
-            log.info("git_changes_discarded", branch=self.current_branch())
+            reset = self._cmd.run("reset", "-q", "--hard", "HEAD", check=False)
+            if not reset.ok and self._has_head():  # no commit yet: nothing to reset to, only untracked files
+                raise GitOperationError(f"git reset failed: {self._cmd.explain(reset)}")
+            removed = self.remove_untracked(branch)
+            log.info("git_changes_discarded", branch=branch or self.current_branch())
             return removed
 
-    def remove_untracked(self) -> list[str]:
+    def remove_untracked(self, branch: str | None = None) -> list[str]:
         """The untracked half of :meth:`discard_changes` (writes nothing to .git); returns what went."""
         with self._lock:
             # -x: ignored files too; -ff: nested repositories too; -e: the allow-list (anchored paths).
@@ -208,7 +210,7 @@ class RepoStateMixin:
             out = self._cmd.run("clean", "-ffdx", *keep).stdout
             removed = [line.removeprefix("Removing ") for line in out.splitlines() if line.startswith("Removing ")]
             if removed:
-                log.info("workspace_cleaned", branch=self.current_branch(), removed_count=len(removed),
+                log.info("workspace_cleaned", branch=branch or self.current_branch(), removed_count=len(removed),
                          removed=removed[:20])
             return removed
 
@@ -219,16 +221,20 @@ class RepoStateMixin:
         """
         done: list[str] = []
         with self._lock:
-            done += remove_stale_locks(self._git_path("index.lock").parent)
+            # Where every marker lives, in one git call (a worktree keeps its own under .git/worktrees/<name>).
+            names = ("index.lock", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "rebase-merge", "rebase-apply",
+                     "rebase-apply/applying")
+            where = dict(zip(names, self._git_paths(*names), strict=True))
+            done += remove_stale_locks(where["index.lock"].parent)
             steps = (("MERGE_HEAD", ("merge", "--abort"), "aborted merge"),
                      ("CHERRY_PICK_HEAD", ("cherry-pick", "--abort"), "aborted cherry-pick"),
                      ("REVERT_HEAD", ("revert", "--abort"), "aborted revert"))
             for marker, args, phrase in steps:
-                if self._git_path_exists(marker):
+                if where[marker].exists():
                     self._cmd.run(*args)
                     done.append(phrase)
-            if self._git_path_exists("rebase-merge") or self._git_path_exists("rebase-apply"):
-                am = self._git_path_exists("rebase-apply/applying")
+            if where["rebase-merge"].exists() or where["rebase-apply"].exists():
+                am = where["rebase-apply/applying"].exists()
                 self._cmd.run(*(("am", "--abort") if am else ("rebase", "--abort")))
                 done.append("aborted am" if am else "aborted rebase")
         if done:

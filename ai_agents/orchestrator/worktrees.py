@@ -62,16 +62,16 @@ class TaskWorkspace(Workspace):
         if branch != self.branch:
             raise WorkspaceError(f"the worktree of {self.branch} cannot work on {branch}")
         with self.lock:
-            self.git.remove_untracked()
+            self.git.remove_untracked(self.branch)
             try:
                 yield
             finally:
-                self.git.discard_changes()
+                self.git.discard_changes(self.branch)
 
     def recover(self) -> list[str]:
         with self.lock:
             done = self.git.recover()
-            if self.git.discard_changes():
+            if self.git.discard_changes(self.branch):
                 done.append("discarded uncommitted leftovers")
         return done
 
