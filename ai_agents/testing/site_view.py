@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 FRAMEWORK = "pytest"
-_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 def canonical(name: str) -> str:
@@ -71,11 +72,16 @@ def framework_entries(root: str = FRAMEWORK) -> tuple[Path, ...]:
         seen.add(name)
         dist = installed[name]
         entries += _entries(dist)
-        for requirement in dist.requires or []:
-            if "extra ==" in requirement.replace('"', "'").replace("extra==", "extra =="):
-                continue  # an optional extra, not what pytest itself needs
-            if match := _NAME.match(requirement):
-                todo.append(canonical(match.group(1)))
+        for text in dist.requires or []:
+            try:
+                requirement = Requirement(text)
+            except InvalidRequirement:
+                continue
+            # An optional extra, or a requirement of another platform or Python ("tomli; python_version <
+            # '3.11'"): not what pytest needs here.
+            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            todo.append(canonical(requirement.name))
     return tuple(entries)
 
 
