@@ -112,6 +112,12 @@ class MergeQueue:
         self._workspace_lock = workspace_lock  # the main working tree's lock: held only for the fast-forward
         self._lock = threading.Lock()  # the queue is serial
         self._line = WaitingLine()  # who is in front of whom, and what each would make main
+        # Worktrees for runs ahead, kept and reused (a checkout of a large repository costs far more than
+        # resetting one to another commit): one per branch being tested ahead at once, so at most one per
+        # merge-stage worker. Swept at start like any leftover (worktrees.PRETEST_PREFIX).
+        self._ahead_free: list[Path] = []
+        self._ahead_made = 0
+        self._ahead_lock = threading.Lock()
 
     # --- rows ---------------------------------------------------------------------------
     def row(self, task_id: str) -> dict[str, Any] | None:
@@ -139,10 +145,12 @@ class MergeQueue:
         log.info("merge_queue_entered", task_id=task.id, branch=branch, position=row["id"], state=row["state"])
         ticket = self._line.join()
         tested_on: str | None = None
+        slot: Path | None = None
         try:
             while (ahead := self._line.wait(ticket, tested_on)) is not None:
                 tested_on = ahead
-                self._line.publish(ticket, self._pretest(task, branch, qa_files, ahead))
+                slot = slot or self._take_ahead_slot()
+                self._line.publish(ticket, self._pretest(task, branch, qa_files, ahead, slot))
             with self._lock:
                 for _ in range(MAX_REBUILDS):
                     outcome = self._step(task, branch, qa_files, ticket)
@@ -151,26 +159,32 @@ class MergeQueue:
                 raise self._kept_moving(branch)
         finally:
             self._line.leave(ticket)
-            if tested_on is not None:
-                self.git.remove_worktree(self._pretest_path(task.id))
+            if slot is not None:
+                with self._ahead_lock:
+                    self._ahead_free.append(slot)
 
-    def _pretest_path(self, task_id: str) -> Path:
-        return self.path.with_name(f"{self.path.name}-{task_id}")
+    def _take_ahead_slot(self) -> Path:
+        """A worktree directory for runs ahead that no other branch is using (made on first use)."""
+        with self._ahead_lock:
+            if self._ahead_free:
+                return self._ahead_free.pop()
+            self._ahead_made += 1
+            return self.path.with_name(f"{self.path.name}-ahead-{self._ahead_made}")
 
-    def _pretest(self, task: Task, branch: str, qa_files: set[str], ahead: str) -> str | None:
+    def _pretest(self, task: Task, branch: str, qa_files: set[str], ahead: str, path: Path) -> str | None:
         """Build and test this branch's candidate on top of ``ahead`` (the candidate the branch in front would
         make main), in a worktree of its own, at a lower CPU priority: if main becomes ``ahead``, this
         candidate, tested on exactly the tree it would make main, is fast-forwarded without testing again (the
         row says TESTED on base ``ahead``). The candidate when green, else None. A conflict, a red run or an
         error here proves nothing (``ahead`` may never merge): the branch is built and tested on main as
-        usual. With ``git.integration: rebase`` a branch is only ever rebased onto main itself: nothing ahead."""
+        usual. With ``git.integration: rebase`` a branch is only ever rebased onto main itself: nothing ahead.
+        ``path``: the worktree to use, this branch's alone while it waits (reset to ``ahead`` first)."""
         if self._integration() != "merge":
             return None
         try:
             tip = self.git.rev(branch)
             if tip is None or self.git.is_ancestor(tip, ahead):
                 return None
-            path = self._pretest_path(task.id)
             cmd = self.git.ensure_worktree(path, ahead)
             try:
                 candidate = self.git.merge_detached(cmd, ahead, tip, message=f"Merge {branch}",
@@ -182,6 +196,7 @@ class MergeQueue:
             raise
         except AgentsError as e:  # only the time it would have saved is lost
             log.warning("merge_queue_pretest_failed", task_id=task.id, error=str(e)[:300])
+            self.git.remove_worktree(path)  # whatever state it is in, the next run ahead makes it afresh
             return None
         log.info("merge_queue_pretested", task_id=task.id, base=ahead, candidate=candidate, green=red is None,
                  seconds=seconds)

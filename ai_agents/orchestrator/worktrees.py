@@ -38,7 +38,7 @@ from ai_agents.testing import TestRunner
 log = structlog.get_logger("ai_agents.worktrees")
 
 QUEUE_DIR = "merge-queue"  # the merge queue's own worktree, beside the tasks' (never swept here)
-PRETEST_PREFIX = QUEUE_DIR + "-"  # + task id: a waiting branch's candidate, tested ahead (swept at start)
+PRETEST_PREFIX = QUEUE_DIR + "-"  # + "ahead-<n>": where waiting branches are tested ahead (swept at start)
 WAIT_FOR_SLOT_SECONDS = 5.0
 
 

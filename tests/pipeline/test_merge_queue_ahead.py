@@ -77,4 +77,7 @@ def test_a_branch_tested_ahead_on_the_candidate_that_merges_is_fast_forwarded_un
     assert rows[beta.id]["test_seconds"] > 0
     assert len(merge_commits_green(ws, tmp_path)) == 2  # every merge commit on main's first parents is green
     root = tmp_path / "data" / "worktrees"
-    assert sorted(p.name for p in root.iterdir()) == ["merge-queue"]  # the worktree tested ahead is gone
+    # The worktree of the run ahead is kept for the next branch, clean and detached at what it tested.
+    assert sorted(p.name for p in root.iterdir()) == ["merge-queue", "merge-queue-ahead-1"]
+    assert git(root / "merge-queue-ahead-1", "status", "--porcelain", "--ignored").strip() == ""
+    assert git(root / "merge-queue-ahead-1", "rev-parse", "HEAD").strip() == ahead[-1]["candidate"]
