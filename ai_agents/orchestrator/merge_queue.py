@@ -150,7 +150,7 @@ class MergeQueue:
             while (ahead := self._line.wait(ticket, tested_on)) is not None:
                 tested_on = ahead
                 slot = slot or self._take_ahead_slot()
-                self._line.publish(ticket, self._pretest(task, branch, qa_files, ahead, slot))
+                self._line.publish(ticket, self._pretest(task, branch, qa_files, ahead, slot, ticket))
             with self._lock:
                 for _ in range(MAX_REBUILDS):
                     outcome = self._step(task, branch, qa_files, ticket)
@@ -171,14 +171,17 @@ class MergeQueue:
             self._ahead_made += 1
             return self.path.with_name(f"{self.path.name}-ahead-{self._ahead_made}")
 
-    def _pretest(self, task: Task, branch: str, qa_files: set[str], ahead: str, path: Path) -> str | None:
+    def _pretest(self, task: Task, branch: str, qa_files: set[str], ahead: str, path: Path,
+                 ticket: int) -> str | None:
         """Build and test this branch's candidate on top of ``ahead`` (the candidate the branch in front would
         make main), in a worktree of its own, at a lower CPU priority: if main becomes ``ahead``, this
         candidate, tested on exactly the tree it would make main, is fast-forwarded without testing again (the
         row says TESTED on base ``ahead``). The candidate when green, else None. A conflict, a red run or an
         error here proves nothing (``ahead`` may never merge): the branch is built and tested on main as
         usual. With ``git.integration: rebase`` a branch is only ever rebased onto main itself: nothing ahead.
-        ``path``: the worktree to use, this branch's alone while it waits (reset to ``ahead`` first)."""
+        ``path``: the worktree to use, this branch's alone while it waits (reset to ``ahead`` first). The candidate
+        is published in the line as soon as it is built, so the branch behind this one is tested on top of it
+        while this run goes on (as GitLab's merge trains do); the caller publishes the outcome (None when red)."""
         if self._integration() != "merge":
             return None
         try:
@@ -191,6 +194,7 @@ class MergeQueue:
                                                     trailers={"Task-Id": task.id, "Agent": Role.TECH_LEAD.title})
             except MergeConflictError:
                 return None
+            self._line.publish(ticket, candidate)
             red, seconds = self._test(task.id, qa_files, root=path, runs=1)
         except LeaseLost:
             raise

@@ -12,6 +12,8 @@ import json
 import subprocess
 from typing import Any
 
+import pytest
+
 from ai_agents.domain import TaskStatus
 from tests.conftest import wait_for
 from tests.mainline import git, merge_commits_green
@@ -81,3 +83,61 @@ def test_a_branch_tested_ahead_on_the_candidate_that_merges_is_fast_forwarded_un
     assert sorted(p.name for p in root.iterdir()) == ["merge-queue", "merge-queue-ahead-1"]
     assert git(root / "merge-queue-ahead-1", "status", "--porcelain", "--ignored").strip() == ""
     assert git(root / "merge-queue-ahead-1", "rev-parse", "HEAD").strip() == ahead[-1]["candidate"]
+
+
+# Beta's run ahead is slow (in the first worktree for runs ahead, which beta takes: it reaches the queue first;
+# gamma's, in the second, runs beta's tests too): gamma reaches the queue meanwhile.
+SLOW_AHEAD_TEST = ("import os\nimport time\n\nfrom beta import beta\n\n\n"
+                   "def test_beta():\n    assert beta() == 2\n\n\n"
+                   "def test_where():\n    if os.path.basename(os.getcwd()) == 'merge-queue-ahead-1':\n"
+                   "        time.sleep({pause})\n")
+GAMMA_TEST = "from gamma import gamma\n\n\ndef test_gamma():\n    assert gamma() == 3\n"
+
+
+@pytest.mark.slow
+def test_a_train_the_branch_behind_is_tested_on_a_candidate_still_being_tested(fake_llm, build, tmp_path):
+    """Three branches at the queue: the third is tested on top of the second's candidate while the second's own
+    run ahead is still going (the candidate is published as soon as it is built), and all three merge, each
+    on the tree it was tested on."""
+    fake_llm.set_script(script([
+        {"when": {"schema": "TestSuite", "contains": "ALPHATASK"},
+         "reply": suite("tests/test_alpha.py", "alpha.py", SLOW_TEST.format(fails_in="nowhere", pause=3))},
+        {"when": {"schema": "TestSuite", "contains": "BETATASK"},
+         "reply": suite("tests/test_beta.py", "beta.py", SLOW_AHEAD_TEST.format(pause=15))},
+        {"when": {"schema": "TestSuite", "contains": "GAMMATASK"},
+         "reply": suite("tests/test_gamma.py", "gamma.py", GAMMA_TEST)},
+        {"when": {"schema": "CodeChange", "contains": "ALPHATASK"},
+         "reply": change("alpha.py", "def alpha():\n    return 1\n")},
+        {"when": {"schema": "CodeChange", "contains": "BETATASK"},
+         "reply": change("beta.py", "def beta():\n    return 2\n")},
+        {"when": {"schema": "CodeChange", "contains": "GAMMATASK"},
+         "reply": change("gamma.py", "def gamma():\n    return 3\n")},
+    ]))
+    app = build(fake_llm, {"agents": {"developer": {"workers": 3}, "qa": {"workers": 3},
+                                      "tech_lead": {"workers": 3}, "max_fix_attempts": 1, "max_approaches": 1},
+                           "orchestrator": {"max_task_attempts": 1}},
+                start=False)
+    rows = lambda: queue_rows(app)  # noqa: E731
+    fake_llm.hold("CodeChange", "BETATASK", until=lambda: rows().get(alpha.id, {}).get("state") == "testing")
+    fake_llm.hold("CodeChange", "GAMMATASK", until=lambda: beta.id in rows())
+    app.start()
+    alpha = app.orchestrator.submit_task("code", "ALPHATASK alpha", "ALPHATASK: see the tests.")
+    beta = app.orchestrator.submit_task("code", "BETATASK beta", "BETATASK: see the tests.")
+    gamma = app.orchestrator.submit_task("code", "GAMMATASK gamma", "GAMMATASK: see the tests.")
+    for t in (alpha, beta, gamma):
+        wait_for(lambda t=t: app.tasks.get(t.id).status in FINAL, timeout=200, message=f"task {t.id} final")
+    assert all(app.tasks.get(t.id).status == TaskStatus.COMPLETED for t in (alpha, beta, gamma)), [
+        app.tasks.get(t.id).error for t in (alpha, beta, gamma)]
+    lines = [json.loads(line) for line in app.live.current.logging.file.read_text().splitlines()]
+    pretested = [(e["task_id"], e["base"], e["candidate"]) for e in lines if e.get("event") == "merge_queue_pretested"]
+    beta_ahead = [c for task, _, c in pretested if task == beta.id]
+    gamma_on_beta = [i for i, (task, base, _) in enumerate(pretested) if task == gamma.id and base in beta_ahead]
+    # Gamma's run on top of beta's candidate ended before beta's own run ahead did: it started while beta's
+    # candidate was still being tested.
+    first_beta = next(i for i, (task, _, _) in enumerate(pretested) if task == beta.id)
+    assert gamma_on_beta and gamma_on_beta[0] < first_beta, pretested
+    final = queue_rows(app)
+    ws = app.live.current.file_system.workspace_path
+    assert final[beta.id]["merged_sha"] in beta_ahead  # beta merged the candidate it tested ahead
+    assert git(ws, "rev-parse", f"{final[gamma.id]['merged_sha']}^1").strip() == final[beta.id]["merged_sha"]
+    assert len(merge_commits_green(ws, tmp_path)) == 3
