@@ -228,7 +228,8 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     if settings.metrics.listen:
         def figures() -> dict[str, Any]:
             return collect_metrics(db, memory, tasks, orchestrator.queue_depths(),
-                                   alerts_not_stored=alert_recorder.not_stored())
+                                   alerts_not_stored=alert_recorder.not_stored(),
+                                   alert_webhook=alerter.webhook_counts())
         metrics_server = MetricsServer(settings.metrics.listen, lambda: render_prometheus(figures()),
                                        render_openmetrics=lambda: render_openmetrics(figures()),
                                        health=lambda: check_health(memory), allow_remote=metrics_remote)

@@ -198,7 +198,8 @@ class Alerter:
         for attempt in range(item.retries + 1):
             try:
                 self._send(item.url, item.body, item.timeout)
-                self.delivered += 1
+                with self._lock:
+                    self.delivered += 1
                 return
             except PermanentWebhookError as e:
                 error: Exception = e
@@ -207,9 +208,16 @@ class Alerter:
                 error = e
                 if attempt == item.retries or self._stop.wait(min(self._backoff * 2 ** attempt, MAX_BACKOFF_SECONDS)):
                     break
-        self.failed += 1
+        with self._lock:
+            self.failed += 1
         log.warning("alert_webhook_failed", alert_name=item.name, webhook_host=target, attempts=attempt + 1,
                     error=f"{type(error).__name__}: {error}")
+
+    def webhook_counts(self) -> dict[str, int]:
+        """Webhook deliveries since start, by outcome: ``delivered``, ``failed`` (retries spent or a client
+        error) and ``dropped`` (the delivery queue was full): for /metrics."""
+        with self._lock:
+            return {"delivered": self.delivered, "failed": self.failed, "dropped": self.dropped}
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop accepting deliveries, give queued ones up to ``timeout`` s, then stop the thread."""

@@ -53,9 +53,11 @@ def _durations(db: Storage) -> list[float]:
 
 def collect_metrics(db: Storage, memory: MemoryStore, tasks: TaskStore,
                     queue_depths: dict[str, int] | None = None, *, now: datetime | None = None,
-                    alerts_not_stored: Mapping[str, int] | None = None) -> dict[str, Any]:
+                    alerts_not_stored: Mapping[str, int] | None = None,
+                    alert_webhook: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Every figure the daemon exports. ``queue_depths`` defaults to the heartbeat's ``queues``;
-    ``alerts_not_stored`` is the running daemon's ``AlertRecorder.not_stored()`` (left out without one)."""
+    ``alerts_not_stored`` is the running daemon's ``AlertRecorder.not_stored()`` and ``alert_webhook`` its
+    ``Alerter.webhook_counts()`` (each left out without one)."""
     now = now or utcnow()
     by_status = {s.value: 0 for s in TaskStatus} | tasks.counts()
     completed = by_status.get(TaskStatus.COMPLETED.value, 0)
@@ -99,6 +101,7 @@ def collect_metrics(db: Storage, memory: MemoryStore, tasks: TaskStore,
         "healthy": health.ok,
         "heartbeat_age_seconds": health.data.get("heartbeat_age_seconds"),
         "alerts_not_stored": dict(alerts_not_stored) if alerts_not_stored is not None else None,
+        "alert_webhook": dict(alert_webhook) if alert_webhook is not None else None,
         "collected_at": iso(now),
     }
 
@@ -175,6 +178,14 @@ def metric_families(m: dict[str, Any]) -> Iterator[Metric]:
         for reason, n in sorted(m["alerts_not_stored"].items()):
             lost.add_metric([reason], n)
         yield lost
+    if m.get("alert_webhook") is not None:
+        sent = CounterMetricFamily(
+            "ai_agents_alert_webhook_deliveries", "Alerts sent to alerts.webhook_url since the daemon started, by "
+            "outcome: delivered, failed (retries spent or a client error) or dropped (the send queue was full).",
+            labels=["outcome"])
+        for outcome, n in sorted(m["alert_webhook"].items()):
+            sent.add_metric([outcome], n)
+        yield sent
     if m["heartbeat_age_seconds"] is not None:
         yield GaugeMetricFamily("ai_agents_heartbeat_age_seconds", "Seconds since the daemon's last heartbeat.",
                                 value=m["heartbeat_age_seconds"])

@@ -9,6 +9,7 @@ import urllib.request
 import structlog
 
 from tests.conftest import wait_for
+from tests.ops.test_ops_alerts import Webhook
 from tests.ops.test_ops_metrics import parse_exposition
 
 NOT_STORED = "ai_agents_alerts_not_stored_total"
@@ -52,3 +53,41 @@ def test_alerts_dropped_or_failed_are_counted_on_metrics(fake_llm, build):
     raise_alert("lost", alert=True, alert_name="lost", message="no table to hold it")
     wait_for(lambda: recorder.failed >= 1, message="the failed write counted")
     assert scrape(app) == recorder.not_stored() and recorder.not_stored()["failed"] >= 1
+
+
+WEBHOOK = "ai_agents_alert_webhook_deliveries_total"
+
+
+def test_webhook_deliveries_are_counted_on_metrics(fake_llm, build):
+    """Delivered, failed (a client error: not retried) and dropped (the send queue of 100 was full while the
+    webhook hung): the running daemon's counts, scraped from its real endpoint."""
+    hook = Webhook()
+    try:
+        app = build(fake_llm, {"metrics": {"listen": "127.0.0.1:0"}, "alerts": {
+            "webhook_url": hook.url, "webhook_retries": 0, "min_interval_seconds": 0}})
+
+        def webhook_samples() -> dict[str, float]:
+            port = app.metrics_server.address[1]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                samples = parse_exposition(resp.read().decode())
+            return {labels[0][1]: value for (name, labels), value in samples.items() if name == WEBHOOK}
+
+        assert webhook_samples() == {"delivered": 0, "failed": 0, "dropped": 0}
+        alerter = app.alerter
+        alerter.alert("first", "delivered")
+        wait_for(lambda: alerter.webhook_counts()["delivered"] == 1, message="the first delivery")
+        hook.status = 400
+        alerter.alert("second", "refused by the webhook")
+        wait_for(lambda: alerter.webhook_counts()["failed"] == 1, message="the refused delivery")
+        # The webhook hangs on the next one: the 100 behind it fill the queue and one more is dropped.
+        hook.status, hook.delay = 200, 60
+        alerter.alert("stuck", "in flight")
+        hook.wait_for(3)
+        for i in range(101):
+            alerter.alert(f"queued-{i}", "waits behind the stuck one")
+        assert alerter.webhook_counts()["dropped"] == 1
+        hook.release.set()
+        wait_for(lambda: sum(alerter.webhook_counts().values()) == 104, timeout=30, message="every alert accounted")
+        assert webhook_samples() == alerter.webhook_counts() == {"delivered": 102, "failed": 1, "dropped": 1}
+    finally:
+        hook.close()
