@@ -44,7 +44,7 @@ from ai_agents.ops.watchdog import ALERT_NAME as WATCHDOG_ALERT
 from ai_agents.ops.watchdog import LoopWatchdog
 from ai_agents.orchestrator import AnalysisFlow, DecisionFlow, TaskOrchestrator
 from ai_agents.orchestrator.branch_cleanup import MergedBranches
-from ai_agents.orchestrator.flows import DocumentWriter
+from ai_agents.orchestrator.flows import DocumentWriter, Flow
 from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.pipeline import CodeFlow, Workspace
 from ai_agents.orchestrator.workspace import paths_inside
@@ -196,7 +196,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     enabled = set(settings.agents.enabled_roles())
     doers = {role: agent for role, agent in {Role.CEO: ceo, **reviewers}.items() if role in enabled}
     executor = ThreadPoolExecutor(max_workers=max(2, len(reviewers)), thread_name_prefix="vteam")
-    flows = {
+    flows: dict[TaskType, Flow] = {
         TaskType.ANALYSIS: AnalysisFlow(doers, document_writer(settings, workspace, merge_queue)),
         TaskType.DECISION: DecisionFlow(ceo, reviewers, lambda: live.current.agents.v_team, executor),
         TaskType.CODE: (code_flow := CodeFlow(workspace, qa=QAAgent(*agent_args),

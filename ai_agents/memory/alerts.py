@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ai_agents.domain import iso, parse_iso, utcnow
-from ai_agents.memory.database import Database, dumps, loads
+from ai_agents.memory.database import dumps, loads
+from ai_agents.memory.storage import Storage
 
 MAX_MESSAGE_CHARS = 2000
 
@@ -34,7 +35,7 @@ class StoredAlert:
 class AlertStore:
     """Insert, list, count and prune alert rows."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Storage):
         self.db = db
 
     def add(self, alert: StoredAlert) -> None:

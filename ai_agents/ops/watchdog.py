@@ -53,7 +53,7 @@ class LoopWatchdog:
     """
 
     def __init__(self, progress: Callable[[], object], timeout: Callable[[], float], *,
-                 alert: Callable[[str, dict[str, Any]], None], flush: Callable[[], None] = lambda: None,
+                 alert: Callable[[str, dict[str, Any]], object], flush: Callable[[], None] = lambda: None,
                  exit: Callable[[int], None] = os._exit, clock: Callable[[], float] = time.monotonic,
                  poll_interval: float | None = None):
         self._progress, self._timeout = progress, timeout

@@ -304,14 +304,14 @@ class CodeFlow:
             for attempt in range(1, cfg.max_fix_attempts + 1):
                 change, early = self._catch_up(task, branch, change)
                 try:
-                    done = early or self._attempt(task, branch, change, suite, approach + 1, attempt)
+                    attempted = early or self._attempt(task, branch, change, suite, approach + 1, attempt)
                 except AwaitingDependency as wait:
                     return FlowResult(next_stage=Stage.CODE, awaiting_approval=APPROVAL_ACTION, result={
                         **wait.details, **suite.result("attempt_test_seconds"),
                         "pending_change": change.model_dump(mode="json")})
-                failures, review = done.failures, done.review
+                failures, review = attempted.failures, attempted.review
                 if failures is None and review is not None and review.approve:
-                    return self._commit(task, branch, change, suite, done.message, done.tested)
+                    return self._commit(task, branch, change, suite, attempted.message, attempted.tested)
                 # The Tech Lead reviewed while the tests ran: a rejection goes back with the failures.
                 notes = (review.issues or review.reasons) if review is not None and not review.approve else []
                 reasons = ([f.reason() for f in failures][:3] + [f"Tech Lead: {n}" for n in notes[:2]] if failures
@@ -531,6 +531,8 @@ class CodeFlow:
             back = suite.model_copy(update={"queue_returns": returns, "queue_feedback": list(outcome.feedback)})
             return FlowResult(next_stage=Stage.CODE,
                               result=back.result("queue_returns", "queue_feedback", "attempt_test_seconds"))
+        if outcome.merge_commit is None:
+            raise TaskFailedError(f"the merge queue reported {branch} merged without naming its merge commit")
         attempt_seconds = round(suite.attempt_test_seconds, 3)
         self.tech_lead.record("branch_merged", task, branch=branch, into=self.ws.main_branch,
                               commit=outcome.merge_commit, queue_test_seconds=outcome.test_seconds,

@@ -232,7 +232,7 @@ class TestRunner:
                              Path(os.path.realpath(self.project_path / "node_modules"))]
                 if views is not None:  # the views of what the tests may import: read-only
                     keep.append(canary.parent)
-                if self._project_site():
+                if self.project_env is not None and self._project_site():
                     keep.append(self.project_env)
                 command = [*bwrap_args(str(self._bwrap[0] if self._bwrap else "bwrap"), self.project_path,
                                        [report_dir], self.hidden_paths, keep, self.read_only_paths), *command]
