@@ -72,7 +72,7 @@ def is_new_test_file(path: str, framework: str) -> bool:
 
 def review_diff(base: dict[str, str], files: dict[str, str]) -> str:
     """A unified diff of ``files`` against ``base`` with some surrounding lines, for the Tech Lead."""
-    parts = []
+    parts: list[str] = []
     for path, new in files.items():
         old = base.get(path)
         parts.extend(difflib.unified_diff((old or "").splitlines(), new.splitlines(),

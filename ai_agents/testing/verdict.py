@@ -259,11 +259,12 @@ def _consistency(seen: _Seen, channel: Channel) -> None:
                                       + ("raised " + str(pyfunc.get("exc")) if pyfunc else "never ran"))
     canary = [n for n in seen.collected or [] if n.rsplit("::", 1)[-1] == channel.canary_name]
     if canary:
-        report = seen.reports.get((canary[0], "call"))
-        if report is not None and (report.get("outcome") != "failed"
-                                   or channel.canary_nonce not in str(report.get("longrepr"))):
-            seen.tampering.append(f"the daemon's canary test (which must fail) was reported {report.get('outcome')}")
-        elif report is None and seen.finish is not None and any(k[1] == "call" for k in seen.reports):
+        canary_report = seen.reports.get((canary[0], "call"))
+        if canary_report is not None and (canary_report.get("outcome") != "failed"
+                                          or channel.canary_nonce not in str(canary_report.get("longrepr"))):
+            seen.tampering.append("the daemon's canary test (which must fail) was reported "
+                                  f"{canary_report.get('outcome')}")
+        elif canary_report is None and seen.finish is not None and any(k[1] == "call" for k in seen.reports):
             seen.tampering.append("the daemon's canary test never reported, though the session ran tests")
     elif seen.collected and seen.finish is not None:
         seen.tampering.append("the daemon's canary test was removed from the collected tests")

@@ -136,7 +136,7 @@ class ToolRegistry:
         self.test_runs = 0
         self.last_result: TestResult | None = None
         self.tools: dict[str, Tool] = {}
-        for name, description, args, handler in [
+        entries: list[tuple[str, str, type[BaseModel], Callable[[Any], str]]] = [
             ("find_files", "List workspace files whose path matches a glob (capped).", FindArgs, self.find_files),
             ("search", "Search file contents with a regex; answers path:line: text (capped).", SearchArgs,
              self.search),
@@ -156,7 +156,8 @@ class ToolRegistry:
              "Tech Lead reviews it).", RetireArgs, self.retire_test),
             (FINISH, "Finish: say what you did. Call it only when your work is complete.", FinishArgs,
              lambda a: "finished"),
-        ]:
+        ]
+        for name, description, args, handler in entries:
             if name == "retire_test" and view.policy.role != Role.QA:
                 continue
             if name == "request_dependency" and (view.policy.role != Role.DEVELOPER or request_dependency is None):
@@ -203,7 +204,8 @@ class ToolRegistry:
         except re.error as e:
             raise ToolError(f"invalid regular expression {a.pattern!r}: {e}") from None
         where = self._glob(a.path_glob)
-        cap, hits, total = self.cfg.search_max_results, [], 0
+        cap, total = self.cfg.search_max_results, 0
+        hits: list[str] = []
         for path in sorted(self.view.files):
             if not where.match(path):
                 continue
