@@ -309,8 +309,10 @@ def cmd_approvals(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['task_id']}  {r['action']:<7} {r['status']:<9} requested {r['requested_at']}"
               + (f"  decided by {r['decided_by']}" if r["decided_by"] else ""))
-        details = r.get("details") if isinstance(r.get("details"), dict) else {}
-        why = details.get("why") if isinstance(details.get("why"), dict) else {}
+        raw = r.get("details")
+        details: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        raw_why = details.get("why")
+        why: dict[str, Any] = raw_why if isinstance(raw_why, dict) else {}
         for p in details.get("packages") or [] if r["action"] == "dependency" else []:
             print(f"    package {p.get('name')}=={p.get('version')} {_package_hash(p, 16)}"
                   f"  why: {why.get(p.get('name')) or '; '.join(map(str, why.values())) or '-'}")

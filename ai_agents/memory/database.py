@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
-from ai_agents.memory.storage import Dialect, iter_statements
+from ai_agents.memory.storage import Dialect, Params, iter_statements
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -260,14 +260,14 @@ class Database:
             raise
         conn.execute("COMMIT")
 
-    def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         return [dict(r) for r in self.connection().execute(sql, params).fetchall()]
 
-    def query_one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
+    def query_one(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
         row = self.connection().execute(sql, params).fetchone()
         return dict(row) if row else None
 
-    def execute(self, sql: str, params: tuple | dict = ()) -> int:
+    def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write statement in its own transaction; return rows changed."""
         with self.transaction() as conn:
             return conn.execute(sql, params).rowcount

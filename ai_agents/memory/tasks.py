@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,8 +56,8 @@ def _row_to_task(row: dict[str, Any]) -> Task:
         payload=loads(row["payload"]) or {}, priority=Priority.parse(int(row["priority"])),
         deadline=parse_iso(row["deadline"]), status=TaskStatus(row["status"]),
         assigned_agent=row["assigned_agent"], parent_id=row["parent_id"], attempts=row["attempts"],
-        result=loads(row["result"]), error=row["error"], created_at=parse_iso(row["created_at"]),
-        updated_at=parse_iso(row["updated_at"]), started_at=parse_iso(row["started_at"]),
+        result=loads(row["result"]), error=row["error"], created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]), started_at=parse_iso(row["started_at"]),
         finished_at=parse_iso(row["finished_at"]), lease_owner=row["lease_owner"],
         lease_expires_at=parse_iso(row["lease_expires_at"]), fingerprint=row["fingerprint"],
         lease_token=row["lease_token"], heartbeat_at=parse_iso(row["heartbeat_at"]),
@@ -79,6 +79,13 @@ def _insert_child(conn: Connection, spec: dict[str, Any], parent_id: str, now: d
          child.priority.value, iso(child.deadline), child.status.value, child.assigned_agent, parent_id,
          iso(now), iso(now), child.fingerprint))
     return child
+
+
+# TaskStore.list shadows the builtin inside the class body: its annotations use these.
+Tasks = list[Task]
+Ids = list[str]
+Rows = list[dict[str, Any]]
+Values = list[Any]
 
 
 class TaskStore:
@@ -153,7 +160,7 @@ class TaskStore:
         return {r["description"] for r in rows}
 
     # --- the queue ------------------------------------------------------------------------
-    def unrouted(self, limit: int = 500) -> list[Task]:
+    def unrouted(self, limit: int = 500) -> Tasks:
         """Queued tasks no role's queue has yet (new submissions, children): to be routed."""
         rows = self.db.query("SELECT * FROM tasks WHERE status = ? AND queue_role IS NULL ORDER BY priority, "
                              f"created_at LIMIT {int(limit)}", (TaskStatus.QUEUED.value,))
@@ -178,7 +185,7 @@ class TaskStore:
         return self.db.execute("UPDATE tasks SET queue_role = NULL WHERE status = ? AND queue_role IS NOT NULL",
                                (TaskStatus.QUEUED.value,))
 
-    def next_for_role(self, role: str, limit: int, deadline_within: timedelta = timedelta(hours=24)) -> list[Task]:
+    def next_for_role(self, role: str, limit: int, deadline_within: timedelta = timedelta(hours=24)) -> Tasks:
         """The first ``limit`` queued tasks of ``role`` by priority, plus those whose deadline is near
         (their effective priority moves up). Two indexed reads of at most ``limit`` rows each."""
         cols = "id, type, title, priority, deadline, created_at"
@@ -189,7 +196,7 @@ class TaskStore:
                               (TaskStatus.QUEUED.value, role, iso(utcnow() + deadline_within)))
         return [Task(id=r["id"], type=TaskType(r["type"]), title=r["title"],
                      priority=Priority.parse(int(r["priority"])), deadline=parse_iso(r["deadline"]),
-                     created_at=parse_iso(r["created_at"])) for r in rows]
+                     created_at=datetime.fromisoformat(r["created_at"])) for r in rows]
 
     def any_queued(self) -> bool:
         """Is any task queued? (One indexed read: the dispatcher's idle check.)"""
@@ -201,7 +208,7 @@ class TaskStore:
                              "GROUP BY queue_role", (TaskStatus.QUEUED.value,))
         return {r["role"]: r["n"] for r in rows}
 
-    def open_of_type(self, type: TaskType) -> list[Task]:
+    def open_of_type(self, type: TaskType) -> Tasks:
         """Tasks of ``type`` that are queued or running (the CEO's own work: at most a handful)."""
         rows = self.db.query("SELECT * FROM tasks WHERE type = ? AND status IN (?, ?) ORDER BY created_at",
                              (TaskType(type).value, TaskStatus.QUEUED.value, TaskStatus.IN_PROGRESS.value))
@@ -275,7 +282,7 @@ class TaskStore:
         """Move a task to ``new`` if it is in ``expected`` (and leased by ``owner`` with ``token`` when given)."""
         now = iso(utcnow())
         sets = ["status = ?", "updated_at = ?"]
-        params: list[Any] = [new.value, now]
+        params: Values = [new.value, now]
         if result is not None:
             sets.append("result = ?")
             params.append(dumps(self._redact(result)))
@@ -302,7 +309,7 @@ class TaskStore:
         return self.db.execute(f"UPDATE tasks SET {', '.join(sets)} WHERE {' AND '.join(where)}", tuple(params)) == 1
 
     def complete(self, task_id: str, owner: str, result: dict[str, Any],
-                 children: list[dict[str, Any]] = (), *, token: int | None = None) -> list[Task] | None:
+                 children: Sequence[dict[str, Any]] = (), *, token: int | None = None) -> Tasks | None:
         """in_progress -> completed and create follow-up tasks, in one transaction.
 
         Returns the children, or None when ``owner`` no longer holds the lease (the
@@ -371,8 +378,8 @@ class TaskStore:
         self.db.notify(TASKS_CHANNEL)
         return True
 
-    def split_escalated(self, task_id: str, subtasks: list[dict[str, Any]], payload_updates: dict[str, Any],
-                        decision: DecisionRecord | None = None) -> list[Task] | None:
+    def split_escalated(self, task_id: str, subtasks: Rows, payload_updates: dict[str, Any],
+                        decision: DecisionRecord | None = None) -> Tasks | None:
         """escalated -> cancelled (``result.split_into``) with its subtasks created as children, in ONE
         transaction: a crash or a failed insert leaves the task escalated and no subtask behind.
         None when the task is no longer escalated."""
@@ -413,7 +420,7 @@ class TaskStore:
                          (decision.agent_name, decision.decision_type, dumps(self._redact(decision.data)),
                           iso(utcnow()), decision.task_id))
 
-    def recover_orphans(self, max_attempts: int, owner_prefix: str | None = None) -> tuple[list[str], list[str]]:
+    def recover_orphans(self, max_attempts: int, owner_prefix: str | None = None) -> tuple[Ids, Ids]:
         """At start-up: every in_progress task belonged to a dead process.
 
         Requeue it (its attempt was counted when it was claimed), or escalate it when
@@ -429,7 +436,7 @@ class TaskStore:
                              "the daemon stopped while this task was running")
 
     def expired_leases(self, max_attempts: int,
-                       stall_seconds: float | None = None) -> tuple[list[str], list[str]]:
+                       stall_seconds: float | None = None) -> tuple[Ids, Ids]:
         """In-progress tasks whose lease ran out (task_timeout, wall time) or whose attempt sent no
         heartbeat for ``stall_seconds`` (stall_timeout): requeue or escalate."""
         now = utcnow()
@@ -443,7 +450,7 @@ class TaskStore:
             requeued, escalated = requeued + more[0], escalated + more[1]
         return requeued, escalated
 
-    def _reclaim(self, where: str, params: tuple, max_attempts: int, reason: str) -> tuple[list[str], list[str]]:
+    def _reclaim(self, where: str, params: tuple, max_attempts: int, reason: str) -> tuple[Ids, Ids]:
         now = iso(utcnow())
         # PostgreSQL: rows another node is reclaiming right now are skipped (it has them).
         skip = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgres" else ""
@@ -506,7 +513,7 @@ class TaskStore:
         self.db.notify(TASKS_CHANNEL)
         return {**dict(row), "status": status}
 
-    def approvals(self, status: str | None = "pending") -> list[dict[str, Any]]:
+    def approvals(self, status: str | None = "pending") -> Rows:
         if status:
             rows = self.db.query("SELECT * FROM approvals WHERE status = ? ORDER BY id", (status,))
         else:
@@ -519,7 +526,7 @@ class TaskStore:
         row = self.db.query_one("SELECT status FROM approvals WHERE task_id = ? AND action = ?", (task_id, action))
         return row["status"] if row else None
 
-    def expire_approvals(self, timeout_seconds: float) -> list[str]:
+    def expire_approvals(self, timeout_seconds: float) -> Ids:
         cutoff = iso(utcnow() - timedelta(seconds=timeout_seconds))
         rows = self.db.query("SELECT task_id FROM approvals WHERE status = 'pending' AND requested_at < ?", (cutoff,))
         expired = []
