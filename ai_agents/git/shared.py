@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -35,6 +35,13 @@ class SharedRemoteMixin(RepoStateMixin):
     _remote: RemoteOps
     remote_name: str
     identity_domain: str
+
+    if TYPE_CHECKING:  # provided by IntegrationMixin and GitManager (see the class docstring)
+        def rev(self, ref: str) -> str | None: ...
+        def is_ancestor(self, older: str, newer: str) -> bool: ...
+        def move_branch(self, branch: str, new: str, old: str) -> None: ...
+        def _message(self, text: str, trailers: Mapping[str, str] | None) -> str: ...
+        def _scan_for_secrets(self, message: str, index_env: dict[str, str], base: str | None) -> None: ...
 
     def fetch(self) -> None:
         """Fetch every branch of the remote (pruned); GitRemoteError when it cannot be reached."""
