@@ -71,7 +71,7 @@ def _line_for(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | 
     return None
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> str:
     msg = str(error["msg"])
     if error["type"] == "extra_forbidden":
         return "unknown key"

@@ -45,7 +45,7 @@ def bars(e: Escaper, labels: Sequence[str], series: Sequence[tuple[str, Sequence
                               v=_fmt(top * frac, money)))
     for i, label in enumerate(labels):
         x = PAD_L + i * slot + (slot - bar_w) / 2
-        base = PAD_T + plot_h
+        base = float(PAD_T + plot_h)
         for name, values, css in series:
             v = float(values[i])
             if v <= 0:

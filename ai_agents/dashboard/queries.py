@@ -300,8 +300,9 @@ class DashboardData:
         with self._charts_lock:
             at, cached = self._charts_cache
             if cached is None or time_.monotonic() - at > CHARTS_TTL:
-                self._charts_cache = (time_.monotonic(), self._charts(days))
-            return self._charts_cache[1]
+                cached = self._charts(days)
+                self._charts_cache = (time_.monotonic(), cached)
+            return cached
 
     def _charts(self, days: int) -> dict[str, Any]:
         today = utcnow().date()
@@ -319,8 +320,8 @@ class DashboardData:
                            agents.setdefault(r["agent"], {"tokens": 0, "cost": 0.0})):
                 bucket["tokens"] += r["tokens"] or 0
                 bucket["cost"] += r["cost"] or 0.0
-        per_agent = sorted(({"agent": a, **v} for a, v in agents.items()),
-                           key=lambda a: (-a["cost"], -a["tokens"]))[:20]
+        rows: list[dict[str, Any]] = [{"agent": a, **v} for a, v in agents.items()]
+        per_agent = sorted(rows, key=lambda a: (-a["cost"], -a["tokens"]))[:20]
         finished = self.db.query(
             "SELECT substr(finished_at, 1, 10) AS day, status, COUNT(*) AS n FROM tasks "
             "WHERE finished_at >= ? GROUP BY day, status", (since,))

@@ -52,11 +52,12 @@ class GateResult:
 
     def packages(self) -> list[dict[str, str]]:
         """Everything installed, as logged and shown in ``status``."""
-        return [_shown(p) for p in [*self.installed, *(self.npm.added if self.npm else [])]]
+        everything: list[Pinned | NpmPinned] = [*self.installed, *(self.npm.added if self.npm else [])]
+        return [_shown(p) for p in everything]
 
     def files(self, read: Reader) -> dict[str, str]:
         """The manifests and lock files merged into their current text (``read``: a workspace file or None)."""
-        out = {}
+        out: dict[str, str] = {}
         if self.installed:
             out |= {MANIFEST: manifest_text(self.wanted, read(MANIFEST) or ""),
                     LOCK_FILE: lock_text(self.installed, read(LOCK_FILE) or "")}
@@ -108,7 +109,8 @@ class DependencyGate:
             out.npm = None
             return out
         unlisted: list[Pinned | NpmPinned] = []
-        for p in [*pinned, *(out.npm.added if out.npm else [])]:
+        candidates: list[Pinned | NpmPinned] = [*pinned, *(out.npm.added if out.npm else [])]
+        for p in candidates:
             verdict, why = decide(settings, p.name)
             if verdict == Verdict.DENY:
                 out.failures.append(f"dependency refused: {why} (needed by {', '.join([*specs, *npm_specs])}); "

@@ -65,7 +65,8 @@ class Listener:
         """The bound (host, port); the real port when 0 was asked for."""
         if self._server is None:
             return self.host, self.port
-        return self._server.server_address[0], self._server.server_address[1]
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
 
     @property
     def url(self) -> str:
