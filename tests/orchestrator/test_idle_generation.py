@@ -88,8 +88,11 @@ def test_goals_met_stops_generation_until_the_company_changes(fake_llm, build):
     wait_for(lambda: app.orchestrator.pacer.goals_met, message="the CEO said the goals are met")
     run_cycles(app, clock, 50)
     assert len(plan_requests(fake_llm)) == 1
-    wait_for(lambda: (app.memory.get_state("heartbeat")[0] or {}).get("generation", {}).get("goals_met"),
-             message="the heartbeat (status) shows goals_met")
+    # A heartbeat written after the goals were met and after the first main-loop cycle ended: the first one can
+    # fall between the two (the loop sets loop_at only at the end of its cycle, while the CEO's worker runs).
+    beat = lambda: app.memory.get_state("heartbeat")[0] or {}  # noqa: E731
+    wait_for(lambda: beat().get("generation", {}).get("goals_met") and beat().get("loop_at"),
+             message="the heartbeat (status) shows goals_met and the main loop's last cycle")
     events = app.live.current.logging.file.read_text()
     assert '"event": "goals_met"' in events
     status = cli(app.live.path, "status").stdout
