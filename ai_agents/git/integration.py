@@ -19,7 +19,7 @@ from ai_agents.errors import GitOperationError, MergeConflictError, SecretDetect
 from ai_agents.git.cmd import GitCmd, GitResult
 from ai_agents.git.identity import actor_env, identity_for
 from ai_agents.git.message import compose
-from ai_agents.git.repo_state import RepoStateMixin, remove_stale_locks
+from ai_agents.git.repo_state import RepoStateMixin, git_paths, remove_stale_locks
 from ai_agents.git.secrets_scan import scan_message
 
 log = structlog.get_logger("ai_agents.git")
@@ -75,11 +75,12 @@ class IntegrationMixin(RepoStateMixin):
         markers = {"merge": ("MERGE_HEAD",), "rebase": ("rebase-merge", "rebase-apply"),
                    "cherry-pick": ("CHERRY_PICK_HEAD",)}
         names = [name for group in markers.values() for name in group]
-        found = cmd.run("rev-parse", *(a for name in names for a in ("--git-path", name)), check=False)
-        rels = found.stdout.splitlines() if found.ok else []
-        present = {name for name, rel in zip(names, rels, strict=False) if (cmd.path / rel).exists()}
+        try:
+            present: set[str] | None = {n for n, p in zip(names, git_paths(cmd, *names), strict=True) if p.exists()}
+        except GitOperationError:
+            present = None  # unreadable: abort everything, as a crash may need
         for what, group in markers.items():
-            if not found.ok or present.intersection(group):  # unreadable: abort everything, as a crash may need
+            if present is None or present.intersection(group):
                 cmd.run(what, "--abort", check=False)
         cmd.run("checkout", "-q", "--detach", "-f", ref)
         cmd.run("reset", "-q", "--hard", ref)

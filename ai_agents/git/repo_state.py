@@ -65,6 +65,13 @@ def remove_stale_locks(git_dir: Path) -> list[str]:
     return done
 
 
+def git_paths(cmd: GitCmd, *names: str) -> list[Path]:
+    """Where git keeps ``names`` (MERGE_HEAD, rebase-merge, ...) for the working tree of ``cmd``: one git call."""
+    args = [a for name in names for a in ("--git-path", name)]
+    rels = cmd.run("rev-parse", *args).stdout.splitlines()
+    return [Path(rel) if os.path.isabs(rel) else cmd.path / rel for rel in rels]
+
+
 class RepoStateMixin:
     """Queries shared by GitManager; expects ``_cmd``, ``_lock`` and ``repo_path``."""
 
@@ -76,9 +83,7 @@ class RepoStateMixin:
 
     def _git_paths(self, *names: str) -> list[Path]:
         """Where git keeps ``names`` (MERGE_HEAD, rebase-merge, ...) for this working tree: one git call."""
-        args = [a for name in names for a in ("--git-path", name)]
-        rels = self._cmd.run("rev-parse", *args).stdout.splitlines()
-        return [Path(rel) if os.path.isabs(rel) else self.repo_path / rel for rel in rels]
+        return git_paths(self._cmd, *names)
 
     def _git_path(self, name: str) -> Path:
         return self._git_paths(name)[0]

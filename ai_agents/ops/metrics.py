@@ -170,22 +170,19 @@ def metric_families(m: dict[str, Any]) -> Iterator[Metric]:
     yield queues
     yield GaugeMetricFamily("ai_agents_healthy", "1 when the health check passes (heartbeat, main loop, roles).",
                             value=1 if m["healthy"] else 0)
-    if m.get("alerts_not_stored") is not None:
-        lost = CounterMetricFamily(
-            "ai_agents_alerts_not_stored", "Alerts logged but never written to the alerts table since the daemon "
-            "started, by reason: dropped (the recorder's queue was full) or failed (the write failed).",
-            labels=["reason"])
-        for reason, n in sorted(m["alerts_not_stored"].items()):
-            lost.add_metric([reason], n)
-        yield lost
-    if m.get("alert_webhook") is not None:
-        sent = CounterMetricFamily(
-            "ai_agents_alert_webhook_deliveries", "Alerts sent to alerts.webhook_url since the daemon started, by "
-            "outcome: delivered, failed (retries spent or a client error) or dropped (the send queue was full).",
-            labels=["outcome"])
-        for outcome, n in sorted(m["alert_webhook"].items()):
-            sent.add_metric([outcome], n)
-        yield sent
+    # The running daemon's own counts (left out without one), one sample per label value.
+    for key, name, label, text in (
+            ("alerts_not_stored", "ai_agents_alerts_not_stored", "reason",
+             "Alerts logged but never written to the alerts table since the daemon started, by reason: dropped "
+             "(the recorder's queue was full) or failed (the write failed)."),
+            ("alert_webhook", "ai_agents_alert_webhook_deliveries", "outcome",
+             "Alerts sent to alerts.webhook_url since the daemon started, by outcome: delivered, failed (retries "
+             "spent or a client error) or dropped (the send queue was full).")):
+        if m.get(key) is not None:
+            counts = CounterMetricFamily(name, text, labels=[label])
+            for value, n in sorted(m[key].items()):
+                counts.add_metric([value], n)
+            yield counts
     if m["heartbeat_age_seconds"] is not None:
         yield GaugeMetricFamily("ai_agents_heartbeat_age_seconds", "Seconds since the daemon's last heartbeat.",
                                 value=m["heartbeat_age_seconds"])

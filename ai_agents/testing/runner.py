@@ -80,7 +80,6 @@ class TestRunner:
         # in the sandbox, like every node_modules).
         self.shared_node_modules = Path(shared_node_modules) if shared_node_modules is not None else None
         self._probe = probe or SandboxProbe()  # shared by the runners of one daemon
-        self._bwrap: tuple[str | None, str | None] | None = None  # this runner's last probe: (path, why unusable)
         self.nice = 0  # added to the test process's niceness (runs that may be thrown away: see at())
 
     def at(self, path: Path | str, *, nice: int = 0) -> TestRunner:
@@ -137,11 +136,11 @@ class TestRunner:
         data: dict[str, object] = {"framework": framework, "sandbox_mode": self.sandbox}
         try:
             self._framework_command(framework, Path(tempfile.gettempdir()), [])
-            use_bwrap, why = self._use_bwrap()
+            bwrap, why = self._use_bwrap()
         except TestRunError as e:
             return CheckResult("tests", False, str(e), data)
-        data["sandbox"] = "bwrap" if use_bwrap else "none"
-        detail = f"{framework} runnable; sandbox: " + ("bubblewrap" if use_bwrap else f"none ({why})")
+        data["sandbox"] = "bwrap" if bwrap else "none"
+        detail = f"{framework} runnable; sandbox: " + ("bubblewrap" if bwrap else f"none ({why})")
         probe = PidsCgroup.create(1)
         if probe is not None:
             probe.remove()
@@ -161,17 +160,17 @@ class TestRunner:
             raise TestRunError(f"test path {path!r} looks like an option")
         return rel + sep + rest
 
-    def _use_bwrap(self) -> tuple[bool, str | None]:
-        """(use bubblewrap?, why not). Probed once per daemon (SandboxProbe); ``sandbox: bwrap`` makes it mandatory."""
+    def _use_bwrap(self) -> tuple[str | None, str | None]:
+        """(bubblewrap's path when the run uses it, else None; why not). Probed once per daemon (SandboxProbe);
+        ``sandbox: bwrap`` makes it mandatory."""
         if self.sandbox == "none":
-            return False, "disabled by configuration"
-        self._bwrap = self._probe()
-        why = self._bwrap[1]
+            return None, "disabled by configuration"
+        path, why = self._probe()
         if why is None:
-            return True, None
+            return path, None
         if self.sandbox == "bwrap":
             raise TestRunError(f"testing.sandbox is 'bwrap' but {why}")
-        return False, why
+        return None, why
 
     def _framework_command(self, framework: str, report: Path, args: list[str],
                            canary: Path | None = None) -> tuple[list[str], Path, bool]:
@@ -207,7 +206,8 @@ class TestRunner:
         if not self.project_path.is_dir():
             raise TestRunError(f"project path {self.project_path} does not exist")
         framework = self.detect_framework()
-        use_bwrap, why_not = self._use_bwrap()
+        bwrap, why_not = self._use_bwrap()
+        use_bwrap = bwrap is not None
         with tempfile.TemporaryDirectory(prefix="ai-agents-tests-", ignore_cleanup_errors=True) as tmp, \
                 tempfile.TemporaryDirectory(prefix="ai-agents-canary-", ignore_cleanup_errors=True) as canary_tmp:
             report_dir = Path(tmp)
@@ -234,7 +234,7 @@ class TestRunner:
                     keep.append(canary.parent)
                 if self.project_env is not None and self._project_site():
                     keep.append(self.project_env)
-                command = [*bwrap_args(str(self._bwrap[0] if self._bwrap else "bwrap"), self.project_path,
+                command = [*bwrap_args(str(bwrap), self.project_path,
                                        [report_dir], self.hidden_paths, keep, self.read_only_paths), *command]
             cgroup = PidsCgroup.create(self.limits.max_processes)
             protections = self._protections(use_bwrap, why_not, cgroup is not None)
