@@ -86,33 +86,30 @@ def test_a_branch_tested_ahead_on_the_candidate_that_merges_is_fast_forwarded_un
 
 
 # Beta's run ahead is slow (in the first worktree for runs ahead, which beta takes: it reaches the queue first;
-# gamma's, in the second, runs beta's tests too): gamma reaches the queue meanwhile.
+# gamma's, in the second, runs beta's tests too): gamma reaches the queue meanwhile. With ``red`` it then fails
+# there (only there).
 SLOW_AHEAD_TEST = ("import os\nimport time\n\nfrom beta import beta\n\n\n"
                    "def test_beta():\n    assert beta() == 2\n\n\n"
                    "def test_where():\n    if os.path.basename(os.getcwd()) == 'merge-queue-ahead-1':\n"
-                   "        time.sleep({pause})\n")
+                   "        time.sleep({pause})\n        assert not {red}\n")
 GAMMA_TEST = "from gamma import gamma\n\n\ndef test_gamma():\n    assert gamma() == 3\n"
 
 
-@pytest.mark.slow
-def test_a_train_the_branch_behind_is_tested_on_a_candidate_still_being_tested(fake_llm, build, tmp_path):
-    """Three branches at the queue: the third is tested on top of the second's candidate while the second's own
-    run ahead is still going (the candidate is published as soon as it is built), and all three merge, each
-    on the tree it was tested on."""
-    fake_llm.set_script(script([
-        {"when": {"schema": "TestSuite", "contains": "ALPHATASK"},
-         "reply": suite("tests/test_alpha.py", "alpha.py", SLOW_TEST.format(fails_in="nowhere", pause=3))},
-        {"when": {"schema": "TestSuite", "contains": "BETATASK"},
-         "reply": suite("tests/test_beta.py", "beta.py", SLOW_AHEAD_TEST.format(pause=15))},
-        {"when": {"schema": "TestSuite", "contains": "GAMMATASK"},
-         "reply": suite("tests/test_gamma.py", "gamma.py", GAMMA_TEST)},
-        {"when": {"schema": "CodeChange", "contains": "ALPHATASK"},
-         "reply": change("alpha.py", "def alpha():\n    return 1\n")},
-        {"when": {"schema": "CodeChange", "contains": "BETATASK"},
-         "reply": change("beta.py", "def beta():\n    return 2\n")},
-        {"when": {"schema": "CodeChange", "contains": "GAMMATASK"},
-         "reply": change("gamma.py", "def gamma():\n    return 3\n")},
-    ]))
+RunAhead = tuple[str, str, str, bool]  # task id, base, candidate, green
+
+
+def train(fake_llm: Any, build: Any, *, beta_red_ahead: bool) -> tuple[Any, list[Any], list[RunAhead]]:
+    """Alpha, beta and gamma at the queue one behind the other (beta's run ahead slow, red with ``beta_red_ahead``):
+    (the app, the three tasks, every run ahead as (task id, base, candidate, green) in log order)."""
+    tasks = {"ALPHATASK": ("alpha", 1, SLOW_TEST.format(fails_in="nowhere", pause=3)),
+             "BETATASK": ("beta", 2, SLOW_AHEAD_TEST.format(pause=15, red=beta_red_ahead)),
+             "GAMMATASK": ("gamma", 3, GAMMA_TEST)}
+    fake_llm.set_script(script(
+        [{"when": {"schema": "TestSuite", "contains": marker},
+          "reply": suite(f"tests/test_{name}.py", f"{name}.py", test)} for marker, (name, _, test) in tasks.items()]
+        + [{"when": {"schema": "CodeChange", "contains": marker},
+            "reply": change(f"{name}.py", f"def {name}():\n    return {value}\n")}
+           for marker, (name, value, _) in tasks.items()]))
     app = build(fake_llm, {"agents": {"developer": {"workers": 3}, "qa": {"workers": 3},
                                       "tech_lead": {"workers": 3}, "max_fix_attempts": 1, "max_approaches": 1},
                            "orchestrator": {"max_task_attempts": 1}},
@@ -121,20 +118,28 @@ def test_a_train_the_branch_behind_is_tested_on_a_candidate_still_being_tested(f
     fake_llm.hold("CodeChange", "BETATASK", until=lambda: rows().get(alpha.id, {}).get("state") == "testing")
     fake_llm.hold("CodeChange", "GAMMATASK", until=lambda: beta.id in rows())
     app.start()
-    alpha = app.orchestrator.submit_task("code", "ALPHATASK alpha", "ALPHATASK: see the tests.")
-    beta = app.orchestrator.submit_task("code", "BETATASK beta", "BETATASK: see the tests.")
-    gamma = app.orchestrator.submit_task("code", "GAMMATASK gamma", "GAMMATASK: see the tests.")
+    alpha, beta, gamma = (app.orchestrator.submit_task("code", f"{marker} {name}", f"{marker}: see the tests.")
+                          for marker, (name, _, _) in tasks.items())
     for t in (alpha, beta, gamma):
         wait_for(lambda t=t: app.tasks.get(t.id).status in FINAL, timeout=200, message=f"task {t.id} final")
-    assert all(app.tasks.get(t.id).status == TaskStatus.COMPLETED for t in (alpha, beta, gamma)), [
-        app.tasks.get(t.id).error for t in (alpha, beta, gamma)]
     lines = [json.loads(line) for line in app.live.current.logging.file.read_text().splitlines()]
-    pretested = [(e["task_id"], e["base"], e["candidate"]) for e in lines if e.get("event") == "merge_queue_pretested"]
-    beta_ahead = [c for task, _, c in pretested if task == beta.id]
-    gamma_on_beta = [i for i, (task, base, _) in enumerate(pretested) if task == gamma.id and base in beta_ahead]
+    ahead = [(e["task_id"], e["base"], e["candidate"], e["green"]) for e in lines
+             if e.get("event") == "merge_queue_pretested"]
+    return app, [app.tasks.get(t.id) for t in (alpha, beta, gamma)], ahead
+
+
+@pytest.mark.slow
+def test_a_train_the_branch_behind_is_tested_on_a_candidate_still_being_tested(fake_llm, build, tmp_path):
+    """Three branches at the queue: the third is tested on top of the second's candidate while the second's own
+    run ahead is still going (the candidate is published as soon as it is built), and all three merge, each
+    on the tree it was tested on."""
+    app, (alpha, beta, gamma), pretested = train(fake_llm, build, beta_red_ahead=False)
+    assert all(t.status == TaskStatus.COMPLETED for t in (alpha, beta, gamma)), [t.error for t in (alpha, beta, gamma)]
+    beta_ahead = [c for task, _, c, _ in pretested if task == beta.id]
+    gamma_on_beta = [i for i, (task, base, _, _) in enumerate(pretested) if task == gamma.id and base in beta_ahead]
     # Gamma's run on top of beta's candidate ended before beta's own run ahead did: it started while beta's
     # candidate was still being tested.
-    first_beta = next(i for i, (task, _, _) in enumerate(pretested) if task == beta.id)
+    first_beta = next(i for i, (task, _, _, _) in enumerate(pretested) if task == beta.id)
     assert gamma_on_beta and gamma_on_beta[0] < first_beta, pretested
     final = queue_rows(app)
     ws = app.live.current.file_system.workspace_path
