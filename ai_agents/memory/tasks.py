@@ -222,9 +222,13 @@ class TaskStore:
         return {r["status"]: r["n"] for r in rows}
 
     # --- state changes: one transaction each, guarded by the expected status ---------
-    def claim(self, task_id: str, owner: str, lease_seconds: float) -> Task | None:
-        """queued -> in_progress for ``owner``; None when someone else has it or it is not queued."""
-        return self._claim("id = ? AND status = ?", (task_id, TaskStatus.QUEUED.value), owner, lease_seconds)
+    def claim(self, task_id: str, owner: str, lease_seconds: float, *, role: str | None = None) -> Task | None:
+        """queued -> in_progress for ``owner``; None when someone else has it or it is not queued, or (``role``)
+        when it is queued for another role: an id in a role's prefetch may be stale, the row is the truth."""
+        if role is None:
+            return self._claim("id = ? AND status = ?", (task_id, TaskStatus.QUEUED.value), owner, lease_seconds)
+        return self._claim("id = ? AND status = ? AND queue_role = ?", (task_id, TaskStatus.QUEUED.value, role),
+                           owner, lease_seconds)
 
     def claim_next(self, role: str, owner: str, lease_seconds: float) -> Task | None:
         """Claim the first queued task of ``role`` by priority that no one else is claiming (PostgreSQL:

@@ -246,7 +246,9 @@ class TaskOrchestrator:
     # --- running one task (called by a worker thread) -----------------------------------
     def execute(self, worker: Worker, task_id: str) -> None:
         cfg = self.live.current.orchestrator
-        task = self.tasks.claim(task_id, worker.owner, lease_seconds=cfg.task_timeout)
+        # Only a task queued for this worker's role: the id came from the role's prefetch, which may hold an id
+        # taken again by a refill before its claim, and since handed to the next stage's role.
+        task = self.tasks.claim(task_id, worker.owner, lease_seconds=cfg.task_timeout, role=worker.role.value)
         if task is None and self.node_id:
             # Another node took it: take the role's next free task instead (SKIP LOCKED), not nothing.
             task = self.tasks.claim_next(worker.role.value, worker.owner, lease_seconds=cfg.task_timeout)

@@ -35,3 +35,22 @@ def test_the_queue_reads_use_indexes_not_a_scan(build):
     for plan in plans:
         details = " ".join(row["detail"] for row in plan)
         assert "USING INDEX" in details and "TEMP B-TREE" not in details, details
+
+
+def test_a_stale_prefetch_id_of_another_role_runs_nothing(build):
+    """A refill can take an id again between a worker's get and its claim; once the task is handed to the next
+    stage's role, that leftover id must not let a worker of the previous role run the next stage."""
+    from ai_agents.orchestrator.worker import Worker
+
+    app = build(None, {"paused": True}, start=False)
+    orch = app.orchestrator
+    task = app.tasks.create("analysis", "Handed on", assigned_agent="cfo")
+    orch.dispatch()  # routed: queued for the CFO
+    assert app.db.query_one("SELECT queue_role FROM tasks WHERE id = ?", (task.id,))["queue_role"] == "cfo"
+    orch.queues.put(Role.RISK, task)  # the stale entry in another role's prefetch
+    risk = Worker(orch, Role.RISK, 0)
+    assert orch.queues.get(Role.RISK, timeout=0.1) == task.id
+    orch.execute(risk, task.id)
+    row = app.tasks.get(task.id)
+    assert row.status == TaskStatus.QUEUED and row.lease_owner is None and row.attempts == 0, row
+    assert app.tasks.claim(task.id, "n:1:cfo-0", 60, role="cfo") is not None  # its own role still can
