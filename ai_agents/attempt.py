@@ -25,6 +25,12 @@ class AttemptGuard(Protocol):
     def beat(self) -> None:
         """Heartbeat: the attempt made progress (renews the lease; raises LeaseLost when it is gone)."""
 
+    def adopt(self, pid: int) -> None:
+        """``pid`` (and what runs below it) works for the attempt now, though another thread started it."""
+
+    def disown(self, pid: int) -> None:
+        """``pid`` no longer works for the attempt."""
+
 
 _current: ContextVar[AttemptGuard | None] = ContextVar("ai_agents_attempt", default=None)
 
@@ -54,3 +60,19 @@ def progress() -> None:
     guard = _current.get()
     if guard is not None:
         guard.beat()
+
+
+@contextmanager
+def working(pid: int) -> Iterator[None]:
+    """While in the block, the process ``pid`` works for the attempt although this thread did not start it
+    (a test process started ahead by another thread): ending the attempt's work (a time limit) kills it too,
+    as it kills the processes the attempt's own thread started."""
+    guard = _current.get()
+    if guard is None:
+        yield
+        return
+    guard.adopt(pid)
+    try:
+        yield
+    finally:
+        guard.disown(pid)

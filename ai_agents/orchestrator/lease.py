@@ -107,6 +107,8 @@ class Lease:
         self.cancelled = threading.Event()
         self.reason: str | None = None
         self._last_beat = clock()
+        self._adopted: set[int] = set()  # processes another thread started that work for this attempt
+        self._adopted_lock = threading.Lock()
 
     def bind_thread(self) -> None:
         """Record the thread that runs the attempt (whose children a cancel kills)."""
@@ -149,10 +151,21 @@ class Lease:
         else:
             threading.Thread(target=self.kill_children, name=f"reap-{self.task_id}", daemon=True).start()
 
+    def adopt(self, pid: int) -> None:
+        with self._adopted_lock:
+            self._adopted.add(pid)
+
+    def disown(self, pid: int) -> None:
+        with self._adopted_lock:
+            self._adopted.discard(pid)
+
     def kill_children(self) -> list[int]:
+        """Kill the attempt's processes: those its thread started, and those it adopted (see attempt.working)."""
         if self.thread_id is None:
             return []
-        killed = kill_processes(thread_children(self.thread_id))
+        with self._adopted_lock:
+            adopted = sorted(self._adopted)
+        killed = kill_processes([*thread_children(self.thread_id), *adopted])
         if killed:
             log.warning("attempt_processes_killed", task_id=self.task_id, pids=killed, reason=self.reason)
         return killed

@@ -88,6 +88,10 @@ def test_a_call_asked_ahead_runs_in_the_attempt_and_hands_back_its_error() -> No
 
         def beat(self) -> None: ...
 
+        def adopt(self, pid: int) -> None: ...
+
+        def disown(self, pid: int) -> None: ...
+
     guard = Guard()
     with current_lease.bound(guard):
         ahead = ask_ahead(lambda: (current_lease.current(), threading.current_thread().name))
