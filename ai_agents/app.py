@@ -51,6 +51,7 @@ from ai_agents.orchestrator.workspace import paths_inside
 from ai_agents.orchestrator.worktrees import QUEUE_DIR, Worktrees
 from ai_agents.testing import TestRunner
 from ai_agents.testing.sandbox import SandboxProbe
+from ai_agents.testing.started import Warmer
 
 if TYPE_CHECKING:
     from ai_agents.cluster.wakeup import TaskListener
@@ -74,6 +75,8 @@ class App:
     alert_recorder: AlertRecorder | None = None  # stores alert=True log events while the daemon runs
     node: NodeRegistry | None = None  # PostgreSQL: this daemon's row in the cluster
     listener: TaskListener | None = None  # PostgreSQL: LISTEN for queued tasks
+    merge_queue: MergeQueue | None = None  # its test processes started ahead end with the daemon
+    warmer: Warmer | None = None  # the thread that starts them
 
     def start(self) -> None:
         if self.alert_recorder is not None:
@@ -90,6 +93,10 @@ class App:
 
     def stop(self) -> None:
         self.orchestrator.shutdown()
+        if self.warmer is not None:
+            self.warmer.close()
+        if self.merge_queue is not None:
+            self.merge_queue.close()
         if self.listener is not None:
             self.listener.stop()
         self.orchestrator.singletons.close()  # the advisory locks go to the other nodes now
@@ -150,8 +157,9 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     # The project's own packages: a virtualenv beside the database, outside the workspace (deps/python_env.py).
     project_env = settings.memory.database_path.parent / ENV_DIR
     probe = SandboxProbe()  # whether bubblewrap works here: probed once for every runner below
+    warmer = Warmer()  # the one thread that starts test processes ahead for every runner below
     runner = TestRunner.from_config(settings.testing, settings.repo_path, hidden_paths=hidden, read_only_paths=keep,
-                                    project_env=project_env, probe=probe)
+                                    project_env=project_env, probe=probe, warmer=warmer)
     deployer = DeploymentManager.from_config(settings.deployment, settings.repo_path, memory,
                                              secrets=settings.secret_values())
     live.subscribe(lambda old, new, keys: deployer.reconfigure(new.deployment)
@@ -171,7 +179,8 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         task_runner = TestRunner.from_config(settings.testing, path, hidden_paths=[*hidden, settings.repo_path],
                                              read_only_paths=settings.file_system.keep_untracked,
                                              project_env=project_env,
-                                             shared_node_modules=settings.repo_path / "node_modules", probe=probe)
+                                             shared_node_modules=settings.repo_path / "node_modules", probe=probe,
+                                             warmer=warmer)
         return task_fs, task_git, task_runner
 
     worktrees = Worktrees(main=workspace, root=worktree_root, parts=task_parts,
@@ -183,7 +192,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
         i for i in ids if (t := tasks.get(i)) is not None and t.status == TaskStatus.COMPLETED})
     branches.sweep()
     merge_queue = build_merge_queue(live, git=git, db=db, workspace=workspace, fs=fs, hidden=hidden, probe=probe,
-                                    project_env=project_env)
+                                    project_env=project_env, warmer=warmer)
 
     agent_args = (llm, context, memory, live)
     ceo = CEOAgent(*agent_args)
@@ -238,7 +247,7 @@ def build_app(settings: Settings, config_path: Path | None, redactor: Redactor, 
     return App(live=live, db=db, memory=memory, tasks=tasks, llm=llm, workspace=workspace,
                orchestrator=orchestrator, alerter=alerter, redactor=redactor, metrics_server=metrics_server,
                dashboard=dashboard, alert_recorder=alert_recorder, node=node,
-               listener=listener)
+               listener=listener, merge_queue=merge_queue, warmer=warmer)
 
 
 def worktrees_dir(settings: Settings) -> Path:
@@ -248,7 +257,7 @@ def worktrees_dir(settings: Settings) -> Path:
 
 def build_merge_queue(live: LiveConfig, *, git: GitManager, db: Storage, workspace: Workspace,
                       fs: FileSystemManager, hidden: list[Path], project_env: Path,
-                      probe: SandboxProbe | None = None) -> MergeQueue:
+                      probe: SandboxProbe | None = None, warmer: Warmer | None = None) -> MergeQueue:
     """The merge queue: it builds and tests each candidate in its own worktree under the data directory;
     its test runs see neither the main working tree nor the daemon's files (``hidden``)."""
     settings = live.current
@@ -257,7 +266,7 @@ def build_merge_queue(live: LiveConfig, *, git: GitManager, db: Storage, workspa
         git=git, db=db, path=queue_path, main_branch=settings.git.branch,
         runner=TestRunner.from_config(settings.testing, queue_path, hidden_paths=[*hidden, settings.repo_path],
                                       project_env=project_env, shared_node_modules=settings.repo_path / "node_modules",
-                                      probe=probe),
+                                      probe=probe, warmer=warmer),
         integration=lambda: live.current.git.integration, workspace_lock=workspace.lock,
         shared_remote=settings.git.shared_remote, fs=fs)
 

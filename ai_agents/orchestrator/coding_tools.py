@@ -118,6 +118,7 @@ class ToolStages:
                 for path, content in changed.items():
                     self.ws.fs.write_file(path, content)
                 result = self.ws.runner.run_tests(paths or None)
+            self.ws.runner.warm()  # the model is asked next: the next run's process is started meanwhile
             if on_run is not None:
                 on_run(result)
             return result

@@ -117,6 +117,7 @@ class MergeQueue:
         # merge-stage worker. Swept at start like any leftover (worktrees.PRETEST_PREFIX).
         self._ahead_free: list[Path] = []
         self._ahead_made = 0
+        self._ahead_runners: dict[Path, TestRunner] = {}  # one per slot: each keeps its next run's process
         self._ahead_lock = threading.Lock()
 
     # --- rows ---------------------------------------------------------------------------
@@ -162,6 +163,8 @@ class MergeQueue:
             if slot is not None:
                 with self._ahead_lock:
                     self._ahead_free.append(slot)
+            # The next candidate's run finds its process started (its imports done) outside the serial part.
+            self.runner.warm()
 
     def _take_ahead_slot(self) -> Path:
         """A worktree directory for runs ahead that no other branch is using (made on first use)."""
@@ -170,6 +173,20 @@ class MergeQueue:
                 return self._ahead_free.pop()
             self._ahead_made += 1
             return self.path.with_name(f"{self.path.name}-ahead-{self._ahead_made}")
+
+    def _ahead_runner(self, path: Path) -> TestRunner:
+        """The runner of the worktree for runs ahead at ``path`` (kept with it), at a lower CPU priority."""
+        with self._ahead_lock:
+            if (runner := self._ahead_runners.get(path)) is None:
+                runner = self._ahead_runners[path] = self.runner.at(path, nice=PRETEST_NICE)
+            return runner
+
+    def close(self) -> None:
+        """At shutdown: stop the test processes started ahead for the queue's next runs."""
+        with self._ahead_lock:
+            runners = [self.runner, *self._ahead_runners.values()]
+        for runner in runners:
+            runner.cool()
 
     def _pretest(self, task: Task, branch: str, qa_files: set[str], ahead: str, path: Path,
                  ticket: int) -> str | None:
@@ -196,10 +213,12 @@ class MergeQueue:
                 return None
             self._line.publish(ticket, candidate)
             red, seconds = self._test(task.id, qa_files, root=path, runs=1)
+            self._ahead_runner(path).warm()
         except LeaseLost:
             raise
         except AgentsError as e:  # only the time it would have saved is lost
             log.warning("merge_queue_pretest_failed", task_id=task.id, error=str(e)[:300])
+            self._ahead_runner(path).cool()
             self.git.remove_worktree(path)  # whatever state it is in, the next run ahead makes it afresh
             return None
         log.info("merge_queue_pretested", task_id=task.id, base=ahead, candidate=candidate, green=red is None,
@@ -347,7 +366,7 @@ class MergeQueue:
         """The full suite on the candidate (the worktree at ``root``, by default the queue's): (None when
         green, else the failures; seconds). A red run is run once more (``runs``) before it counts."""
         root = root or self.path
-        runner = self.runner if root == self.path else self.runner.at(root, nice=PRETEST_NICE)
+        runner = self.runner if root == self.path else self._ahead_runner(root)
         expected = self._expected(qa_files, root)
         failures: list[str] = []
         seconds = 0.0

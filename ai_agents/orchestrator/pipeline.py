@@ -163,13 +163,13 @@ class CodeFlow:
         if stage == Stage.RELEASE:
             return self.release(task, branch)
         if self.worktrees is None:
-            return self._stage(self, stage, task, branch)
+            return self._warm_stage(self, stage, task, branch)
         # The QA, Developer and merge stages work in the task's own worktree, with its own lock and test runs.
         ws = self.worktrees.acquire(task.id, branch)
         flow = CodeFlow(ws, qa=self.qa, developer=self.dev, tech_lead=self.tech_lead,
                         approval_status=self.approval_status, merge_queue=self.queue, deps=self.gate)
         try:
-            result = self._stage(flow, stage, task, branch)
+            result = self._warm_stage(flow, stage, task, branch)
         except AgentsError:
             # A retry makes the worktree again from the branch, where everything committed lives.
             self.worktrees.release(task.id)
@@ -180,6 +180,17 @@ class CodeFlow:
             # one of this node's slots for a task it may never see again.
             self.worktrees.release(task.id)
         return result
+
+    def _warm_stage(self, flow: CodeFlow, stage: Stage, task: Task, branch: str) -> FlowResult:
+        """QA's and the Developer's stages start with their first test run's process started ahead (its
+        imports done while the model is asked: TestRunner.warm); what the stage did not use ends with it."""
+        if stage == Stage.MERGE:
+            return self._stage(flow, stage, task, branch)
+        flow.ws.runner.warm()
+        try:
+            return self._stage(flow, stage, task, branch)
+        finally:
+            flow.ws.runner.cool()
 
     def _stage(self, flow: CodeFlow, stage: Stage, task: Task, branch: str) -> FlowResult:
         if stage == Stage.TESTS:
@@ -206,6 +217,8 @@ class CodeFlow:
         for attempt in range(1, cfg.agents.max_fix_attempts + 1):
             framework = self.ws.runner.detect_framework()
             self.ws.runner.ensure_runnable(framework)  # before asking QA: jest may not be installed
+            if attempt > 1:
+                self.ws.runner.warm()  # the run of the tests QA is about to write again
             suite = self.qa.write_tests(task, self.ws.summary(), feedback, framework=framework)
             problems = suite_problems(suite, cfg.testing.tests_dir, framework)
             if problems:
@@ -296,6 +309,7 @@ class CodeFlow:
         for approach in range(cfg.max_approaches):
             if approach:
                 self.dev.record("approach_changed", task, approach=approach + 1, reasons=rejected[-3:])
+                self.ws.runner.warm()
             if pending is not None:
                 change, pending = pending, None
             else:
@@ -317,6 +331,8 @@ class CodeFlow:
                 reasons = ([f.reason() for f in failures][:3] + [f"Tech Lead: {n}" for n in notes[:2]] if failures
                            else (review.issues + review.reasons if review else [])[:3])
                 rejected += reasons or ["the attempt failed"]
+                if attempt < cfg.max_fix_attempts:
+                    self.ws.runner.warm()  # the next attempt's run, started while the fix is asked for
                 if attempt < cfg.max_fix_attempts and self.with_tools:
                     change = self.tool_stages.code_change(task, branch, suite, feedback=rejected, previous=change)
                 elif attempt < cfg.max_fix_attempts:

@@ -3,9 +3,10 @@
 It imports nothing from the package (the sandbox may not even see it). Before any
 workspace code runs it:
 
-1. reads its configuration (a nonce, the canary's name and nonce, the workspace) from
-   a pipe the daemon filled and closed, whose number is in ``AI_AGENTS_VERDICT_FD``,
-   then closes it: nothing of it stays in the environment, argv or the file system;
+1. imports pytest, then reads its configuration (a nonce, the canary's name and nonce, the
+   workspace, the run's test paths) from a pipe the daemon fills and closes, whose number is
+   in ``AI_AGENTS_VERDICT_FD``, then closes it: nothing of it stays in the environment, argv
+   or the file system;
 2. moves the report pipe's write end to a random descriptor marked close-on-exec;
 3. installs a PEP 578 audit hook that refuses, and reports as tampering, what forging
    a verdict needs: frame and garbage-collector walks, tracing, ctypes, /proc/<pid>/fd
@@ -36,10 +37,29 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
 
     write, close, getpid = os.write, os.close, os.getpid
     ctl = int(os.environ.pop("AI_AGENTS_VERDICT_FD"))
+    # pytest (and ctypes, see the hook) are imported before the configuration is read: the process may
+    # be started ahead of its run (runner.py's warm()) and wait here, its imports done, for the daemon to
+    # send what the run is. No workspace code runs before the hook is installed either way.
+    import ctypes  # noqa: F401
+    import gc
+    import importlib
+
+    import pytest
+    from _pytest.config import default_plugins
+
+    # pytest imports its built-in plugins when the run configures itself: done here instead, and what is
+    # loaded so far is frozen out of the garbage collector's scans (pytest collects at the session's end).
+    for name in default_plugins:
+        if name not in ("cacheprovider", "junitxml", "pastebin"):  # disabled on the command line
+            with contextlib.suppress(ImportError):
+                importlib.import_module(f"_pytest.{name}")
+    gc.freeze()
     raw = b""
     while chunk := os.read(ctl, 65536):
         raw += chunk
     close(ctl)
+    if not raw:  # never sent (a process started ahead and not used): no run, no records
+        os._exit(3)
     cfg = json.loads(raw)
     del raw
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -79,9 +99,8 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
     # --- the audit hook -------------------------------------------------------------------------
     frame_of = sys._getframe
     frames = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back", "__code__"})
-    # ctypes is imported before the seal (its import opens libraries, and libraries such as numpy
+    # ctypes is imported before the seal (above: its import opens libraries, and libraries such as numpy
     # import it); what reads or calls into the process's memory afterwards is refused.
-    import ctypes  # noqa: F401
     always = frozenset({"sys.settrace", "sys.setprofile", "sys.addaudithook", "sys._current_frames",
                         "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "ctypes.string_at", "ctypes.wstring_at",
                         "ctypes.call_function"})
@@ -145,8 +164,6 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
                 state["busy"] = False
 
     sys.addaudithook(hook)
-
-    import pytest
 
     # --- the integrity snapshot -------------------------------------------------------------------
     def callables(mapping: object) -> dict[str, object]:
@@ -299,7 +316,7 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
     sys.path[:] = [*(cfg.get("extra_paths") or []),
                    *(p for p in sys.path if p not in hide and os.path.realpath(p) not in hide)]
     sys.path.append(os.getcwd())
-    args = [*sys.argv[1:], f"--rootdir={workspace_root}"]
+    args = [*sys.argv[1:], *cfg.get("args", []), f"--rootdir={workspace_root}"]
     sys.argv[:] = ["pytest", *args]
     try:
         rc = int(pytest.main(args, plugins=[Verdict()]))

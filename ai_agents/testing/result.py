@@ -44,6 +44,8 @@ class TestResult(BaseModel):
     exit_code: int | None = None
     sandbox: Literal["bwrap", "none"] = "none"
     protections: list[str] = Field(default_factory=list, description="what contained this run, one line each")
+    started_ahead: bool = Field(False, description="the test process was started before the run was asked for "
+                                "(TestRunner.warm), in the sandbox the run would have had")
     tampering: list[str] = Field(default_factory=list, description="why the daemon judged that the test process "
                                  "tried to change its own verdict (test_tampering); never a pass")
 

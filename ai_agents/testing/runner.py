@@ -18,16 +18,17 @@ import copy
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import structlog
 
+from ai_agents import attempt as current_attempt
 from ai_agents.config.models import TestingConfig
 from ai_agents.domain import CheckResult
 from ai_agents.errors import TestRunError, WorkspaceError
@@ -38,12 +39,25 @@ from ai_agents.testing.detect import detect_framework
 from ai_agents.testing.jest_verdict import REPORTER_SOURCE, canary_source, jest_config, judge_jest
 from ai_agents.testing.outcome import decide, failure_result, signal_name
 from ai_agents.testing.parsers import parse_test_results
-from ai_agents.testing.result import TestFailure, TestResult, tail
+from ai_agents.testing.result import TestFailure, TestResult
 from ai_agents.testing.sandbox import Limits, SandboxProbe, bwrap_args, minimal_env
 from ai_agents.testing.site_view import PROJECT_LOCK, SiteViews, daemon_sites, framework_entries, link_all, project_view
+from ai_agents.testing.started import Plan, Started, Warmer, WarmRun
 from ai_agents.testing.verdict import BOOT_SOURCE, TAMPERING, Channel, judge
 
 log = structlog.get_logger("ai_agents.testing")
+IDLE_NICE = 19  # a test process started ahead waits at the lowest priority (see TestRunner._start)
+
+
+def can_raise_priority() -> bool:
+    """Whether this process may lower a niceness it raised (CAP_SYS_NICE): a process started ahead waits at
+    the lowest priority only if its run can have its own back."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            caps = next((int(line.split()[1], 16) for line in fh if line.startswith("CapEff:")), 0)
+    except (OSError, ValueError):
+        return False
+    return bool(caps & (1 << 23))  # CAP_SYS_NICE
 
 # Not `python -m pytest`: that puts the workspace first on sys.path, so a pytest.py (or _pytest/,
 # pluggy.py...) written there would replace the test runner and report whatever it likes. With -P
@@ -60,7 +74,8 @@ class TestRunner:
                  sandbox: str = "auto", cpu_seconds: int = 300, memory_mb: int = 2048, max_processes: int = 256,
                  max_file_mb: int = 64, tests_dir: str = "tests", hidden_paths: Sequence[Path | str] = (),
                  read_only_paths: Sequence[Path | str] = (), project_env: Path | str | None = None,
-                 shared_node_modules: Path | str | None = None, probe: SandboxProbe | None = None):
+                 shared_node_modules: Path | str | None = None, probe: SandboxProbe | None = None,
+                 warmer: Warmer | None = None):
         if sandbox not in ("auto", "bwrap", "none"):
             raise ValueError(f"sandbox must be auto, bwrap or none, not {sandbox!r}")
         self.project_path = Path(os.path.realpath(project_path))
@@ -81,6 +96,10 @@ class TestRunner:
         self.shared_node_modules = Path(shared_node_modules) if shared_node_modules is not None else None
         self._probe = probe or SandboxProbe()  # shared by the runners of one daemon
         self.nice = 0  # added to the test process's niceness (runs that may be thrown away: see at())
+        self._spare: WarmRun | None = None  # the next pytest run's process, started ahead (warm())
+        self._wanted = False  # warm() asked for one, and no run or cool() has come since
+        self._spare_lock = threading.Lock()
+        self._warmer = warmer  # the daemon's thread that starts them (None: warm() starts it itself)
 
     def at(self, path: Path | str, *, nice: int = 0) -> TestRunner:
         """This runner for another checkout of the same project beside this one (a merge-queue candidate's
@@ -88,6 +107,7 @@ class TestRunner:
         test processes' niceness."""
         other = copy.copy(self)
         other.nice = nice
+        other._spare, other._wanted, other._spare_lock = None, False, threading.Lock()  # one checkout's own
         other.project_path = Path(os.path.realpath(path))
         other.hidden_paths = [other.project_path.parent if p == self.project_path.parent else p
                               for p in self.hidden_paths]
@@ -98,11 +118,12 @@ class TestRunner:
     def from_config(cls, cfg: TestingConfig, project_path: Path | str,
                     hidden_paths: Sequence[Path | str] = (), read_only_paths: Sequence[Path | str] = (),
                     project_env: Path | str | None = None,
-                    shared_node_modules: Path | str | None = None, probe: SandboxProbe | None = None) -> TestRunner:
+                    shared_node_modules: Path | str | None = None, probe: SandboxProbe | None = None,
+                    warmer: Warmer | None = None) -> TestRunner:
         return cls(project_path, cfg.framework, cfg.timeout, sandbox=cfg.sandbox, cpu_seconds=cfg.cpu_seconds,
                    memory_mb=cfg.memory_mb, max_processes=cfg.max_processes, max_file_mb=cfg.max_file_mb,
                    tests_dir=cfg.tests_dir, hidden_paths=hidden_paths, read_only_paths=read_only_paths,
-                   project_env=project_env, shared_node_modules=shared_node_modules, probe=probe)
+                   project_env=project_env, shared_node_modules=shared_node_modules, probe=probe, warmer=warmer)
 
     # --- public API -----------------------------------------------------------------
     def detect_framework(self) -> str:
@@ -206,6 +227,8 @@ class TestRunner:
         if not self.project_path.is_dir():
             raise TestRunError(f"project path {self.project_path} does not exist")
         framework = self.detect_framework()
+        if framework == "pytest":
+            return self._run_pytest(args, expected)
         bwrap, why_not = self._use_bwrap()
         use_bwrap = bwrap is not None
         with tempfile.TemporaryDirectory(prefix="ai-agents-tests-", ignore_cleanup_errors=True) as tmp, \
@@ -223,17 +246,11 @@ class TestRunner:
                 return failure_result("could_not_run", framework, str(e), use_bwrap)
             node = shutil.which("node")
             extra_path = [os.path.dirname(os.path.realpath(node))] if node and framework == "jest" else []
-            views = self._site_views(Path(canary_tmp) / "site") if framework == "pytest" else None
             if use_bwrap:
-                keep = [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent,
-                        *(Path(p).parent for p in extra_path)]
+                keep = [*self._interpreter_dirs(), *(Path(p).parent for p in extra_path)]
                 if framework == "jest":  # the daemon's reporter and, wherever it lives, node_modules: read-only
                     keep += [REPORTER_SOURCE, canary.parent,
                              Path(os.path.realpath(self.project_path / "node_modules"))]
-                if views is not None:  # the views of what the tests may import: read-only
-                    keep.append(canary.parent)
-                if self.project_env is not None and self._project_site():
-                    keep.append(self.project_env)
                 command = [*bwrap_args(str(bwrap), self.project_path,
                                        [report_dir], self.hidden_paths, keep, self.read_only_paths), *command]
             cgroup = PidsCgroup.create(self.limits.max_processes)
@@ -241,62 +258,201 @@ class TestRunner:
             if framework == "jest":
                 protections.append("verdict: the daemon's reporter streams records over an inherited pipe; every "
                                    "expected test must pass, a canary in every test file must fail (test_tampering)")
-            if views is not None:
-                protections.append(views.describe())
-            if framework == "pytest":
-                protections.append("verdict: the daemon's reporter streams records over an inherited pipe; every "
-                                   "expected test must pass, a canary must fail, an audit hook and a snapshot of "
-                                   "the framework catch tampering (test_tampering)")
-            spec = {"rlimits": self.limits.rlimits(address_space=limit_as), "nice": self.nice,
-                    "cgroup_procs": str(cgroup.procs_file) if cgroup else None}
-            argv = [sys.executable, "-I", "-S", launcher.__file__, json.dumps(spec), "--", *command]
+            argv = self._launcher(limit_as, cgroup, command)
             env = minimal_env(report_dir / "home", report_dir / "tmp", extra_path)
-            if views is not None:
-                result = self._run_pytest(argv, env, report_dir, cgroup, expected, views)
-                duration = result.duration
-            elif framework == "jest":
+            if framework == "jest":
                 result = self._run_jest(argv, env, report_dir, cgroup, expected, channel)
                 duration = result.duration
             else:
                 rc, timed_out, duration, output = self._execute(argv, env, report_dir / "output.txt", cgroup)
                 result = decide(framework, rc, timed_out, report if report.exists() else None, output,
                                 self.timeout, self.project_path)
+        return self._logged(result, duration, use_bwrap, protections)
+
+    @staticmethod
+    def _logged(result: TestResult, duration: float, use_bwrap: bool, protections: list[str],
+                started_ahead: bool = False) -> TestResult:
         result.duration = round(duration, 3)
         result.sandbox = "bwrap" if use_bwrap else "none"
         result.protections = protections
-        log.info("tests_run", framework=framework, outcome=result.outcome, passed=result.passed_count,
-                 failed=result.failed_count, errors=result.errors, duration=result.duration, sandbox=result.sandbox)
+        result.started_ahead = started_ahead
+        log.info("tests_run", framework=result.framework, outcome=result.outcome, passed=result.passed_count,
+                 failed=result.failed_count, errors=result.errors, duration=result.duration, sandbox=result.sandbox,
+                 started_ahead=started_ahead)
         return result
 
-    def _run_pytest(self, argv: list[str], env: dict[str, str], report_dir: Path, cgroup: PidsCgroup | None,
-                    expected: Sequence[str] | None, views: SiteViews) -> TestResult:
-        """pytest under the daemon's reporter; the daemon judges its records (verdict.py)."""
-        conftests, test_files = self._tracked()
-        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests", conftests, test_files,
-                          extra_paths=[str(views.project), str(views.framework)], hide_paths=daemon_sites())
-        fds = channel.open()
-        env = {**env, **channel.env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    @staticmethod
+    def _interpreter_dirs() -> list[Path]:
+        return [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent]
+
+    def _launcher(self, limit_as: bool, cgroup: PidsCgroup | None, command: list[str]) -> list[str]:
+        """The tiny launcher's command line (launcher.py): limits, niceness and the cgroup, then ``command``."""
+        spec = {"rlimits": self.limits.rlimits(address_space=limit_as), "nice": self.nice,
+                "cgroup_procs": str(cgroup.procs_file) if cgroup else None}
+        return [sys.executable, "-I", "-S", launcher.__file__, json.dumps(spec), "--", *command]
+
+    # --- pytest: one process per run, possibly started ahead (started.py) ------------------------------
+    def warm(self) -> None:
+        """Have the next pytest run's process started now (the daemon is about to wait on a model): its
+        interpreter and pytest's imports are done when the run is asked for. At most one per runner; it is
+        used only if the run's sandbox is still exactly the one it was made in, else dropped. Started by the
+        daemon's :class:`Warmer` thread when there is one (the caller does not wait), else here. Never raises."""
+        with self._spare_lock:
+            if self._wanted:
+                return
+            self._wanted = True
+        if self._warmer is None or not self._warmer.request(self):
+            self.start_ahead()
+
+    def start_ahead(self) -> None:
+        """The start :meth:`warm` asked for, unless a run or :meth:`cool` came first."""
         try:
-            rc, timed_out, duration, output = self._execute(argv, env, report_dir / "output.txt", cgroup,
-                                                            pass_fds=fds, started=channel.started)
+            with self._spare_lock:
+                if not self._wanted or (self._spare is not None and self._spare.process.alive()):
+                    return
+                old, self._spare = self._spare, None
+            if old is not None:
+                old.discard()
+            # Only in bubblewrap's sandbox: without it, any test code run meanwhile could find the waiting
+            # process (same user, one pid space) and write into its configuration pipe first.
+            if not self.project_path.is_dir() or self.detect_framework() != "pytest" or self._use_bwrap()[0] is None:
+                return
+            spare = self._start(self._plan_pytest(), idle=True)
+        except (TestRunError, OSError) as e:
+            log.info("tests_warm_skipped", error=str(e)[:300])
+            return
+        with self._spare_lock:
+            if self._wanted:
+                old, self._spare = self._spare, spare
+            else:
+                old = spare  # taken by a run meanwhile, or cooled: not wanted any more
+        if old is not None:
+            old.discard()
+
+    def cool(self) -> None:
+        """Stop a process started ahead and not used (the stage that asked for it is over)."""
+        with self._spare_lock:
+            self._wanted = False
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.discard()
+
+    def _plan_pytest(self) -> Plan:
+        """The pytest run's process as it would be started now (its directories made; nothing started)."""
+        bwrap, why_not = self._use_bwrap()
+        report_tmp = tempfile.TemporaryDirectory(prefix="ai-agents-tests-", ignore_cleanup_errors=True)
+        site_tmp = tempfile.TemporaryDirectory(prefix="ai-agents-site-", ignore_cleanup_errors=True)
+        report_dir = Path(report_tmp.name)
+        try:
+            for sub in ("home", "tmp"):
+                (report_dir / sub).mkdir()
+            command, _, limit_as = self._framework_command("pytest", report_dir, [])
+            views = self._site_views(Path(site_tmp.name) / "site")
+            if bwrap is not None:  # the views of what the tests may import: read-only
+                keep = [*self._interpreter_dirs(), Path(site_tmp.name)]
+                if self.project_env is not None and self._project_site():
+                    keep.append(self.project_env)
+                command = [*bwrap_args(bwrap, self.project_path, [report_dir], self.hidden_paths, keep,
+                                       self.read_only_paths), *command]
+        except BaseException:
+            report_tmp.cleanup()
+            site_tmp.cleanup()
+            raise
+        channel = Channel(str(self.project_path), self.tests_dir.strip("/") or "tests",
+                          extra_paths=[str(views.project), str(views.framework)], hide_paths=daemon_sites())
+        protections = [views.describe(), "verdict: the daemon's reporter streams records over an inherited pipe; "
+                       "every expected test must pass, a canary must fail, an audit hook and a snapshot of the "
+                       "framework catch tampering (test_tampering)"]
+        env = {**minimal_env(report_dir / "home", report_dir / "tmp"), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        return Plan(command, limit_as, partial(self._launcher, limit_as, command=command), env, self.project_path,
+                    report_dir, channel, protections, bwrap is not None, self.limits.max_processes,
+                    [report_tmp, site_tmp], why_not, [views.framework, views.project])
+
+    def _start(self, plan: Plan, *, idle: bool = False) -> WarmRun:
+        """Start ``plan``'s process, waiting for its configuration (sent by the run). ``idle``: started ahead;
+        when the daemon may raise a process's priority again (root), it starts at the lowest one, so its
+        imports take only CPU nothing else wants, and gets the run's priority back when it is used."""
+        key = plan.key
+        cgroup = PidsCgroup.create(plan.max_processes)
+        fds = plan.channel.open(hold=True)
+        try:
+            process = Started.spawn(plan.launch(cgroup), {**plan.env, **plan.channel.env}, plan.cwd,
+                                    plan.report_dir / "output.txt", cgroup, pass_fds=fds,
+                                    started=plan.channel.started)
+        except BaseException:
+            plan.channel.close(wait=0.5)
+            plan.discard()
+            raise
+        lowered = False
+        if idle and self.nice == 0 and can_raise_priority():
+            # Its process group (launcher, then bubblewrap and the test process it forks): what is forked
+            # later has the priority of its parent. Not for a runner with a niceness of its own: the launcher
+            # adds it, maybe after this, and its runs yield the CPU already.
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PGRP, process.proc.pid, IDLE_NICE)
+                lowered = True
+        plan.protections[:0] = self._protections(plan.use_bwrap, plan.why_not, cgroup is not None)
+        return WarmRun(plan, process, key, lowered)
+
+    def _restore(self, run: WarmRun) -> bool:
+        """A process started ahead at the lowest priority gets the run's own back (the daemon's: only a runner
+        without a niceness of its own lowers it), for its whole process group. False if it cannot."""
+        if not run.lowered:
+            return True
+        try:
+            os.setpriority(os.PRIO_PGRP, run.process.proc.pid, os.getpriority(os.PRIO_PROCESS, 0))
+        except OSError as e:
+            log.info("tests_warm_priority_not_restored", error=str(e))
+            return False
+        return True
+
+    def _run_pytest(self, args: list[str], expected: Sequence[str] | None) -> TestResult:
+        """pytest under the daemon's reporter; the daemon judges its records (verdict.py)."""
+        try:
+            plan = self._plan_pytest()
+        except TestRunError as e:
+            return failure_result("could_not_run", "pytest", str(e), self._use_bwrap()[0] is not None)
+        with self._spare_lock:
+            run, self._spare, self._wanted = self._spare, None, False
+        if run is not None and (run.key != plan.key or not run.process.alive() or not self._restore(run)):
+            log.info("tests_warm_dropped", reason="the sandbox changed" if run.key != plan.key else "it ended")
+            run.discard()
+            run = None
+        ahead = run is not None
+        if run is None:
+            run = self._start(plan)
+        else:
+            plan.discard()
+        channel = run.plan.channel
+        try:
+            channel.plugins, channel.trusted = self._tracked()
+            # Started by another thread maybe (the warmer): the attempt's time limit kills it all the same.
+            with current_attempt.working(run.process.proc.pid):
+                channel.send(args)
+                rc, timed_out, duration, output = run.process.wait(
+                    self.timeout, lambda pid: log.warning("tests_timed_out", timeout=self.timeout, pid=pid))
         finally:
             channel.close()
-        result = judge(channel, rc, timed_out, expected)
-        output = channel.scrub(output)
-        if result.outcome == "timeout":
-            result.failures.insert(0, TestFailure(test_name="timeout", error_message=(
-                f"the tests did not finish within {self.timeout:g}s and were killed (an endless loop or a wait "
-                "that never ends?)"), traceback=output[-2000:]))
-        elif rc < 0 and not result.tampering:
-            result.failures.insert(0, TestFailure(test_name="test process", error_message=(
-                f"the test process was killed by {signal_name(rc)} (a resource limit: CPU time, memory or "
-                "processes?)"), traceback=output[-2000:]))
-        elif result.outcome in ("could_not_run", "failed") and not result.failures:
-            last = " / ".join([ln.strip() for ln in output.splitlines() if ln.strip()][-3:]) or "no output"
-            why = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
-            result.failures.append(TestFailure(test_name=result.outcome, error_message=f"pytest {why}: {last}",
-                                               traceback=output[-2000:]))
-        return self._finish(result, rc, output, duration)
+        try:
+            result = judge(channel, rc, timed_out, expected)
+            output = channel.scrub(output)
+            if result.outcome == "timeout":
+                result.failures.insert(0, TestFailure(test_name="timeout", error_message=(
+                    f"the tests did not finish within {self.timeout:g}s and were killed (an endless loop or a wait "
+                    "that never ends?)"), traceback=output[-2000:]))
+            elif rc < 0 and not result.tampering:
+                result.failures.insert(0, TestFailure(test_name="test process", error_message=(
+                    f"the test process was killed by {signal_name(rc)} (a resource limit: CPU time, memory or "
+                    "processes?)"), traceback=output[-2000:]))
+            elif result.outcome in ("could_not_run", "failed") and not result.failures:
+                last = " / ".join([ln.strip() for ln in output.splitlines() if ln.strip()][-3:]) or "no output"
+                why = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+                result.failures.append(TestFailure(test_name=result.outcome, error_message=f"pytest {why}: {last}",
+                                                   traceback=output[-2000:]))
+            result = self._finish(result, rc, output, duration)
+        finally:
+            run.plan.discard()
+        return self._logged(result, duration, run.plan.use_bwrap, run.plan.protections, ahead)
 
     def _run_jest(self, argv: list[str], env: dict[str, str], report_dir: Path, cgroup: PidsCgroup | None,
                   expected: Sequence[str] | None, channel: Channel) -> TestResult:
@@ -368,44 +524,8 @@ class TestRunner:
                  pass_fds: Sequence[int] = (), started: Callable[[], None] | None = None
                  ) -> tuple[int, bool, float, str]:
         """Run ``argv`` in a new session; on timeout kill the whole group. (exit code, timed out, secs, output)."""
-        start = time.monotonic()
-        timed_out = False
-        # Output goes to a file, not a pipe: a leftover background process holding a pipe
-        # open would otherwise keep us waiting after the tests are done.
-        with open(output_file, "wb") as out:
-            try:
-                proc = subprocess.Popen(argv, cwd=self.project_path, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                                        pass_fds=tuple(pass_fds))
-                if started is not None:
-                    started()
-            except OSError as e:
-                if cgroup:
-                    cgroup.remove()
-                raise TestRunError(f"could not start the test process: {e}") from e
-            try:
-                rc = proc.wait(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                log.warning("tests_timed_out", timeout=self.timeout, pid=proc.pid)
-                rc = self._kill(proc)
-            finally:
-                # Always: also reaps what the tests left running in the background.
-                self._kill(proc)
-                if cgroup:
-                    cgroup.kill_all()
-                    cgroup.remove()
-        duration = time.monotonic() - start
-        with open(output_file, "rb") as fh:
-            fh.seek(max(0, output_file.stat().st_size - 16_000))
-            output = fh.read().decode("utf-8", errors="replace")
-        return rc, timed_out, duration, tail(output)
-
-    @staticmethod
-    def _kill(proc: subprocess.Popen[bytes]) -> int:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        return proc.wait()
+        process = Started.spawn(argv, env, self.project_path, output_file, cgroup, pass_fds, started)
+        return process.wait(self.timeout, lambda pid: log.warning("tests_timed_out", timeout=self.timeout, pid=pid))
 
     def _protections(self, use_bwrap: bool, why_not: str | None, cgroup: bool) -> list[str]:
         lim = self.limits

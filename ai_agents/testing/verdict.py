@@ -87,23 +87,31 @@ class Channel:
     _read: int = -1
     _write: int = -1
     _ctl: int = -1
+    _ctl_write: int = -1
+    _child_write: int = -1
     _thread: threading.Thread | None = None
 
-    def open(self) -> tuple[int, ...]:
-        """Create the pipes; returns the descriptors the child must inherit."""
+    def open(self, *, hold: bool = False) -> tuple[int, ...]:
+        """Create the pipes; returns the descriptors the child must inherit. ``hold``: the configuration
+        is sent later (:meth:`send`), when the run is asked for (a process started ahead waits for it)."""
         self._read, self._write = os.pipe()
-        ctl_read, ctl_write = os.pipe()
-        config = {"report_fd": self._write, "nonce": self.nonce, "canary": self.canary_name,
-                  "canary_nonce": self.canary_nonce, "workspace": self.workspace, "tests_dir": self.tests_dir,
-                  "plugins": self.plugins, "trusted": self.trusted, "extra_paths": self.extra_paths,
-                  "hide_paths": self.hide_paths}
-        # Fed by a thread: with many tracked files it may not fit the pipe's buffer before the child reads.
-        threading.Thread(target=self._feed, args=(ctl_write, json.dumps(config).encode()),
-                         name="test-verdict-config", daemon=True).start()
-        self._ctl = ctl_read
+        self._ctl, self._ctl_write = os.pipe()
         self._thread = threading.Thread(target=self._drain, name="test-verdict-reader", daemon=True)
         self._thread.start()
+        if not hold:
+            self.send()
         return self._ctl, self._write
+
+    def send(self, args: Sequence[str] = ()) -> None:
+        """The run's configuration (``args``: pytest's, the run's test paths), fed to the child once."""
+        config = {"report_fd": self._write_no, "nonce": self.nonce, "canary": self.canary_name,
+                  "canary_nonce": self.canary_nonce, "workspace": self.workspace, "tests_dir": self.tests_dir,
+                  "plugins": self.plugins, "trusted": self.trusted, "extra_paths": self.extra_paths,
+                  "hide_paths": self.hide_paths, "args": list(args)}
+        fd, self._ctl_write = self._ctl_write, -1
+        # Fed by a thread: with many tracked files it may not fit the pipe's buffer before the child reads.
+        threading.Thread(target=self._feed, args=(fd, json.dumps(config).encode()),
+                         name="test-verdict-config", daemon=True).start()
 
     @staticmethod
     def _feed(fd: int, data: bytes) -> None:
@@ -119,8 +127,15 @@ class Channel:
     def env(self) -> dict[str, str]:
         return {"AI_AGENTS_VERDICT_FD": str(self._ctl)}
 
+    @property
+    def _write_no(self) -> int:
+        """The report pipe's write end as the child numbers it (inherited under the same number)."""
+        return self._write if self._write >= 0 else self._child_write
+
     def started(self) -> None:
         """The child has its copies: close ours, so the pipe ends when the child's do."""
+        if self._write >= 0:
+            self._child_write = self._write
         for fd in (self._ctl, self._write):
             if fd >= 0:
                 os.close(fd)
@@ -160,8 +175,12 @@ class Channel:
         return "\n".join(lines)
 
     def close(self, wait: float = 5.0) -> None:
-        """After the process group is gone: wait for the pipe's end, then close everything."""
+        """After the process group is gone: wait for the pipe's end, then close everything (a configuration
+        never sent is never sent: a child still waiting for it reads its end and leaves)."""
         self.started()
+        if self._ctl_write >= 0:
+            fd, self._ctl_write = self._ctl_write, -1
+            os.close(fd)
         if self._thread is not None:
             self._thread.join(wait)
         if self._read >= 0:
