@@ -27,7 +27,7 @@ import structlog
 
 from ai_agents.config.live import LiveConfig
 from ai_agents.deployment.manager import DeploymentManager
-from ai_agents.errors import CapacityWait, WorkspaceError
+from ai_agents.errors import CapacityWait, GitOperationError, WorkspaceError
 from ai_agents.file_system import FileSystemManager
 from ai_agents.file_system.usage import tree_usage
 from ai_agents.git import GitManager
@@ -121,21 +121,27 @@ class Worktrees:
                 # there would never reach the branch. Made again from the branch.
                 log.warning("worktree_replaced", task_id=task_id, branch=branch, reason="not on its branch")
                 git.remove_worktree(path)
-            if not (path / ".git").is_file():
+            fresh = not (path / ".git").is_file()
+            if fresh:
                 self._wait_for_room(task_id)
                 if path.exists():
                     shutil.rmtree(path)
-                git.prune_worktrees()
                 if not git.branch_exists(branch):
                     git.create_branch(branch, from_ref=self.main.main_branch)
-                git.add_worktree(path, branch)
+                try:
+                    git.add_worktree(path, branch)
+                except GitOperationError:
+                    # Still registered by a crash (its directory gone): git's records pruned, then once more.
+                    git.prune_worktrees()
+                    git.add_worktree(path, branch)
                 log.info("worktree_created", task_id=task_id, branch=branch, path=str(path), from_remote=taken)
             fs, task_git, runner = self._parts(path)
             if taken:
                 task_git.sync_to_head()  # the branch checked out here was moved to the remote's
             ws = TaskWorkspace(branch=branch, path=path, live=self.main.live, fs=fs, git=task_git, runner=runner,
                                deployer=self.main.deployer, memory=self.main.memory)
-            if done := ws.recover():
+            # A worktree just made holds nothing to recover; one found on disk may (a crash's leftovers).
+            if not fresh and (done := ws.recover()):
                 log.warning("worktree_recovered", task_id=task_id, actions=done)
             self._open[task_id] = ws
             return ws

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
-from ai_agents.domain import TaskStatus
+from ai_agents.domain import TaskStatus, TaskType
 from tests.chaos.scenario import chaos_script, helper_names, submit_code_tasks, task_title
 from tests.conftest import wait_for
 from tests.mainline import git, merge_commits_green
@@ -109,3 +110,17 @@ def test_a_worktree_left_detached_by_a_killed_worktree_add_is_made_again_on_its_
     merges = git(ws, "log", "--first-parent", "--merges", "--format=%(trailers:key=Task-Id,valueonly,separator=)",
                  "main").split()
     assert merges == [owned]
+
+
+def test_a_worktree_still_registered_whose_directory_is_gone_is_made_again(fake_llm, build, tmp_path):
+    """A crash after its directory was removed but before git forgot it: `git worktree add` refuses the path
+    until git's records are pruned (done only then: a new worktree needs no prune)."""
+    app = build(fake_llm, start=False)
+    worktrees = app.orchestrator.flows[TaskType.CODE].worktrees
+    first = worktrees.acquire("t1", "agents/t1-gone")
+    path = first.path
+    shutil.rmtree(path)  # the directory gone, git's record of it kept
+    worktrees._open.clear()  # as after a restart
+    again = worktrees.acquire("t1", "agents/t1-gone")
+    assert again.path == path and (path / ".git").is_file()
+    assert git(path, "symbolic-ref", "--short", "HEAD").strip() == "agents/t1-gone"
