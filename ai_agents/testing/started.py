@@ -34,6 +34,9 @@ from ai_agents.testing.result import tail
 from ai_agents.testing.verdict import Channel
 
 log = structlog.get_logger("ai_agents.testing")
+# A start waits this long after it is asked for: stages that begin together first send their model requests
+# and make their worktrees, then the processes start, one at a time, in what is left of the model's wait.
+SETTLE = 0.3
 _BIND_OPTIONS = frozenset({"--bind", "--ro-bind", "--bind-try", "--ro-bind-try", "--dev-bind"})
 
 
@@ -202,12 +205,12 @@ class Warmer:
     """One thread for the whole daemon that starts test processes ahead, in the order asked for.
 
     A stage asks (``TestRunner.warm``) and goes on to ask its model at once: the process is started here,
-    not in the stage's thread. One at a time, so a burst of stages starting together does not also start
-    a burst of processes. A thread that lives as long as the daemon: bubblewrap's ``--die-with-parent``
-    ends the sandbox when the thread that started it ends."""
+    not in the stage's thread, ``SETTLE`` seconds later. One at a time, so a burst of stages starting
+    together does not also start a burst of processes. A thread that lives as long as the daemon:
+    bubblewrap's ``--die-with-parent`` ends the sandbox when the thread that started it ends."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Warmable | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[float, Warmable] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -220,11 +223,13 @@ class Warmer:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="test-warmer", daemon=True)
                 self._thread.start()
-        self._queue.put(runner)
+        self._queue.put((time.monotonic(), runner))
         return True
 
     def _loop(self) -> None:
-        while (runner := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            asked, runner = item
+            time.sleep(max(0.0, asked + SETTLE - time.monotonic()))
             try:
                 runner.start_ahead()
             except Exception as e:  # a start ahead is an optimisation: never the end of the thread
