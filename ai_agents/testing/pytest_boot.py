@@ -49,8 +49,9 @@ def _main() -> None:  # everything local: nothing reachable through sys.modules[
 
     # pytest imports its built-in plugins when the run configures itself: done here instead, and what is
     # loaded so far is frozen out of the garbage collector's scans (pytest collects at the session's end).
+    disabled = {arg[3:] for arg in sys.argv[1:] if arg.startswith("no:")}  # -p no:NAME on the command line
     for name in default_plugins:
-        if name not in ("cacheprovider", "junitxml", "pastebin"):  # disabled on the command line
+        if name not in disabled:
             with contextlib.suppress(ImportError):
                 importlib.import_module(f"_pytest.{name}")
     gc.freeze()

@@ -364,14 +364,14 @@ class TestRunner:
                        "every expected test must pass, a canary must fail, an audit hook and a snapshot of the "
                        "framework catch tampering (test_tampering)"]
         env = {**minimal_env(report_dir / "home", report_dir / "tmp"), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-        return Plan(command, limit_as, partial(self._launcher, limit_as, command=command), env, self.project_path,
+        return Plan(partial(self._launcher, limit_as, command=command), env, self.project_path,
                     report_dir, channel, protections, bwrap is not None, self.limits.max_processes,
                     [report_tmp, site_tmp], why_not, [views.framework, views.project])
 
     def _start(self, plan: Plan, *, idle: bool = False) -> WarmRun:
         """Start ``plan``'s process, waiting for its configuration (sent by the run). ``idle``: started ahead;
-        when the daemon may raise a process's priority again (root), it starts at the lowest one, so its
-        imports take only CPU nothing else wants, and gets the run's priority back when it is used."""
+        when the daemon may raise a process's priority again (CAP_SYS_NICE, as root), it starts at the lowest
+        one, so its imports take only CPU nothing else wants, and gets the run's back when it is used."""
         key = plan.key
         cgroup = PidsCgroup.create(plan.max_processes)
         fds = plan.channel.open(hold=True)

@@ -96,9 +96,7 @@ class Plan:
     """One pytest run's process as it would be started now: its command, environment, own directories
     (removed with it) and the protections it runs under."""
 
-    command: list[str]  # what the launcher starts (bubblewrap's prefix and pytest's boot)
-    limit_as: bool  # the address space is limited (see TestRunner._framework_command)
-    launch: Callable[[PidsCgroup | None], list[str]]  # the launcher's command line around ``command``
+    launch: Callable[[PidsCgroup | None], list[str]]  # the whole command line (launcher, bubblewrap, boot)
     env: dict[str, str]
     cwd: Path
     report_dir: Path

@@ -24,6 +24,8 @@ happen then. Keys (only ``about``, ``task``, ``replies`` and ``expect`` are requ
     for that schema, or adds a rule).
 ``listen``
     true: a TCP listener on 127.0.0.1 (``<<port>>``) that the sandbox must never reach.
+``delay``
+    seconds the fake model waits before every answer (default 0): what the daemon does meanwhile.
 ``expect``
     ``status`` (completed | failed); ``error`` (substrings of the task's error); ``logged``
     (at least one: ``{event: NAME, field: substring...}`` for the JSON log or ``{activity: NAME,
@@ -83,7 +85,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 FINAL = (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
 LIVENESS_TITLE = "Liveness check after a hostile case"
-CASE_KEYS = {"about", "daemon", "layout", "requires", "slow", "config", "task", "replies", "listen", "expect"}
+CASE_KEYS = {"about", "daemon", "layout", "requires", "slow", "config", "task", "replies", "listen", "expect",
+             "delay"}
 EXPECT_KEYS = {"status", "error", "logged", "absent", "contains", "never", "requests_lack"}
 TOKEN = re.compile(r"<<(\w+)>>")
 
@@ -384,6 +387,7 @@ class CaseRun:
         before = snapshot(self.root, skip)  # after start: the config file is written by then
         ctx = self.context(pid)
         self.fake.set_script(script_for(render(self.case.data["replies"], ctx)))
+        self.fake.delay = float(self.case.data.get("delay", 0.0))  # seconds before every answer
         git_config = (self.workspace / ".git" / "config").read_text()
         task = render(self.case.data["task"], ctx)
         task_id = self.submit(task.get("type", "code"), task["title"], task.get("description", ""),
