@@ -4,7 +4,8 @@ A sandboxed pytest run spends most of its CPU before it reads anything of the ru
 pytest's imports (~0.25 CPU-seconds of ~0.35 on the build machine). ``TestRunner.warm()`` starts the
 next run's process while the daemon waits on a model, and the run takes it when it is asked for, if
 the sandbox it would be made of now is exactly the one the process was made in (``Plan.key``: the
-whole command line and environment, and which directory each bound path was). Nothing else is shared:
+whole command line and environment, which directory each bound path was, what the import views link
+to). Nothing else is shared:
 one process per run, in its own sandbox, as when it is started at the run; it has run no workspace
 code and read nothing of the run until the daemon sends its configuration (``verdict.Channel.send``).
 """
