@@ -429,8 +429,7 @@ class TestRunner:
             # Started by another thread maybe (the warmer): the attempt's time limit kills it all the same.
             with current_attempt.working(run.process.proc.pid):
                 channel.send(args)
-                rc, timed_out, duration, output = run.process.wait(
-                    self.timeout, lambda pid: log.warning("tests_timed_out", timeout=self.timeout, pid=pid))
+                rc, timed_out, duration, output = run.process.wait(self.timeout)
         finally:
             channel.close()
         try:
@@ -525,7 +524,7 @@ class TestRunner:
                  ) -> tuple[int, bool, float, str]:
         """Run ``argv`` in a new session; on timeout kill the whole group. (exit code, timed out, secs, output)."""
         process = Started.spawn(argv, env, self.project_path, output_file, cgroup, pass_fds, started)
-        return process.wait(self.timeout, lambda pid: log.warning("tests_timed_out", timeout=self.timeout, pid=pid))
+        return process.wait(self.timeout)
 
     def _protections(self, use_bwrap: bool, why_not: str | None, cgroup: bool) -> list[str]:
         lim = self.limits

@@ -147,7 +147,7 @@ class Started:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def wait(self, timeout: float, log_timeout: Callable[[int], None]) -> tuple[int, bool, float, str]:
+    def wait(self, timeout: float) -> tuple[int, bool, float, str]:
         """Wait up to ``timeout`` seconds from now, then kill the whole group (and what it left running).
         (exit code, timed out, seconds, the output's tail)."""
         start = time.monotonic()
@@ -156,7 +156,7 @@ class Started:
             rc = exited(self.proc, timeout)
             if rc is None:
                 timed_out = True
-                log_timeout(self.proc.pid)
+                log.warning("tests_timed_out", timeout=timeout, pid=self.proc.pid)
                 rc = self.kill()
         finally:
             self.stop()
