@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 
@@ -385,9 +385,8 @@ class CodeFlow:
             manifest = self.deps.write_files(task)
             files = self.ws.contents(change, written)
             # Asked now, answered while the tests run (taken with no lock held): the review never waits
-            # for the tests, and the tests never wait for the review.
-            quality = quality_report(self.ws.fs.workspace_path, files, None)
-            review_ahead = ask_ahead(partial(self._review, task, files, suite, quality))
+            # for the tests, and the tests never wait for the review (nor for its style check).
+            review_ahead = ask_ahead(partial(self._review, task, files, suite))
             # Tool mode: the Developer's finish gate may have run these tests on byte for byte this tree.
             finished = self.tool_stages.finish_tested(task.id) if self.with_tools else None
             result, tested = self.ws.verdict(written + manifest, self._attempt_tests(suite, written), expected,
@@ -457,7 +456,10 @@ class CodeFlow:
         return [AttemptFailure(TAMPERING, "refused before running, code under test may not touch "
                                "the test framework: " + "; ".join(reasons))]
 
-    def _review(self, task: Task, files: dict[str, str], suite: CodePayload, quality: dict[str, Any]) -> Review:
+    def _review(self, task: Task, files: dict[str, str], suite: CodePayload) -> Review:
+        """The Tech Lead's review of the attempt's ``files`` (path -> the text written), with their measured
+        quality (a private copy is checked: this runs while the tests run in the worktree)."""
+        quality = quality_report(files, None)
         code = "\n".join(f"--- {p} ---\n{c[:15000]}" for p, c in files.items())
         if self.with_tools:  # the diff with surrounding lines, not whole files
             code = "Diff of the change:\n" + self.tool_stages.diff_for_review(task.id, files)[:40_000]
