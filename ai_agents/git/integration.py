@@ -86,12 +86,17 @@ class IntegrationMixin(RepoStateMixin):
         cmd.run("reset", "-q", "--hard", ref)
         cmd.run("clean", "-q", "-ffdx")
 
-    def add_worktree(self, path: Path, branch: str) -> None:
-        """A worktree at ``path`` with ``branch`` checked out (the branch must exist)."""
+    def add_worktree(self, path: Path, branch: str, *, from_ref: str | None = None) -> None:
+        """A worktree at ``path`` with ``branch`` checked out. The branch must exist, unless ``from_ref`` is
+        given: then a missing branch is made there first (one ``git worktree add -b``)."""
         with self._lock:
             self._check_branch_name(branch)
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._cmd.run("worktree", "add", "-q", str(path), branch)
+            if from_ref is not None and not self.branch_exists(branch):
+                self._cmd.run("worktree", "add", "-q", "--no-track", "-b", branch, str(path), from_ref)
+                log.info("git_branch_created", branch=branch, from_ref=from_ref)
+            else:
+                self._cmd.run("worktree", "add", "-q", str(path), branch)
 
     @staticmethod
     def worktree_branch(path: Path) -> str | None:

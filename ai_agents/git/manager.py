@@ -180,7 +180,7 @@ class GitManager(BranchMixin, SyncMixin, IntegrationMixin, SharedRemoteMixin):
         with self._lock:
             self._require_no_operation_in_progress()
             paths = self._paths(files) if files is not None else ["."]
-            old = self._head_or_none()
+            old, old_tree = self._head_and_tree()
             if not paths:  # e.g. every write of the attempt was refused
                 if old is None:
                     raise GitOperationError("nothing to commit")
@@ -200,7 +200,7 @@ class GitManager(BranchMixin, SyncMixin, IntegrationMixin, SharedRemoteMixin):
                 tree = self._cmd.run("write-tree", env=index_env).stdout.strip()
                 if not old and tree == EMPTY_TREE:
                     raise GitOperationError("nothing to commit")
-                if old and tree == self._cmd.run("rev-parse", f"{old}^{{tree}}").stdout.strip():
+                if old and tree == old_tree:
                     log.info("git_nothing_to_commit", agent=actor.name, branch=self.current_branch())
                     return old
                 try:
@@ -223,6 +223,14 @@ class GitManager(BranchMixin, SyncMixin, IntegrationMixin, SharedRemoteMixin):
             log.info("git_commit", sha=sha, branch=self.current_branch(), agent=actor.name, files=len(paths),
                      subject=subject)
             return sha
+
+    def _head_and_tree(self) -> tuple[str | None, str | None]:
+        """(HEAD's commit, its tree) in one git call; (None, None) on a branch with no commit yet."""
+        result = self._cmd.run("rev-parse", "HEAD^{commit}", "HEAD^{tree}", "--", check=False)
+        lines = result.stdout.split()
+        if not result.ok or len(lines) < 2:
+            return None, None
+        return lines[0], lines[1]
 
     def _message(self, text: str, trailers: Mapping[str, str] | None) -> str:
         """The message to commit: ``text`` made inert, then the daemon's ``trailers``."""

@@ -211,7 +211,6 @@ class ToolStages:
             if problem:
                 raise TaskFailedError(f"QA's tests do not fail before the code exists: {problem}")
             paths = sorted(outcome.changed)
-            self.ws.git.add(paths)
             trailers = {"Task-Id": task.id, "Agent": "QA",
                         "Tests": f"{result.test_count} run, {result.failed_count} failing before code"}
             modules = [m for m in outcome.finish.modules if isinstance(m, str)][:10]

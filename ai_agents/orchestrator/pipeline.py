@@ -260,7 +260,6 @@ class CodeFlow:
             message = message_ahead.result().render({})
             with self.ws.on_branch(branch):
                 self.ws.fs.write_file(suite.test_path, suite.test_code)
-                self.ws.git.add([suite.test_path])
                 trailers = {"Task-Id": task.id, "Agent": "QA",
                             "Tests": f"{result.test_count} written, failing before code"}
                 # What a restart resumes from (see _committed_suite); only plain paths go in a trailer.
@@ -516,7 +515,6 @@ class CodeFlow:
                 why = f" ({TAMPERING}: {'; '.join(result.tampering[:3])})" if result.tampering else ""
                 raise TaskFailedError(f"tests no longer pass at commit time: {result.outcome}{why}")
             written += manifest
-            self.ws.git.add(written)
             current_lease.check()  # fencing: only the attempt holding the lease commits
             sha = self.ws.git.commit(message, agent=Role.DEVELOPER, files=written, trailers={
                 "Task-Id": task.id, "Agent": "Developer", "Tests": f"{result.passed_count} passed"})

@@ -28,7 +28,7 @@ from ai_agents.agents.models import CodeChange
 from ai_agents.config.live import LiveConfig
 from ai_agents.deployment.manager import DeploymentManager
 from ai_agents.domain import Role
-from ai_agents.errors import WorkspaceError
+from ai_agents.errors import GitOperationError, WorkspaceError
 from ai_agents.file_system.manager import FileSystemManager
 from ai_agents.file_system.paths import normalize
 from ai_agents.file_system.usage import tree_usage
@@ -291,10 +291,14 @@ class Workspace:
         task the Task-Id of the trailer block it appended last; the model's text is never read. A
         commit whose Agent trailer disagrees with its author is ignored, with a warning.
         """
-        if not self.git.branch_exists(branch):
-            return {}
+        try:
+            records = self.git.commit_records(50, branch=branch, first_parent=True)
+        except GitOperationError:
+            if self.git.branch_exists(branch):
+                raise
+            return {}  # asked only when the log fails: one git call at every stage's start, not two
         found: dict[str, str] = {}
-        for record in self.git.commit_records(50, branch=branch, first_parent=True):
+        for record in records:
             if record.agent is None or record.trailers.get("Task-Id") != task_id:
                 continue
             role = Role(record.agent)

@@ -126,14 +126,13 @@ class Worktrees:
                 self._wait_for_room(task_id)
                 if path.exists():
                     shutil.rmtree(path)
-                if not git.branch_exists(branch):
-                    git.create_branch(branch, from_ref=self.main.main_branch)
                 try:
-                    git.add_worktree(path, branch)
+                    git.add_worktree(path, branch, from_ref=self.main.main_branch)
                 except GitOperationError:
-                    # Still registered by a crash (its directory gone): git's records pruned, then once more.
+                    # Still registered by a crash (its directory gone): git's records pruned, then once more
+                    # (git made the branch before it looked at the path: it exists now).
                     git.prune_worktrees()
-                    git.add_worktree(path, branch)
+                    git.add_worktree(path, branch, from_ref=self.main.main_branch)
                 log.info("worktree_created", task_id=task_id, branch=branch, path=str(path), from_remote=taken)
             fs, task_git, runner = self._parts(path)
             if taken:
