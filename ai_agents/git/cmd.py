@@ -1,14 +1,18 @@
 """Run one git command in the repository with a safe, per-call configuration.
 
 Nothing here touches ``os.environ`` or the current directory: each call gets
-its own environment (GitPython merges it over the process environment) and git
-runs with ``cwd`` set to the repository. Configuration is passed through
+its own environment (merged over the process environment, as GitPython does) and
+git runs with ``cwd`` set to the repository. Configuration is passed through
 ``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n`` so it also reaches commands GitPython
 starts for us (push, fetch) and is never written to ``.git/config``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,30 +80,44 @@ class GitCmd:
 
     def run(self, *args: str, config: Iterable[tuple[str, str]] = (), env: Mapping[str, str] | None = None,
             timeout: float | None = None, check: bool = True, cwd: Path | None = None) -> GitResult:
-        """Run ``git <args>``; with ``check`` a non-zero exit raises GitOperationError."""
+        """Run ``git <args>``; with ``check`` a non-zero exit raises GitOperationError.
+
+        A plain child process (the executable GitPython is configured with), waited for with the standard
+        library's timeout: GitPython's ``execute`` starts a watchdog thread for every call that has one, and
+        the daemon makes ~80 git calls per task. Past ``timeout`` the command's whole process group is
+        killed (git's own children too) and the result says so."""
         workdir = Path(cwd or self.path)
         if not workdir.is_dir():
-            # GitPython would silently fall back to the process's current directory.
             raise GitOperationError(f"{workdir} does not exist or is not a directory")
-        runner = git.Git(str(workdir))
+        limit = timeout or self.default_timeout
+        argv = [git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args]
+        # As GitPython ran it: the process environment, messages in English, then the per-call settings.
+        full_env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **self.env(config=config, extra=env)}
         try:
-            status, out, err = runner.execute(
-                [runner.GIT_PYTHON_GIT_EXECUTABLE or "git", *args],
-                with_extended_output=True,
-                with_exceptions=False,
-                stdout_as_string=False,
-                env=self.env(config=config, extra=env),
-                kill_after_timeout=timeout or self.default_timeout,
-                strip_newline_in_stdout=False,
-            )
-        except (git.GitCommandNotFound, OSError) as e:
+            proc = subprocess.Popen(argv, cwd=workdir, env=full_env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as e:
             raise GitOperationError(f"git could not be started: {e}") from e
-        stdout = out.decode("utf-8", errors="replace") if isinstance(out, bytes) else str(out or "")
-        stderr = err.decode("utf-8", errors="replace") if isinstance(err, bytes) else str(err or "")
-        result = GitResult(status, stdout, redact_url(stderr))
+        try:
+            out, err = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            self._kill(proc)
+            out, err = proc.communicate()
+            err += f"\nTimeout: git {args[0] if args else ''} did not complete in {limit:g} seconds".encode()
+        except BaseException:
+            self._kill(proc)
+            proc.wait()
+            raise
+        result = GitResult(proc.returncode, out.decode("utf-8", errors="replace"),
+                           redact_url(err.decode("utf-8", errors="replace").rstrip("\n")))
         if check and not result.ok:
             raise GitOperationError(f"git {args[0]} failed: {self.explain(result)}")
         return result
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
     @staticmethod
     def explain(result: GitResult) -> str:

@@ -248,3 +248,20 @@ def test_a_reused_detached_worktree_loses_the_stale_lock_a_killed_merge_left(rep
     again = repo.ensure_worktree(path, main)
     assert not (git_dir / "index.lock").exists()
     assert again.run("rev-parse", "HEAD").stdout.strip() == main
+
+
+def test_a_git_command_past_its_time_limit_is_killed_with_what_it_started(tmp_path: Path) -> None:
+    """A hung git call ends at its limit with its children (an alias's shell here), and says why."""
+    from ai_agents.git.cmd import GitCmd
+
+    marker = f"ai-agents-hung-git-{os.getpid()}"
+    cmd = GitCmd(tmp_path)
+    started = time.monotonic()
+    result = cmd.run("-c", f"alias.hang=!sleep 30 && echo {marker}", "hang", timeout=1, check=False)
+    assert time.monotonic() - started < 15
+    assert not result.ok and "did not complete in 1 seconds" in result.stderr
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    assert not left, f"the alias's shell outlived the git call: {left}"
+    with pytest.raises(GitOperationError, match="did not complete"):
+        cmd.run("-c", f"alias.hang=!sleep 30 && echo {marker}", "hang", timeout=1)
+
