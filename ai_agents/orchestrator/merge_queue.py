@@ -163,8 +163,9 @@ class MergeQueue:
             if slot is not None:
                 with self._ahead_lock:
                     self._ahead_free.append(slot)
-            # The next candidate's run finds its process started (its imports done) outside the serial part.
-            self.runner.warm()
+            # The next candidate's run finds its process started (its imports done) outside the serial part:
+            # at once, as the next branch may be waiting already (no model answer comes first here).
+            self.runner.warm(settle=0.0)
 
     def _take_ahead_slot(self) -> Path:
         """A worktree directory for runs ahead that no other branch is using (made on first use)."""

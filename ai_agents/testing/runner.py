@@ -42,7 +42,7 @@ from ai_agents.testing.parsers import parse_test_results
 from ai_agents.testing.result import TestFailure, TestResult
 from ai_agents.testing.sandbox import Limits, SandboxProbe, bwrap_args, minimal_env
 from ai_agents.testing.site_view import PROJECT_LOCK, SiteViews, daemon_sites, framework_entries, link_all, project_view
-from ai_agents.testing.started import Plan, Started, Warmer, WarmRun
+from ai_agents.testing.started import SETTLE, Plan, Started, Warmer, WarmRun
 from ai_agents.testing.verdict import BOOT_SOURCE, TAMPERING, Channel, judge
 
 log = structlog.get_logger("ai_agents.testing")
@@ -292,16 +292,17 @@ class TestRunner:
         return [sys.executable, "-I", "-S", launcher.__file__, json.dumps(spec), "--", *command]
 
     # --- pytest: one process per run, possibly started ahead (started.py) ------------------------------
-    def warm(self) -> None:
+    def warm(self, settle: float = SETTLE) -> None:
         """Have the next pytest run's process started now (the daemon is about to wait on a model): its
         interpreter and pytest's imports are done when the run is asked for. At most one per runner; it is
         used only if the run's sandbox is still exactly the one it was made in, else dropped. Started by the
-        daemon's :class:`Warmer` thread when there is one (the caller does not wait), else here. Never raises."""
+        daemon's :class:`Warmer` thread when there is one (the caller does not wait), ``settle`` seconds
+        later, else here. Never raises."""
         with self._spare_lock:
             if self._wanted:
                 return
             self._wanted = True
-        if self._warmer is None or not self._warmer.request(self):
+        if self._warmer is None or not self._warmer.request(self, settle):
             self.start_ahead()
 
     def start_ahead(self) -> None:

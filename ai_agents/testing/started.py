@@ -13,9 +13,9 @@ code and read nothing of the run until the daemon sends its configuration (``ver
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import os
-import queue
 import select
 import signal
 import subprocess
@@ -201,43 +201,58 @@ class Warmable(Protocol):
 
 
 class Warmer:
-    """One thread for the whole daemon that starts test processes ahead, in the order asked for.
+    """One thread for the whole daemon that starts test processes ahead, each when it is due.
 
     A stage asks (``TestRunner.warm``) and goes on to ask its model at once: the process is started here,
     not in the stage's thread, ``SETTLE`` seconds later. One at a time, so a burst of stages starting
-    together does not also start a burst of processes. A thread that lives as long as the daemon:
+    together does not also start a burst of processes. The merge queue asks with no wait: its next run may
+    come at once (a backlog), and no model answer comes first. A thread that lives as long as the daemon:
     bubblewrap's ``--die-with-parent`` ends the sandbox when the thread that started it ends."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[float, Warmable] | None] = queue.SimpleQueue()
+        self._due: list[tuple[float, int, Warmable]] = []  # a heap: (when, order asked, runner)
+        self._asked = 0
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._closed = False
 
-    def request(self, runner: Warmable) -> bool:
-        """Queue ``runner``'s start; False when the warmer is closed (the daemon is stopping)."""
-        with self._lock:
+    def request(self, runner: Warmable, settle: float = SETTLE) -> bool:
+        """Have ``runner``'s process started ``settle`` seconds from now; False when the warmer is closed
+        (the daemon is stopping)."""
+        with self._cond:
             if self._closed:
                 return False
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="test-warmer", daemon=True)
                 self._thread.start()
-        self._queue.put((time.monotonic(), runner))
+            self._asked += 1
+            heapq.heappush(self._due, (time.monotonic() + max(0.0, settle), self._asked, runner))
+            self._cond.notify()
         return True
 
+    def _next(self) -> Warmable | None:
+        """The next runner due (waiting until it is); None once closed."""
+        with self._cond:
+            while not self._closed:
+                wait = self._due[0][0] - time.monotonic() if self._due else None
+                if wait is not None and wait <= 0:
+                    return heapq.heappop(self._due)[2]
+                self._cond.wait(wait)
+            return None
+
     def _loop(self) -> None:
-        while (item := self._queue.get()) is not None:
-            asked, runner = item
-            time.sleep(max(0.0, asked + SETTLE - time.monotonic()))
+        while (runner := self._next()) is not None:
             try:
                 runner.start_ahead()
             except Exception as e:  # a start ahead is an optimisation: never the end of the thread
                 log.warning("tests_warm_failed", error=f"{type(e).__name__}: {e}"[:300])
 
     def close(self, timeout: float = 5.0) -> None:
-        with self._lock:
+        """Start nothing more (what is still due is dropped); the thread ends."""
+        with self._cond:
             self._closed = True
+            self._due.clear()
             thread = self._thread
-        self._queue.put(None)
+            self._cond.notify()
         if thread is not None:
             thread.join(timeout)
