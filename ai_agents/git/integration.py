@@ -9,6 +9,7 @@ aborted and reported with its hunks; every ref update is a compare-and-swap; no 
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -148,6 +149,36 @@ class IntegrationMixin(RepoStateMixin):
             log.info("git_fast_forward", branch=self.current_branch(), sha=sha)
 
     # --- building a candidate ------------------------------------------------------------
+    def _merge_text(self, message: str, trailers: Mapping[str, str]) -> str:
+        try:
+            text = compose(message, trailers)[0]
+        except ValueError as e:
+            raise GitOperationError(f"merge trailers refused: {e}") from e
+        if found := scan_message(text, self.secret_values):
+            raise SecretDetectedError(f"merge refused, possible secret in {found[0].describe()}")
+        return text
+
+    def merge_commit(self, base: str, branch_sha: str, *, message: str, trailers: Mapping[str, str],
+                     agent: Role | str = Role.TECH_LEAD) -> str | None:
+        """``base`` merged --no-ff with ``branch_sha`` as a commit object only: no worktree, no ref moved
+        (``git merge-tree --write-tree``, the merge ``merge_detached`` makes, then ``commit-tree``). The caller
+        knows ``branch_sha`` is not in ``base`` already (``git merge`` would make no commit then). None when
+        they conflict or when this git cannot (before 2.38): ``merge_detached`` then makes it in a worktree,
+        with the conflict hunks."""
+        if branch_sha == base:
+            return None
+        text = self._merge_text(message, trailers)
+        merged = self._cmd.run("merge-tree", "--write-tree", "--no-messages", base, branch_sha, check=False)
+        tree = merged.stdout.split()[0] if merged.ok and merged.stdout.split() else None
+        if tree is None:
+            return None
+        with tempfile.TemporaryDirectory(prefix="ai-agents-merge-") as tmp:
+            msg_file = Path(tmp) / "message"
+            msg_file.write_text(text, encoding="utf-8")
+            actor = identity_for(agent, self.identity_domain)
+            return self._cmd.run("commit-tree", tree, "-p", base, "-p", branch_sha, "-F", str(msg_file),
+                                 env=actor_env(actor)).stdout.strip()
+
     def merge_detached(self, cmd: GitCmd, base: str, branch_sha: str, *, message: str,
                        trailers: Mapping[str, str], agent: Role | str = Role.TECH_LEAD) -> str:
         """In worktree ``cmd``: ``base`` merged --no-ff with ``branch_sha`` (first parent ``base``).
@@ -155,12 +186,7 @@ class IntegrationMixin(RepoStateMixin):
         A conflict is aborted and raised as MergeConflictError carrying the conflict hunks.
         """
         actor = identity_for(agent, self.identity_domain)
-        try:
-            text = compose(message, trailers)[0]
-        except ValueError as e:
-            raise GitOperationError(f"merge trailers refused: {e}") from e
-        if found := scan_message(text, self.secret_values):
-            raise SecretDetectedError(f"merge refused, possible secret in {found[0].describe()}")
+        text = self._merge_text(message, trailers)
         self.reset_worktree(cmd, base)
         result = cmd.run("merge", "--no-ff", "--no-edit", "-m", text, branch_sha, env=actor_env(actor), check=False)
         if result.ok:

@@ -206,15 +206,22 @@ class MergeQueue:
             tip = self.git.rev(branch)
             if tip is None or self.git.is_ancestor(tip, ahead):
                 return None
-            cmd = self.git.ensure_worktree(path, ahead)
-            try:
-                candidate = self.git.merge_detached(cmd, ahead, tip, message=f"Merge {branch}",
-                                                    trailers={"Task-Id": task.id, "Agent": Role.TECH_LEAD.title})
-            except MergeConflictError:
-                return None
-            self._line.publish(ticket, candidate)
+            message, trailers = f"Merge {branch}", {"Task-Id": task.id, "Agent": Role.TECH_LEAD.title}
+            # Made as objects first and offered to the branch behind before it is checked out here: in a train,
+            # each candidate waits for the one in front of it to be made, not for its files to be written.
+            candidate = self.git.merge_commit(ahead, tip, message=message, trailers=trailers)
+            if candidate is not None:
+                self._line.publish(ticket, candidate)
+                self.git.ensure_worktree(path, candidate)
+            else:  # a conflict (or a git without merge-tree): made in the worktree, as git merge does
+                cmd = self.git.ensure_worktree(path, ahead)
+                try:
+                    candidate = self.git.merge_detached(cmd, ahead, tip, message=message, trailers=trailers)
+                except MergeConflictError:
+                    return None
+                self._line.publish(ticket, candidate)
             red, seconds = self._test(task.id, qa_files, root=path, runs=1)
-            self._ahead_runner(path).warm()
+            self._ahead_runner(path).warm(settle=0.0)
         except LeaseLost:
             raise
         except AgentsError as e:  # only the time it would have saved is lost
@@ -339,6 +346,11 @@ class MergeQueue:
 
     def _build(self, task: Task, branch: str, main: str, tip: str) -> tuple[str, str] | MergeOutcome:
         """(candidate, branch tip) or the conflict outcome; the worktree is left at the candidate."""
+        message, trailers = f"Merge {branch}", {"Task-Id": task.id, "Agent": Role.TECH_LEAD.title}
+        if self._integration() != "rebase" and (
+                candidate := self.git.merge_commit(main, tip, message=message, trailers=trailers)) is not None:
+            self.git.ensure_worktree(self.path, candidate)  # made as objects: checked out once, for its run
+            return candidate, tip
         cmd = self.git.ensure_worktree(self.path, main)
         try:
             if self._integration() == "rebase":
@@ -349,8 +361,7 @@ class MergeQueue:
                     log.info("merge_queue_rebased", task_id=task.id, branch=branch, old=tip, new=rebased)
                     tip = rebased
                     self.publish(branch)
-            candidate = self.git.merge_detached(cmd, main, tip, message=f"Merge {branch}",
-                                                trailers={"Task-Id": task.id, "Agent": Role.TECH_LEAD.title})
+            candidate = self.git.merge_detached(cmd, main, tip, message=message, trailers=trailers)
         except MergeConflictError as e:
             row = self.row(task.id) or {}
             self._update(task.id, state=QueueState.RETURNED, returns=int(row.get("returns") or 0) + 1,

@@ -265,3 +265,35 @@ def test_a_git_command_past_its_time_limit_is_killed_with_what_it_started(tmp_pa
     with pytest.raises(GitOperationError, match="did not complete"):
         cmd.run("-c", f"alias.hang=!sleep 30 && echo {marker}", "hang", timeout=1)
 
+
+def test_a_merge_made_as_objects_is_the_merge_git_makes_in_a_worktree(git_cli, repo: GitManager,
+                                                                      tmp_path: Path) -> None:
+    """merge_commit (merge-tree, no worktree) and merge_detached (git merge --no-ff) make the same tree, the
+    same parents and the same identity; a conflict is None there and the hunks here."""
+    main = repo.current_branch()
+    base = repo.rev(main)
+    repo.create_branch("feature", from_ref=main)
+    repo.checkout("feature")
+    write(repo, "feature.py", "x = 1\n")
+    write(repo, "shared.txt", "feature\n")
+    tip = repo.commit("feature work", agent=Role.DEVELOPER)
+    repo.checkout(main)
+    write(repo, "other.py", "y = 2\n")
+    moved = repo.commit("main moved", agent=Role.DEVELOPER)
+    trailers = {"Task-Id": "t1", "Agent": "Tech Lead"}
+
+    made = repo.merge_commit(moved, tip, message="Merge feature", trailers=trailers)
+    cmd = repo.ensure_worktree(tmp_path / "wt", moved)
+    merged = repo.merge_detached(cmd, moved, tip, message="Merge feature", trailers=trailers)
+    assert made is not None  # the same commit, byte for byte, when both are made within one second; always:
+    for fmt in ("%T", "%P", "%an <%ae>", "%cn <%ce>", "%B"):  # one tree, the same parents, agent and message
+        assert git_cli(repo.repo_path, "show", "-s", f"--format={fmt}", made) == \
+            git_cli(repo.repo_path, "show", "-s", f"--format={fmt}", merged)
+    assert repo.current_branch() == main and repo.rev(main) == moved  # no ref moved, nothing checked out
+
+    write(repo, "shared.txt", "main\n")
+    clash = repo.commit("main changed the same file", agent=Role.DEVELOPER)
+    assert repo.merge_commit(clash, tip, message="Merge feature", trailers=trailers) is None
+    with pytest.raises(MergeConflictError) as conflict:
+        repo.merge_detached(cmd, clash, tip, message="Merge feature", trailers=trailers)
+    assert conflict.value.conflicts == ["shared.txt"] and base
