@@ -89,6 +89,11 @@ class App:
             self.metrics_server.start()
         if self.dashboard is not None:
             self.dashboard.start()
+        if self.merge_queue is not None:
+            # Its worktrees, and one for each further merge-stage worker's runs ahead, before any branch comes.
+            cfg = self.live.current
+            ahead = cfg.agents.tech_lead.workers - 1 if cfg.git.integration == "merge" else 0
+            self.merge_queue.prepare(ahead=ahead)
         self.orchestrator.start()
 
     def stop(self) -> None:

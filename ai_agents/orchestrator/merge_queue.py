@@ -182,6 +182,29 @@ class MergeQueue:
                 runner = self._ahead_runners[path] = self.runner.at(path, nice=PRETEST_NICE)
             return runner
 
+    def prepare(self, ahead: int = 0) -> None:
+        """At start, before any branch arrives: the queue's worktree and ``ahead`` worktrees for runs ahead
+        made at main, and each one's next run's process started, so the first branches are tested as quickly
+        as the ones after them (a run whose process is started at the run costs three times the CPU, and the
+        first branches arrive together). Never raises: a merge makes what is missing anyway."""
+        try:
+            main = self.git.rev(self.main_branch)
+            if main is None:
+                return
+            self.git.ensure_worktree(self.path, main)
+            self.runner.warm(settle=0.0)
+            with self._ahead_lock:
+                slots = [self.path.with_name(f"{self.path.name}-ahead-{i}")
+                         for i in range(self._ahead_made + 1, self._ahead_made + 1 + max(0, ahead))]
+                self._ahead_made += len(slots)
+            for slot in slots:
+                self.git.ensure_worktree(slot, main)
+                self._ahead_runner(slot).warm(settle=0.0)
+                with self._ahead_lock:
+                    self._ahead_free.append(slot)
+        except AgentsError as e:
+            log.info("merge_queue_prepare_skipped", error=str(e)[:300])
+
     def close(self) -> None:
         """At shutdown: stop the test processes started ahead for the queue's next runs."""
         with self._ahead_lock:

@@ -146,3 +146,31 @@ def test_a_train_the_branch_behind_is_tested_on_a_candidate_still_being_tested(f
     assert final[beta.id]["merged_sha"] in beta_ahead  # beta merged the candidate it tested ahead
     assert git(ws, "rev-parse", f"{final[gamma.id]['merged_sha']}^1").strip() == final[beta.id]["merged_sha"]
     assert len(merge_commits_green(ws, tmp_path)) == 3
+
+
+def test_the_queue_and_its_runs_ahead_are_ready_before_the_first_branch(fake_llm, build, tmp_path):
+    """At start: the queue's worktree and one worktree for runs ahead per further merge-stage worker, at main,
+    each with its next run's process started (under bubblewrap); the first branch merges through them."""
+    from ai_agents.testing.sandbox import find_bwrap
+
+    app = build(fake_llm, {"agents": {"tech_lead": {"workers": 3}}})
+    queue = app.merge_queue
+    main = git(app.workspace.fs.workspace_path, "rev-parse", "main").strip()
+    slots = [queue.path, queue.path.with_name(f"{queue.path.name}-ahead-1"),
+             queue.path.with_name(f"{queue.path.name}-ahead-2")]
+    for path in slots:
+        assert (path / ".git").is_file(), f"{path.name} not made at start"
+        assert git(path, "rev-parse", "HEAD").strip() == main
+    assert not queue.path.with_name(f"{queue.path.name}-ahead-3").exists()
+    runners = [queue.runner, *(queue._ahead_runner(p) for p in slots[1:])]
+    if find_bwrap() is not None and app.workspace.runner._use_bwrap()[0] is not None:
+        wait_for(lambda: all(r._spare is not None for r in runners), timeout=60,
+                 message="a process started for each of the queue's worktrees")
+    fake_llm.set_script(script([
+        {"when": {"schema": "TestSuite"}, "reply": suite("tests/test_beta.py", "beta.py", BETA_TEST)},
+        {"when": {"schema": "CodeChange"}, "reply": change("beta.py", "def beta():\n    return 2\n")},
+    ]))
+    task = app.orchestrator.submit_task("code", "beta", "see the tests")
+    wait_for(lambda: app.tasks.get(task.id).status in FINAL, timeout=150, message="the task final")
+    assert app.tasks.get(task.id).status == TaskStatus.COMPLETED, app.tasks.get(task.id).error
+    assert merge_commits_green(app.workspace.fs.workspace_path, tmp_path / "check")
