@@ -197,11 +197,15 @@ class MergeQueue:
                 slots = [self.path.with_name(f"{self.path.name}-ahead-{i}")
                          for i in range(self._ahead_made + 1, self._ahead_made + 1 + max(0, ahead))]
                 self._ahead_made += len(slots)
-            for slot in slots:
-                self.git.ensure_worktree(slot, main)
-                self._ahead_runner(slot).warm(settle=0.0)
-                with self._ahead_lock:
-                    self._ahead_free.append(slot)
+            made: list[Path] = []
+            try:
+                for slot in slots:
+                    self.git.ensure_worktree(slot, main)
+                    self._ahead_runner(slot).warm(settle=0.0)
+                    made.append(slot)
+            finally:
+                with self._ahead_lock:  # taken from the end: the first branch ahead gets -ahead-1, as before
+                    self._ahead_free.extend(reversed(made))
         except AgentsError as e:
             log.info("merge_queue_prepare_skipped", error=str(e)[:300])
 
