@@ -59,6 +59,8 @@ from ai_agents.testing import TestRunner
 from ai_agents.testing.verdict import expected_test_ids
 
 log = structlog.get_logger("ai_agents.merge_queue")
+# The processes prepare() asks for start this long after the daemon starts (see prepare).
+PREPARE_SETTLE = 1.0
 
 PRETEST_NICE = 10  # runs ahead may be thrown away: they yield the CPU to the runs whose verdict counts
 MAX_REBUILDS = 5  # main moved between the test and the fast-forward this often: give up for now
@@ -186,13 +188,15 @@ class MergeQueue:
         """At start, before any branch arrives: the queue's worktree and ``ahead`` worktrees for runs ahead
         made at main, and each one's next run's process started, so the first branches are tested as quickly
         as the ones after them (a run whose process is started at the run costs three times the CPU, and the
-        first branches arrive together). Never raises: a merge makes what is missing anyway."""
+        first branches arrive together). The processes start ``PREPARE_SETTLE`` seconds later: a daemon is
+        often started with tasks waiting, whose first steps (worktrees, model requests) go first; the first
+        branch comes at least one model answer after that. Never raises: a merge makes what is missing."""
         try:
             main = self.git.rev(self.main_branch)
             if main is None:
                 return
             self.git.ensure_worktree(self.path, main)
-            self.runner.warm(settle=0.0)
+            self.runner.warm(settle=PREPARE_SETTLE)
             with self._ahead_lock:
                 slots = [self.path.with_name(f"{self.path.name}-ahead-{i}")
                          for i in range(self._ahead_made + 1, self._ahead_made + 1 + max(0, ahead))]
@@ -201,7 +205,7 @@ class MergeQueue:
             try:
                 for slot in slots:
                     self.git.ensure_worktree(slot, main)
-                    self._ahead_runner(slot).warm(settle=0.0)
+                    self._ahead_runner(slot).warm(settle=PREPARE_SETTLE)
                     made.append(slot)
             finally:
                 with self._ahead_lock:  # taken from the end: the first branch ahead gets -ahead-1, as before
