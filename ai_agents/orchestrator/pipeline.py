@@ -378,14 +378,23 @@ class CodeFlow:
             return Attempted(static)
         if problems := self.deps.prepare(task, change):  # raises AwaitingDependency for a human's approval
             return Attempted(problems)
+        # Asked now, on the files as proposed, answered while they are written and tested (taken with no lock
+        # held): the review never waits for the tests, and the tests never wait for the review. What counts is
+        # a review of exactly what was written: if a write is refused, it is asked again on that.
+        proposed = self._proposed(change)
+        early = ask_ahead(partial(self._review, task, proposed, suite)) if proposed else None
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, refused = self.ws.apply(change, suite.qa_files())
             manifest = self.deps.write_files(task)
             files = self.ws.contents(change, written)
-            # Asked now, answered while the tests run (taken with no lock held): the review never waits
-            # for the tests, and the tests never wait for the review (nor for its style check).
-            review_ahead = ask_ahead(partial(self._review, task, files, suite))
+            if early is not None and files == proposed:
+                review_ahead = early
+            else:
+                if early is not None:
+                    self.tech_lead.record("review_asked_again", task, reason="written files differ from those "
+                                          "proposed (a write was refused): the first review is not used")
+                review_ahead = ask_ahead(partial(self._review, task, files, suite))
             # Tool mode: the Developer's finish gate may have run these tests on byte for byte this tree.
             finished = self.tool_stages.finish_tested(task.id) if self.with_tools else None
             result, tested = self.ws.verdict(written + manifest, self._attempt_tests(suite, written), expected,

@@ -1,7 +1,9 @@
 """The Tech Lead reviews an attempt's code while its tests run (pipeline._attempt).
 
 A commit needs both the pass and the approval. When the tests fail, the review that ran meanwhile is not
-thrown away: a rejection goes back to the Developer together with the failures, in one fix prompt."""
+thrown away: a rejection goes back to the Developer together with the failures, in one fix prompt. The
+review is asked on the files as proposed, before they are written; the one that counts is of exactly what
+was written."""
 
 from __future__ import annotations
 
@@ -36,3 +38,31 @@ def test_a_failing_attempt_goes_back_with_its_failures_and_the_review_made_meanw
     assert fix and "MARKER-ISSUE" in str(fix[0].json)  # failures and the rejection in one prompt
     ws = app.live.current.file_system.workspace_path
     assert git(ws, "show", "main:calc.py") == FIXED
+
+
+def test_a_review_of_files_not_all_written_is_asked_again_on_what_was_written(fake_llm, build):
+    """The Developer also rewrites QA's test (refused): the review asked before the writes saw that file; the
+    review that decides is asked again on calc.py alone."""
+    fake_llm.set_script(script([
+        {"when": {"schema": "TestSuite", "contains": "DOUBLETASK"},
+         "reply": suite("tests/test_calc.py", "calc.py", TEST)},
+        {"when": {"schema": "CodeChange", "contains": "DOUBLETASK"},
+         "reply": {"approach": "direct", "files": [
+             {"path": "calc.py", "content": FIXED},
+             {"path": "tests/test_calc.py", "content": "def test_double():\n    assert True  # REWRITTEN-BY-DEV\n"}]}},
+        {"when": {"schema": "Review", "contains": "REWRITTEN-BY-DEV"},
+         "reply": {"approve": False, "score": 1, "reasons": ["rewrites QA's test"], "issues": ["MARKER-EARLY"]}},
+        {"when": {"schema": "Review", "contains": "DOUBLETASK"},
+         "reply": {"approve": True, "score": 9, "reasons": ["fine"], "issues": []}},
+    ]))
+    app = build(fake_llm)
+    task = app.orchestrator.submit_task("code", "DOUBLETASK double", "DOUBLETASK: see the tests.")
+    done = wait_for(lambda: (t := app.tasks.get(task.id)) and t.status in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+                    and t, timeout=90, message="the task settled")
+    assert done.status == TaskStatus.COMPLETED, done.error
+    activities = [a["activity"] for a in app.memory.activities(task.id)]
+    assert "review_asked_again" in activities
+    reviews = [r for r in fake_llm.requests if "Review this code" in str(r.json)]
+    assert len(reviews) == 2 and "REWRITTEN-BY-DEV" not in str(reviews[-1].json)
+    ws = app.live.current.file_system.workspace_path
+    assert git(ws, "show", "main:calc.py") == FIXED and git(ws, "show", "main:tests/test_calc.py") == TEST
