@@ -346,13 +346,7 @@ class CodeFlow:
         merged onto main's where main moved; the failed attempt's result when they conflict, else None)."""
         if not self.ws.live.current.git.catch_up:
             return change, None
-        writes = {}
-        for f in change.files:
-            try:
-                writes[normalize(f.path).as_posix()] = f.content
-            except WorkspaceError:
-                continue  # refused with its reason by apply
-        caught = self.queue.catch_up(task, branch, writes)
+        caught = self.queue.catch_up(task, branch, Workspace.proposed(change))
         if caught is None:
             return change, None
         with self.ws.lock:
@@ -381,7 +375,7 @@ class CodeFlow:
         # Asked now, on the files as proposed, answered while they are written and tested (taken with no lock
         # held): the review never waits for the tests, and the tests never wait for the review. What counts is
         # a review of exactly what was written: if a write is refused, it is asked again on that.
-        proposed = self._proposed(change)
+        proposed = Workspace.proposed(change)
         early = ask_ahead(partial(self._review, task, proposed, suite)) if proposed else None
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
@@ -424,7 +418,7 @@ class CodeFlow:
             return Attempted(failures + [AttemptFailure("write refused", r) for r in refused], review)
         # The message the Developer gave with its code, or one asked now (taken, with no lock held, if approved).
         message = given(change.commit_message) or ask_ahead(partial(
-            self.dev.commit_message, task, self._diff(branch, self._proposed(change))))
+            self.dev.commit_message, task, self._diff(branch, Workspace.proposed(change))))
         return Attempted(None, review, message, tested)
 
     def _attempt_tests(self, suite: TestsHandoff, written: list[str]) -> list[str]:
@@ -488,21 +482,11 @@ class CodeFlow:
         base = {p: old for p in files if (old := self.ws.git.file_at(ref, p)) is not None}
         return review_diff(base, files)
 
-    @staticmethod
-    def _proposed(change: CodeChange) -> dict[str, str]:
-        proposed = {}
-        for f in change.files:
-            try:
-                proposed[normalize(f.path).as_posix()] = f.content
-            except WorkspaceError:
-                continue  # refused with its reason by apply
-        return proposed
-
     def _commit(self, task: Task, branch: str, change: CodeChange, suite: CodePayload,
                 message_ahead: Future[CommitMessage] | None, tested: Tested | None = None) -> FlowResult:
         # Taken before the lock is taken: no model call while a shared lock is held.
         message = (message_ahead.result() if message_ahead is not None
-                   else self.dev.commit_message(task, self._diff(branch, self._proposed(change)))).render({})
+                   else self.dev.commit_message(task, self._diff(branch, Workspace.proposed(change)))).render({})
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, _ = self.ws.apply(change, suite.qa_files())

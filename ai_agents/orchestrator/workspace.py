@@ -213,24 +213,25 @@ class Workspace:
         return written, refused
 
     def _ignored(self, change: CodeChange) -> set[str]:
-        paths = []
-        for f in change.files:
-            try:
-                paths.append(normalize(f.path).as_posix())
-            except WorkspaceError:
-                continue  # refused with its reason in apply
-        return self.git.ignored(paths)
+        return self.git.ignored(list(self.proposed(change)))
 
     @staticmethod
-    def contents(change: CodeChange, written: list[str]) -> dict[str, str]:
-        """What :meth:`apply` wrote: path (as in ``written``) -> content."""
-        contents: dict[str, str] = {}
+    def proposed(change: CodeChange) -> dict[str, str]:
+        """The change's files, path (normalised) -> content; a path that cannot be normalised is left out (apply
+        refuses it with its reason). A path given twice keeps its last content, as apply leaves it on disk."""
+        files: dict[str, str] = {}
         for f in change.files:
             try:
-                contents[normalize(f.path).as_posix()] = f.content
+                files[normalize(f.path).as_posix()] = f.content
             except WorkspaceError:
                 continue
-        return {p: contents[p] for p in written}
+        return files
+
+    @classmethod
+    def contents(cls, change: CodeChange, written: list[str]) -> dict[str, str]:
+        """What :meth:`apply` wrote: path (as in ``written``) -> content."""
+        proposed = cls.proposed(change)
+        return {p: proposed[p] for p in written}
 
     def changed_by_tests(self, expected: dict[str, str]) -> list[str]:
         """Paths of ``expected`` (path -> content written) that a test run rewrote, deleted or swapped
