@@ -12,6 +12,7 @@ the error root, so adapters may use it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,6 +25,9 @@ class AttemptGuard(Protocol):
 
     def beat(self) -> None:
         """Heartbeat: the attempt made progress (renews the lease; raises LeaseLost when it is gone)."""
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, renewing the lease meanwhile; raise LeaseLost at once when the attempt is ended."""
 
     def adopt(self, pid: int) -> None:
         """``pid`` (and what runs below it) works for the attempt now, though another thread started it."""
@@ -60,6 +64,16 @@ def progress() -> None:
     guard = _current.get()
     if guard is not None:
         guard.beat()
+
+
+def pause(seconds: float) -> None:
+    """Wait ``seconds`` within the attempt (a back-off between tries): the lease stays renewed, and an ended
+    attempt (a time limit, a shutdown, a reclaimed task) stops the wait at once with LeaseLost."""
+    guard = _current.get()
+    if guard is None:
+        time.sleep(seconds)
+    else:
+        guard.pause(seconds)
 
 
 @contextmanager

@@ -97,6 +97,11 @@ class CapacityWait(AgentsError):
     """No room for the work now (every task worktree in use): requeue it without counting an attempt."""
 
 
+class MainBusy(CapacityWait):
+    """The shared remote's main kept moving under every try (other nodes merging): the task did nothing
+    wrong; it is requeued without counting an attempt and its merge is tried again."""
+
+
 class BudgetExceeded(AgentsError):
     """The daily token or cost budget is used up."""
 

@@ -130,6 +130,13 @@ class Lease:
             self._lost("the lease was taken back (task reclaimed)")
         self._last_beat = now
 
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` (real time), beating meanwhile; LeaseLost at once when the attempt is ended."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self.cancelled.wait(min(left, self.beat_every)):
+            self.beat()
+        self.beat()
+
     def _lost(self, reason: str) -> None:
         self.reason = self.reason or reason
         self.cancelled.set()

@@ -18,8 +18,11 @@ The fast-forward itself is a compare-and-swap, so nothing is merged twice.
 
 Several daemons (``git.shared_remote``): the queue integrates through the remote. It fetches and
 builds on the remote's main, and moves it by ``push --force-with-lease=main:<the sha it was built
-on>``; a rejected push (another node merged meanwhile) means fetch, rebuild and test again
-(bounded). The local main only follows the remote's. Task branches are published as they are
+on>``; a rejected push (another node merged meanwhile) means fetch, rebuild and test again, after a
+random, growing wait (exponential back-off with full jitter: nodes that lost together do not retry in
+step, and one that keeps losing gives way until the others' bursts pass). After ``SHARED_TRIES`` the task
+is requeued without counting an attempt (:class:`~ai_agents.errors.MainBusy`): losing a race is not the
+task's failure. The local main only follows the remote's. Task branches are published as they are
 committed (:meth:`publish`), so another node can resume a task from its branch.
 
 Documents (analysis results) reach main through the queue too (:meth:`write_document`): committed
@@ -34,9 +37,10 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import structlog
+import tenacity
 from pydantic import BaseModel, Field
 
 from ai_agents import attempt as current_lease
@@ -44,8 +48,8 @@ from ai_agents.domain import Role, Task, iso, utcnow
 from ai_agents.errors import (
     AgentsError,
     GitOperationError,
-    GitRemoteError,
     LeaseLost,
+    MainBusy,
     MergeConflictError,
     TaskFailedError,
     WorkspaceError,
@@ -59,11 +63,16 @@ from ai_agents.testing import TestRunner
 from ai_agents.testing.verdict import expected_test_ids
 
 log = structlog.get_logger("ai_agents.merge_queue")
+T = TypeVar("T")
 # The processes prepare() asks for start this long after the daemon starts (see prepare).
 PREPARE_SETTLE = 1.0
 
 PRETEST_NICE = 10  # runs ahead may be thrown away: they yield the CPU to the runs whose verdict counts
 MAX_REBUILDS = 5  # main moved between the test and the fast-forward this often: give up for now
+# Several nodes (git.shared_remote): tries per merge, and the back-off between them (seconds: the n-th wait
+# is drawn from [0, min(cap, first * 2**(n-1))]); ~8 s of waits on average over a merge's tries.
+SHARED_TRIES = 8
+BACKOFF_FIRST, BACKOFF_CAP = 0.25, 4.0
 TEXT_SUFFIXES = (".md", ".txt", ".rst")  # documents no test can import: committed without a suite run
 
 
@@ -121,6 +130,7 @@ class MergeQueue:
         self._ahead_made = 0
         self._ahead_runners: dict[Path, TestRunner] = {}  # one per slot: each keeps its next run's process
         self._ahead_lock = threading.Lock()
+        self.backoff = (BACKOFF_FIRST, BACKOFF_CAP)  # shared remote: (first, cap) of the waits between tries
 
     # --- rows ---------------------------------------------------------------------------
     def row(self, task_id: str) -> dict[str, Any] | None:
@@ -155,11 +165,7 @@ class MergeQueue:
                 slot = slot or self._take_ahead_slot()
                 self._line.publish(ticket, self._pretest(task, branch, qa_files, ahead, slot, ticket))
             with self._lock:
-                for _ in range(MAX_REBUILDS):
-                    outcome = self._step(task, branch, qa_files, ticket)
-                    if outcome is not None:
-                        return outcome
-                raise self._kept_moving(branch)
+                return self._until_main_holds(lambda: self._step(task, branch, qa_files, ticket), branch)
         finally:
             self._line.leave(ticket)
             if slot is not None:
@@ -539,28 +545,52 @@ class MergeQueue:
         rel = self._fs.check_writable(path) if self._fs is not None else normalize(path).as_posix()
         if self._fs is not None and len(content.encode("utf-8")) > self._fs.max_file_bytes:
             raise WorkspaceError(f"{rel} would be over the {self._fs.max_file_bytes}-byte limit")
-        with self._lock:
-            for _ in range(MAX_REBUILDS):
-                main = self._main()
-                if self.git.file_at(main, rel) == content:
-                    return main  # already there (written before a crash): nothing to commit
-                sha = self.git.commit_onto(main, {rel: content}, message, agent=agent, trailers=trailers)
-                if not rel.endswith(TEXT_SUFFIXES):
-                    self.git.ensure_worktree(self.path, sha)
-                    red, _ = self._test((trailers or {}).get("Task-Id", "document"), set())
-                    if red is not None:
-                        raise TaskFailedError(f"the full suite fails with {rel} on {self.main_branch}; not "
-                                              "committed: " + "; ".join(red[:3]))
-                current_lease.check()  # fencing: a reclaimed attempt commits no document
-                if self._advance(sha, main):
-                    log.info("merge_queue_document", path=rel, commit=sha)
-                    return sha
-                log.info("merge_queue_main_moved", path=rel, shared_remote=self.shared_remote)
-        raise self._kept_moving(rel)
 
-    def _kept_moving(self, what: str) -> AgentsError:
-        """Main moved under every one of MAX_REBUILDS tries: with other nodes merging, a retry later."""
-        if self.shared_remote:
-            return GitRemoteError(f"the remote's {self.main_branch} kept moving while {what} was integrated "
-                                  f"({MAX_REBUILDS} tries); retried later")
-        return TaskFailedError(f"main kept moving while {what} was tested; try again")
+        def step() -> str | None:
+            main = self._main()
+            if self.git.file_at(main, rel) == content:
+                return main  # already there (written before a crash): nothing to commit
+            sha = self.git.commit_onto(main, {rel: content}, message, agent=agent, trailers=trailers)
+            if not rel.endswith(TEXT_SUFFIXES):
+                self.git.ensure_worktree(self.path, sha)
+                red, _ = self._test((trailers or {}).get("Task-Id", "document"), set())
+                if red is not None:
+                    raise TaskFailedError(f"the full suite fails with {rel} on {self.main_branch}; not "
+                                          "committed: " + "; ".join(red[:3]))
+            current_lease.check()  # fencing: a reclaimed attempt commits no document
+            if self._advance(sha, main):
+                log.info("merge_queue_document", path=rel, commit=sha)
+                return sha
+            log.info("merge_queue_main_moved", path=rel, shared_remote=self.shared_remote)
+            return None
+
+        with self._lock:
+            return self._until_main_holds(step, rel)
+
+    def _until_main_holds(self, step: Callable[[], T | None], what: str) -> T:
+        """``step`` (build on main, test, move main by a compare-and-swap) until main takes its result; None
+        from it: main moved meanwhile. Locally main moves only through this queue, so a few immediate tries;
+        with a shared remote other nodes move it, so tries are spaced by a jittered, growing wait (the
+        lease renewed, an ended attempt stopping it), and after the last the task waits, not counted."""
+        tries = SHARED_TRIES if self.shared_remote else MAX_REBUILDS
+        first, cap = self.backoff
+
+        def backing_off(state: tenacity.RetryCallState) -> None:
+            log.info("merge_queue_backoff", what=what, tries=state.attempt_number,
+                     seconds=round(state.upcoming_sleep, 3))
+
+        def kept_moving(state: tenacity.RetryCallState) -> T:
+            if self.shared_remote:
+                raise MainBusy(f"the remote's {self.main_branch} kept moving while {what} was integrated "
+                               f"({tries} tries, other nodes merging); the task waits and tries again")
+            raise TaskFailedError(f"main kept moving while {what} was tested; try again")
+
+        retrying: tenacity.Retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(tries),
+            wait=tenacity.wait_random_exponential(multiplier=first, max=cap) if self.shared_remote
+            else tenacity.wait_none(),
+            retry=tenacity.retry_if_result(lambda result: result is None),
+            sleep=current_lease.pause,
+            before_sleep=backing_off if self.shared_remote else None,
+            retry_error_callback=kept_moving)
+        return cast(T, retrying(step))  # never None: a None is tried again, and after the last, kept_moving raises

@@ -199,3 +199,31 @@ def test_task_timeout_kills_the_steps_test_processes(fake_llm, build):
     assert merges_for(app, task.id) == []
     activities = [a["activity"] for a in app.memory.activities(task.id)]
     assert "code_committed" not in activities
+
+
+def test_a_pause_keeps_the_lease_renewed_and_an_ended_attempt_stops_it_at_once(tmp_path):
+    tasks = TaskStore(Database(tmp_path / "t.db"))
+    task = tasks.create("analysis", "Waiting its turn")
+    claimed = tasks.claim(task.id, "w1", 60)
+    assert claimed is not None
+    lease = Lease(tasks, task.id, "w1", claimed.lease_token, beat_every=0.05)
+
+    def heartbeat() -> str:
+        return str(tasks.db.query_one("SELECT heartbeat_at FROM tasks WHERE id = ?", (task.id,))["heartbeat_at"])
+
+    before = heartbeat()
+    lease.pause(0.3)  # the back-off of a task that lost a race renews its lease: it is not stalled
+    assert heartbeat() > before
+    ended = threading.Timer(0.2, lease.cancel, args=("interrupted by shutdown",))
+    ended.start()
+    waited = threading.Event()
+
+    def paused() -> None:
+        with pytest.raises(LeaseLost, match="interrupted by shutdown"):
+            lease.pause(600)
+        waited.set()
+
+    waiter = threading.Thread(target=paused)
+    waiter.start()
+    waiter.join(60)  # a 600 s pause: only the cancel can end it within the join's wait
+    assert waited.is_set()
