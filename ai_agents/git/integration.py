@@ -128,6 +128,14 @@ class IntegrationMixin(RepoStateMixin):
         result = self._cmd.run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False)
         return result.stdout.strip() if result.ok else None
 
+    def revs(self, *refs: str) -> list[str | None]:
+        """The commit of each of ``refs`` (None for one that is not there): one git call when all are there."""
+        result = self._cmd.run("rev-parse", *(f"{ref}^{{commit}}" for ref in refs), "--", check=False)
+        lines = result.stdout.split()
+        if result.ok and len(lines) == len(refs):
+            return list(lines)
+        return [self.rev(ref) for ref in refs]
+
     def file_at(self, ref: str, path: str) -> str | None:
         """The text of ``path`` at ``ref`` (None when it is not there); reads objects only, no lock needed."""
         result = self._cmd.run("show", f"{ref}:{path}", check=False)
@@ -141,12 +149,25 @@ class IntegrationMixin(RepoStateMixin):
         self._check_branch_name(branch)
         self._cmd.run("update-ref", "-m", f"ai-agents: move {branch}", f"refs/heads/{branch}", new, old)
 
-    def fast_forward(self, sha: str) -> None:
-        """Fast-forward the branch checked out in the main working tree (clean) to ``sha``; never a merge."""
+    def fast_forward(self, sha: str, *, branch: str | None = None, expect: str | None = None) -> bool:
+        """Fast-forward the branch checked out in the main working tree (clean) to ``sha``; never a merge.
+
+        ``branch``: check it out first (if it is not); ``expect``: only if that branch is at ``expect`` (a
+        compare-and-swap; False when it moved). Both read with one git call before the merge's."""
         with self._lock:
             self._require_no_operation_in_progress()
+            head = self._cmd.run("rev-parse", "HEAD", "--symbolic-full-name", "HEAD", check=False).stdout.split()
+            current = head[1].removeprefix("refs/heads/") if len(head) == 2 and head[1] != "HEAD" else None
+            at = head[0] if len(head) == 2 else None
+            if branch is not None and current != branch:
+                self._cmd.run("switch", "-q", branch)
+                log.info("git_checkout", branch=branch)
+                current, at = branch, self.rev(branch)
+            if expect is not None and at != expect:
+                return False
             self._cmd.run("merge", "--ff-only", "-q", sha)
-            log.info("git_fast_forward", branch=self.current_branch(), sha=sha)
+            log.info("git_fast_forward", branch=current, sha=sha)
+            return True
 
     # --- building a candidate ------------------------------------------------------------
     def _merge_text(self, message: str, trailers: Mapping[str, str]) -> str:

@@ -277,11 +277,16 @@ class MergeQueue:
 
     def _step(self, task: Task, branch: str, qa_files: set[str], ticket: int) -> MergeOutcome | None:
         row = self.row(task.id) or {}
-        main = self._main()
-        tip = self.git.rev(branch)
+        tested, seconds = row.get("candidate_sha"), row.get("test_seconds")
+        if self.shared_remote:
+            main, tip, have = self._main(), self.git.rev(branch), self.git.rev(str(tested)) if tested else None
+        else:  # the queue's serial part: main, the branch and the tested candidate read with one git call
+            revs = self.git.revs(self.main_branch, branch, *([str(tested)] if tested else []))
+            if revs[0] is None:
+                raise GitOperationError(f"there is no {self.main_branch} branch")
+            main, tip, have = revs[0], revs[1], revs[2] if tested else None
         if tip is None:
             raise TaskFailedError(f"branch {branch} is gone; nothing to merge")
-        tested, seconds = row.get("candidate_sha"), row.get("test_seconds")
         # Tested on exactly this main, with this tip: none of it can be in main (its candidate's first parent
         # is main, and the tip was not in that base when the candidate was made), so the checks that it was
         # merged already (three git calls, in the queue's serial part) are skipped.
@@ -289,7 +294,7 @@ class MergeQueue:
                  and row.get("tip_sha") == tip and bool(tested))
         if not ready and (done := self._already_merged(task.id, row, main, tip)) is not None:
             return self._merged(task, done, None, resumed=True)  # merged before a crash: never twice
-        if ready and self.git.rev(str(tested)):
+        if ready and have:
             candidate = str(tested)
             log.info("merge_queue_resumed_tested", task_id=task.id, candidate=candidate)
             self._line.publish(ticket, candidate)
@@ -367,11 +372,7 @@ class MergeQueue:
             self._follow(candidate)
             return True
         with self._workspace_lock:
-            if self.git.rev(self.main_branch) != base:
-                return False
-            self.git.checkout(self.main_branch)
-            self.git.fast_forward(candidate)
-        return True
+            return self.git.fast_forward(candidate, branch=self.main_branch, expect=base)
 
     def publish(self, branch: str) -> None:
         """With a shared remote: push the task's ``branch`` as committed (lease checked first)."""

@@ -297,3 +297,20 @@ def test_a_merge_made_as_objects_is_the_merge_git_makes_in_a_worktree(git_cli, r
     with pytest.raises(MergeConflictError) as conflict:
         repo.merge_detached(cmd, clash, tip, message="Merge feature", trailers=trailers)
     assert conflict.value.conflicts == ["shared.txt"] and base
+
+
+def test_revs_and_the_fast_forward_that_is_a_compare_and_swap(git_cli, repo: GitManager) -> None:
+    main = repo.rev("main")
+    assert main is not None
+    repo.create_branch("feat", from_ref="main")
+    repo.checkout("feat")
+    write(repo, "a.txt", "a\n")
+    ahead = repo.commit("Add a", agent=Role.DEVELOPER, files=["a.txt"])
+    assert repo.revs("main", "feat", ahead) == [main, ahead, ahead]
+    assert repo.revs("main", "gone", ahead[:12]) == [main, None, ahead]  # one missing: each read alone
+    # feat is checked out: the fast-forward of main switches to it first; main is not at `expect`: nothing moves.
+    assert not repo.fast_forward(ahead, branch="main", expect=ahead)
+    assert repo.current_branch() == "main" and repo.rev("main") == main
+    assert repo.fast_forward(ahead, branch="main", expect=main)
+    assert repo.rev("main") == ahead and (repo.repo_path / "a.txt").read_text() == "a\n"
+    assert git_cli(repo.repo_path, "status", "--porcelain").strip() == ""
