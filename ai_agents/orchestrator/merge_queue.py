@@ -279,7 +279,7 @@ class MergeQueue:
         row = self.row(task.id) or {}
         tested, seconds = row.get("candidate_sha"), row.get("test_seconds")
         if self.shared_remote:
-            main, tip, have = self._main(), self.git.rev(branch), self.git.rev(str(tested)) if tested else None
+            main, tip, have = self._main(), self.git.rev(branch), None
         else:  # the queue's serial part: main, the branch and the tested candidate read with one git call
             revs = self.git.revs(self.main_branch, branch, *([str(tested)] if tested else []))
             if revs[0] is None:
@@ -294,7 +294,7 @@ class MergeQueue:
                  and row.get("tip_sha") == tip and bool(tested))
         if not ready and (done := self._already_merged(task.id, row, main, tip)) is not None:
             return self._merged(task, done, None, resumed=True)  # merged before a crash: never twice
-        if ready and have:
+        if ready and (have or self.git.rev(str(tested))):
             candidate = str(tested)
             log.info("merge_queue_resumed_tested", task_id=task.id, candidate=candidate)
             self._line.publish(ticket, candidate)

@@ -388,8 +388,7 @@ class TestRunner:
         try:
             # Lowered here: the launcher adds no niceness of its own (the run's is set at once, by _restore).
             process = Started.spawn(plan.launch(cgroup, 0 if lower else None), {**plan.env, **plan.channel.env},
-                                    plan.cwd,
-                                    plan.report_dir / "output.txt", cgroup, pass_fds=fds,
+                                    plan.cwd, plan.report_dir / "output.txt", cgroup, pass_fds=fds,
                                     started=plan.channel.started)
         except BaseException:
             plan.channel.close(wait=0.5)

@@ -193,7 +193,7 @@ class WarmRun:
     plan: Plan
     process: Started
     key: str
-    lowered: bool = False  # started at the lowest priority: the run's own (the runner's niceness too) is set when it is used
+    lowered: bool = False  # started at the lowest priority: the run's own (with the runner's niceness) set at use
 
     def discard(self) -> None:
         self.process.stop()
