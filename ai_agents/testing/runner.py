@@ -262,7 +262,7 @@ class TestRunner:
             if framework == "jest":
                 protections.append("verdict: the daemon's reporter streams records over an inherited pipe; every "
                                    "expected test must pass, a canary in every test file must fail (test_tampering)")
-            argv = self._launcher(limit_as, cgroup, command=command)
+            argv = self._launcher(limit_as, cgroup, command)
             env = minimal_env(report_dir / "home", report_dir / "tmp", extra_path)
             if framework == "jest":
                 result = self._run_jest(argv, env, report_dir, cgroup, expected, channel)
@@ -289,11 +289,9 @@ class TestRunner:
     def _interpreter_dirs() -> list[Path]:
         return [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent]
 
-    def _launcher(self, limit_as: bool, cgroup: PidsCgroup | None, nice: int | None = None, *,
-                  command: list[str]) -> list[str]:
-        """The tiny launcher's command line (launcher.py): limits, niceness (the runner's unless ``nice``) and
-        the cgroup, then ``command``."""
-        spec = {"rlimits": self.limits.rlimits(address_space=limit_as), "nice": self.nice if nice is None else nice,
+    def _launcher(self, limit_as: bool, cgroup: PidsCgroup | None, command: list[str]) -> list[str]:
+        """The tiny launcher's command line (launcher.py): limits, niceness and the cgroup, then ``command``."""
+        spec = {"rlimits": self.limits.rlimits(address_space=limit_as), "nice": self.nice,
                 "cgroup_procs": str(cgroup.procs_file) if cgroup else None}
         return [sys.executable, "-I", "-S", launcher.__file__, json.dumps(spec), "--", *command]
 
@@ -378,38 +376,36 @@ class TestRunner:
     def _start(self, plan: Plan, *, idle: bool = False) -> WarmRun:
         """Start ``plan``'s process, waiting for its configuration (sent by the run). ``idle``: started ahead;
         when the daemon may raise a process's priority again (CAP_SYS_NICE, as root), it starts at the lowest
-        one, so its imports take only CPU nothing else wants, and gets the run's back when it is used (the
-        runner's niceness included: the processes of runs ahead, which yield to runs whose verdict counts,
-        still wait below the runs ahead being tested)."""
+        one, so its imports take only CPU nothing else wants, and gets the run's back when it is used."""
         key = plan.key
-        lower = idle and can_raise_priority()
         cgroup = PidsCgroup.create(plan.max_processes)
         fds = plan.channel.open(hold=True)
         try:
-            # Lowered here: the launcher adds no niceness of its own (the run's is set at once, by _restore).
-            process = Started.spawn(plan.launch(cgroup, 0 if lower else None), {**plan.env, **plan.channel.env},
-                                    plan.cwd, plan.report_dir / "output.txt", cgroup, pass_fds=fds,
+            process = Started.spawn(plan.launch(cgroup), {**plan.env, **plan.channel.env}, plan.cwd,
+                                    plan.report_dir / "output.txt", cgroup, pass_fds=fds,
                                     started=plan.channel.started)
         except BaseException:
             plan.channel.close(wait=0.5)
             plan.discard()
             raise
-        if lower:
+        lowered = False
+        if idle and self.nice == 0 and can_raise_priority():
             # Its process group (launcher, then bubblewrap and the test process it forks): what is forked
-            # later has the priority of its parent. Best effort: _restore sets the run's own either way.
+            # later has the priority of its parent. Not for a runner with a niceness of its own: the launcher
+            # adds it, maybe after this, and its runs yield the CPU already.
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PGRP, process.proc.pid, IDLE_NICE)
+                lowered = True
         plan.protections[:0] = self._protections(plan.use_bwrap, plan.why_not, cgroup is not None)
-        return WarmRun(plan, process, key, lower)
+        return WarmRun(plan, process, key, lowered)
 
     def _restore(self, run: WarmRun) -> bool:
-        """A process started ahead at the lowest priority gets the run's own back (the daemon's plus the
-        runner's niceness), for its whole process group. False if it cannot."""
+        """A process started ahead at the lowest priority gets the run's own back (the daemon's: only a runner
+        without a niceness of its own lowers it), for its whole process group. False if it cannot."""
         if not run.lowered:
             return True
         try:
-            own = min(IDLE_NICE, os.getpriority(os.PRIO_PROCESS, 0) + self.nice)
-            os.setpriority(os.PRIO_PGRP, run.process.proc.pid, own)
+            os.setpriority(os.PRIO_PGRP, run.process.proc.pid, os.getpriority(os.PRIO_PROCESS, 0))
         except OSError as e:
             log.info("tests_warm_priority_not_restored", error=str(e))
             return False

@@ -92,17 +92,12 @@ def exited(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
     return proc.wait()
 
 
-class Launch(Protocol):
-    def __call__(self, cgroup: PidsCgroup | None, nice: int | None = None) -> list[str]:
-        """The whole command line (launcher, bubblewrap, boot); ``nice``: the launcher's instead of the runner's."""
-
-
 @dataclass
 class Plan:
     """One pytest run's process as it would be started now: its command, environment, own directories
     (removed with it) and the protections it runs under."""
 
-    launch: Launch  # the whole command line (launcher, bubblewrap, boot)
+    launch: Callable[[PidsCgroup | None], list[str]]  # the whole command line (launcher, bubblewrap, boot)
     env: dict[str, str]
     cwd: Path
     report_dir: Path
@@ -193,7 +188,7 @@ class WarmRun:
     plan: Plan
     process: Started
     key: str
-    lowered: bool = False  # started at the lowest priority: the run's own (with the runner's niceness) set at use
+    lowered: bool = False  # started at the lowest priority: the run's is given back when it is used
 
     def discard(self) -> None:
         self.process.stop()
