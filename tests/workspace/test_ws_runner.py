@@ -98,6 +98,19 @@ def test_import_error_is_a_failure_with_traceback(workspace: Path) -> None:
     assert "No module named 'strutil'" in result.failures[0].error_message
 
 
+def test_a_module_that_does_not_import_fails_the_run_and_the_others_still_run(workspace: Path) -> None:
+    # pytest goes on past a collection error (no "Interrupted" stop): the broken module is one error, the
+    # tests of the others are run and reported, and the run is red however many of them pass.
+    project(workspace, {**CALC,
+                        "tests/test_calc.py": "from calc import add\n\ndef test_add():\n    assert add(1, 1) == 2\n",
+                        "tests/test_new.py": "from strutil import slug\n\ndef test_slug():\n    assert slug('A b')\n"})
+    result = TestRunner(workspace, timeout=60).run_tests()
+    assert (result.outcome, result.errors, result.passed_count, result.failed_count) == ("failed", 1, 1, 0)
+    assert [f.test_name for f in result.failures] == ["tests/test_new.py"]
+    assert "No module named 'strutil'" in result.failures[0].error_message
+    assert result.exit_code == 1 and "Interrupted" not in result.output_tail
+
+
 @pytest.mark.parametrize(("files", "outcome"), [
     ({"tests/test_none.py": "X = 1\n"}, "no_tests"),
     ({"tests/test_skip.py": "import pytest\n\n@pytest.mark.skip\ndef test_a():\n    pass\n"}, "no_tests"),
