@@ -153,7 +153,7 @@ class IntegrationMixin(RepoStateMixin):
         """Fast-forward the branch checked out in the main working tree (clean) to ``sha``; never a merge.
 
         ``branch``: check it out first (if it is not); ``expect``: only if that branch is at ``expect`` (a
-        compare-and-swap; False when it moved). Both read with one git call before the merge's."""
+        compare-and-swap; False when it moved). Both read with one git call; already at ``sha``: no merge."""
         with self._lock:
             self._require_no_operation_in_progress()
             head = self._cmd.run("rev-parse", "HEAD", "--symbolic-full-name", "HEAD", check=False).stdout.split()
@@ -163,6 +163,8 @@ class IntegrationMixin(RepoStateMixin):
                 self._cmd.run("switch", "-q", branch)
                 log.info("git_checkout", branch=branch)
                 current, at = branch, self.rev(branch)
+            if at == sha:
+                return True
             if expect is not None and at != expect:
                 return False
             self._cmd.run("merge", "--ff-only", "-q", sha)

@@ -359,10 +359,7 @@ class MergeQueue:
     def _follow(self, sha: str) -> None:
         """Fast-forward the local main (the main working tree, clean) to ``sha`` (already on the remote)."""
         with self._workspace_lock:
-            if self.git.rev(self.main_branch) == sha:
-                return
-            self.git.checkout(self.main_branch)
-            self.git.fast_forward(sha)
+            self.git.fast_forward(sha, branch=self.main_branch)
 
     def _advance(self, candidate: str, base: str) -> bool:
         """Move main from ``base`` to ``candidate`` (a compare-and-swap); False when main moved meanwhile."""

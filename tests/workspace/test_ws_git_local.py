@@ -314,3 +314,4 @@ def test_revs_and_the_fast_forward_that_is_a_compare_and_swap(git_cli, repo: Git
     assert repo.fast_forward(ahead, branch="main", expect=main)
     assert repo.rev("main") == ahead and (repo.repo_path / "a.txt").read_text() == "a\n"
     assert git_cli(repo.repo_path, "status", "--porcelain").strip() == ""
+    assert repo.fast_forward(ahead, branch="main")  # already there (a node following the remote): nothing to do
