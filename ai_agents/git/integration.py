@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import structlog
 
@@ -26,6 +27,13 @@ from ai_agents.git.secrets_scan import scan_message
 log = structlog.get_logger("ai_agents.git")
 
 MAX_HUNK_CHARS = 6000
+
+
+class MergeObjects(NamedTuple):
+    """A merge made as objects only (:meth:`IntegrationMixin.merge_commit`)."""
+
+    commit: str
+    tree: str
 
 
 class IntegrationMixin(RepoStateMixin):
@@ -136,6 +144,11 @@ class IntegrationMixin(RepoStateMixin):
             return list(lines)
         return [self.rev(ref) for ref in refs]
 
+    def tree_of(self, ref: str) -> str | None:
+        """The tree of ``ref``'s commit (None when it is not there)."""
+        result = self._cmd.run("rev-parse", "--verify", "-q", f"{ref}^{{tree}}", check=False)
+        return result.stdout.strip() or None if result.ok else None
+
     def file_at(self, ref: str, path: str) -> str | None:
         """The text of ``path`` at ``ref`` (None when it is not there); reads objects only, no lock needed."""
         result = self._cmd.run("show", f"{ref}:{path}", check=False)
@@ -182,12 +195,12 @@ class IntegrationMixin(RepoStateMixin):
         return text
 
     def merge_commit(self, base: str, branch_sha: str, *, message: str, trailers: Mapping[str, str],
-                     agent: Role | str = Role.TECH_LEAD) -> str | None:
+                     agent: Role | str = Role.TECH_LEAD) -> MergeObjects | None:
         """``base`` merged --no-ff with ``branch_sha`` as a commit object only: no worktree, no ref moved
-        (``git merge-tree --write-tree``, the merge ``merge_detached`` makes, then ``commit-tree``). The caller
-        knows ``branch_sha`` is not in ``base`` already (``git merge`` would make no commit then). None when
-        they conflict or when this git cannot (before 2.38): ``merge_detached`` then makes it in a worktree,
-        with the conflict hunks."""
+        (``git merge-tree --write-tree``, the merge ``merge_detached`` makes, then ``commit-tree``): the commit
+        and its tree. The caller knows ``branch_sha`` is not in ``base`` already (``git merge`` would make no
+        commit then). None when they conflict or when this git cannot (before 2.38): ``merge_detached`` then
+        makes it in a worktree, with the conflict hunks."""
         if branch_sha == base:
             return None
         text = self._merge_text(message, trailers)
@@ -199,8 +212,9 @@ class IntegrationMixin(RepoStateMixin):
             msg_file = Path(tmp) / "message"
             msg_file.write_text(text, encoding="utf-8")
             actor = identity_for(agent, self.identity_domain)
-            return self._cmd.run("commit-tree", tree, "-p", base, "-p", branch_sha, "-F", str(msg_file),
-                                 env=actor_env(actor)).stdout.strip()
+            commit = self._cmd.run("commit-tree", tree, "-p", base, "-p", branch_sha, "-F", str(msg_file),
+                                   env=actor_env(actor)).stdout.strip()
+        return MergeObjects(commit, tree)
 
     def merge_detached(self, cmd: GitCmd, base: str, branch_sha: str, *, message: str,
                        trailers: Mapping[str, str], agent: Role | str = Role.TECH_LEAD) -> str:

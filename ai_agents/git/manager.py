@@ -187,17 +187,7 @@ class GitManager(BranchMixin, SyncMixin, IntegrationMixin, SharedRemoteMixin):
                 log.info("git_nothing_to_commit", agent=actor.name, branch=self.current_branch())
                 return old
             with tempfile.TemporaryDirectory(prefix="ai-agents-commit-") as tmp:
-                index_env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
-                if old:
-                    self._cmd.run("read-tree", old, env=index_env)
-                existing = [p for p in paths if p == "." or (self.repo_path / p).exists()
-                            or (self.repo_path / p).is_symlink()]
-                if existing:
-                    self._cmd.run("add", "-A", "--", *existing, env=index_env)
-                gone = [p for p in paths if p not in existing]
-                if gone:
-                    self._cmd.run("rm", "-q", "--cached", "--ignore-unmatch", "--", *gone, env=index_env)
-                tree = self._cmd.run("write-tree", env=index_env).stdout.strip()
+                index_env, tree = self._index_tree(tmp, old, paths)
                 if not old and tree == EMPTY_TREE:
                     raise GitOperationError("nothing to commit")
                 if old and tree == old_tree:
@@ -223,6 +213,36 @@ class GitManager(BranchMixin, SyncMixin, IntegrationMixin, SharedRemoteMixin):
             log.info("git_commit", sha=sha, branch=self.current_branch(), agent=actor.name, files=len(paths),
                      subject=subject)
             return sha
+
+    def _index_tree(self, tmp: str, old: str | None, paths: Sequence[str]) -> tuple[dict[str, str], str]:
+        """``old``'s tree with ``paths`` (new, changed or deleted) as they are in the working tree, in a
+        temporary index in ``tmp``: (the environment naming that index, the tree written)."""
+        index_env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+        if old:
+            self._cmd.run("read-tree", old, env=index_env)
+        existing = [p for p in paths if p == "." or (self.repo_path / p).exists() or (self.repo_path / p).is_symlink()]
+        if existing:
+            self._cmd.run("add", "-A", "--", *existing, env=index_env)
+        gone = [p for p in paths if p not in existing]
+        if gone:
+            self._cmd.run("rm", "-q", "--cached", "--ignore-unmatch", "--", *gone, env=index_env)
+        return index_env, self._cmd.run("write-tree", env=index_env).stdout.strip()
+
+    def snapshot(self, files: Sequence[str | os.PathLike[str]], *, agent: Role | str) -> str | None:
+        """HEAD with ``files`` as they are in the working tree now, as a commit object no ref points to: the
+        tree :meth:`commit` would make of them, for a run ahead of the commit (the merge queue tests its merge
+        candidate while the change is reviewed). Nothing moves and nothing is published, so neither the
+        message checks nor the secret scan apply; git's gc drops it. None on a branch with no commit yet."""
+        actor = identity_for(agent, self.identity_domain)
+        with self._lock:
+            paths = self._paths(files)
+            old, _ = self._head_and_tree()
+            if old is None:
+                return None
+            with tempfile.TemporaryDirectory(prefix="ai-agents-snapshot-") as tmp:
+                _, tree = self._index_tree(tmp, old, paths)
+                return self._cmd.run("commit-tree", tree, "-p", old, "-m", "ai-agents: snapshot under review",
+                                     env=actor_env(actor)).stdout.strip()
 
     def _head_and_tree(self) -> tuple[str | None, str | None]:
         """(HEAD's commit, its tree) in one git call; (None, None) on a branch with no commit yet."""

@@ -283,6 +283,8 @@ def test_a_merge_made_as_objects_is_the_merge_git_makes_in_a_worktree(git_cli, r
     trailers = {"Task-Id": "t1", "Agent": "Tech Lead"}
 
     made = repo.merge_commit(moved, tip, message="Merge feature", trailers=trailers)
+    assert made is not None and made.tree == repo.tree_of(made.commit)
+    made = made.commit
     cmd = repo.ensure_worktree(tmp_path / "wt", moved)
     merged = repo.merge_detached(cmd, moved, tip, message="Merge feature", trailers=trailers)
     assert made is not None  # the same commit, byte for byte, when both are made within one second; always:
@@ -315,3 +317,20 @@ def test_revs_and_the_fast_forward_that_is_a_compare_and_swap(git_cli, repo: Git
     assert repo.rev("main") == ahead and (repo.repo_path / "a.txt").read_text() == "a\n"
     assert git_cli(repo.repo_path, "status", "--porcelain").strip() == ""
     assert repo.fast_forward(ahead, branch="main")  # already there (a node following the remote): nothing to do
+
+
+def test_a_snapshot_is_the_commit_that_would_be_made_with_nothing_moved_or_staged(git_cli, repo: GitManager) -> None:
+    head = repo.rev("HEAD")
+    write(repo, "staged.txt", "staged\n")
+    repo.add(["staged.txt"])  # someone else's staged work: a snapshot leaves the index as it is
+    write(repo, "a.py", "x = 1\n")
+    write(repo, "b.py", "y = 2\n")  # not named: not in the snapshot
+    snap = repo.snapshot(["a.py"], agent=Role.DEVELOPER)
+    assert snap is not None and repo.rev("HEAD") == head
+    assert git_cli(repo.repo_path, "rev-parse", f"{snap}^").strip() == head
+    assert git_cli(repo.repo_path, "diff", "--name-only", head, snap).split() == ["a.py"]
+    assert git_cli(repo.repo_path, "diff", "--cached", "--name-only").split() == ["staged.txt"]
+    assert not git_cli(repo.repo_path, "branch", "--contains", snap).strip()  # no ref points to it
+    made = repo.commit("Add a", agent=Role.DEVELOPER, files=["a.py"])
+    assert repo.tree_of(made) == repo.tree_of(snap) and made != snap
+    assert repo.tree_of("no-such-ref") is None
