@@ -113,6 +113,10 @@ class GitConfig(Section):
     # changes to files the task touches is brought up to date (as integration says) and the attempt's
     # files merged onto main's; conflict hunks go to the Developer at once rather than at the queue.
     catch_up: bool = True
+    # While the Tech Lead reviews a change whose tests passed, the merge queue runs the full suite on the merge
+    # candidate it would build if the change is approved (in the order reviews are asked); when the candidate
+    # it then builds has exactly that tree, the merge needs no test run of its own. Off: CPU only for merges.
+    test_in_review: bool = True
     # A completed task's branch, once merged into main, is deleted here and (with shared_remote) on the
     # remote, the latter only while it still points at the merged commit (a lease); kept otherwise.
     delete_merged_branches: bool = True
@@ -476,6 +480,7 @@ LIVE_KEYS: tuple[str, ...] = (
     "deployment",
     "git.integration",              # read by the merge queue at each candidate
     "git.delete_merged_branches",   # read when a task completes and at start
+    "git.test_in_review",           # read at each Developer attempt
     "file_system.max_worktrees",    # read at each new worktree
     "file_system.max_worktrees_mb",
     "file_system.max_workspace_files",  # read after every test run (Workspace.check_limits)

@@ -59,6 +59,7 @@ from ai_agents.file_system.paths import normalize
 from ai_agents.git import GitManager
 from ai_agents.memory.storage import Storage
 from ai_agents.orchestrator.merge_line import WaitingLine
+from ai_agents.orchestrator.review_line import GreenTrees, ReviewLine
 from ai_agents.testing import TestRunner
 from ai_agents.testing.verdict import expected_test_ids
 
@@ -131,6 +132,8 @@ class MergeQueue:
         self._ahead_runners: dict[Path, TestRunner] = {}  # one per slot: each keeps its next run's process
         self._ahead_lock = threading.Lock()
         self.backoff = (BACKOFF_FIRST, BACKOFF_CAP)  # shared remote: (first, cap) of the waits between tries
+        self._green = GreenTrees()  # trees a full run passed on: a candidate with one of them is tested
+        self._reviewing = ReviewLine()  # candidates tested while their changes are reviewed (test_in_review)
 
     # --- rows ---------------------------------------------------------------------------
     def row(self, task_id: str) -> dict[str, Any] | None:
@@ -246,10 +249,10 @@ class MergeQueue:
             message, trailers = f"Merge {branch}", {"Task-Id": task.id, "Agent": Role.TECH_LEAD.title}
             # Made as objects first and offered to the branch behind before it is checked out here: in a train,
             # each candidate waits for the one in front of it to be made, not for its files to be written.
-            candidate = self.git.merge_commit(ahead, tip, message=message, trailers=trailers)
-            if candidate is not None:
+            made = self.git.merge_commit(ahead, tip, message=message, trailers=trailers)
+            if made is not None:
+                candidate = made.commit
                 self._line.publish(ticket, candidate)
-                self.git.ensure_worktree(path, candidate)
             else:  # a conflict (or a git without merge-tree): made in the worktree, as git merge does
                 cmd = self.git.ensure_worktree(path, ahead)
                 try:
@@ -257,8 +260,14 @@ class MergeQueue:
                 except MergeConflictError:
                     return None
                 self._line.publish(ticket, candidate)
-            red, seconds = self._test(task.id, qa_files, root=path, runs=1)
-            self._ahead_runner(path).warm(settle=0.0)
+            if (seconds := self._green.seconds(made and made.tree, qa_files)) is not None:
+                red = None  # its tree passed while it was reviewed (test_in_review)
+                log.info("merge_queue_tested_in_review", task_id=task.id, candidate=candidate, seconds=seconds)
+            else:
+                if made is not None:
+                    self.git.ensure_worktree(path, candidate)
+                red, seconds = self._test(task.id, qa_files, root=path, runs=1)
+                self._ahead_runner(path).warm(settle=0.0)
         except LeaseLost:
             raise
         except AgentsError as e:  # only the time it would have saved is lost
@@ -274,6 +283,70 @@ class MergeQueue:
         self._update(task.id, state=QueueState.TESTED, base_sha=ahead, tip_sha=tip, candidate_sha=candidate,
                      test_seconds=seconds)
         return candidate
+
+    def reviewing(self, task_id: str) -> None:
+        """``task_id``'s change is sent for review (the Tech Lead's): it takes its place in the line of changes
+        whose candidates are tested while they are reviewed (:meth:`test_in_review`)."""
+        if self._integration() == "merge":
+            self._reviewing.join(task_id)
+
+    def test_in_review(self, task: Task, change: str, qa_files: set[str], waiting: Callable[[], bool]) -> None:
+        """While the Tech Lead reviews a change whose tests passed (``change``: its branch with it, as a commit
+        object no ref points to, GitManager.snapshot), the full suite runs on the merge candidate the queue will
+        most likely build for it: on main, with the changes reviewed before it (ReviewLine: the order they
+        are likely to be approved and merged in; their candidates are waited for while ``waiting()``, i.e. the
+        review is still to come), in a worktree for runs ahead, at a lower CPU priority. When green, its tree
+        is kept: if approved, the queue's candidate with exactly that tree is not tested again (the merge
+        then costs no test time); any other candidate is tested as usual, so what this proves never outlives
+        the tree. A conflict, a red run or an error here proves nothing and is not the attempt's failure.
+        ``git.integration: rebase`` rewrites the branch first: nothing to build ahead."""
+        if self._integration() != "merge":
+            return
+        slot: Path | None = None
+        green = False  # else it leaves the line: no change after it waits for it or is built on it
+        try:
+            main = self.git.rev(self.main_branch)
+            main_tree = main and self.git.tree_of(main)
+            if main is None or main_tree is None:
+                return
+            if (base := self._reviewing.base(task.id, main, main_tree, waiting)) is None:
+                return  # the review came first
+            made = self.git.merge_commit(base, change, message=f"Merge {task.id} (under review)",
+                                         trailers={"Task-Id": task.id, "Agent": Role.TECH_LEAD.title})
+            if made is None:  # a conflict: the queue reports it, with its hunks, if the change is approved
+                return
+            self._reviewing.fill(task.id, made.commit, made.tree)  # the next change is built on it meanwhile
+            if self._green.seconds(made.tree, qa_files) is not None:
+                green = True
+                return
+            slot = self._take_ahead_slot()
+            self.git.ensure_worktree(slot, made.commit)
+            red, seconds = self._test(task.id, qa_files, root=slot, runs=1)
+            self._ahead_runner(slot).warm(settle=0.0)
+            log.info("merge_queue_tested_while_reviewed", task_id=task.id, base=base, candidate=made.commit,
+                     green=red is None, seconds=seconds, worktree=slot.name)
+            if red is None:
+                current_lease.check()  # fencing: only the attempt holding the lease vouches for a tree
+                self._green.add(made.tree, qa_files, seconds)
+                green = True
+        except AgentsError as e:  # only the time it would have saved is lost (LeaseLost goes on up)
+            if isinstance(e, LeaseLost):
+                raise
+            log.warning("merge_queue_review_test_failed", task_id=task.id, error=str(e)[:300])
+            if slot is not None:
+                self._ahead_runner(slot).cool()
+                self.git.remove_worktree(slot)  # whatever state it is in, the next run ahead makes it afresh
+        finally:
+            if not green:
+                self._reviewing.withdraw(task.id)
+            if slot is not None:
+                with self._ahead_lock:
+                    self._ahead_free.append(slot)
+
+    def withdraw(self, task_id: str) -> None:
+        """``task_id``'s change will not be merged as it was reviewed (rejected, or the attempt failed): the
+        changes reviewed after it are not built on it."""
+        self._reviewing.withdraw(task_id)
 
     def _step(self, task: Task, branch: str, qa_files: set[str], ticket: int) -> MergeOutcome | None:
         row = self.row(task.id) or {}
@@ -302,10 +375,16 @@ class MergeQueue:
             built = self._build(task, branch, main, tip)
             if isinstance(built, MergeOutcome):
                 return built
-            candidate, tip = built
+            candidate, tip, tree = built
             self._update(task.id, state=QueueState.TESTING, base_sha=main, tip_sha=tip, candidate_sha=candidate)
             self._line.publish(ticket, candidate)  # the branch behind this one is tested on top of it meanwhile
-            red, seconds = self._test(task.id, qa_files)
+            if (seconds := self._green.seconds(tree, qa_files)) is not None:
+                red = None  # its tree passed while it was reviewed (test_in_review)
+                log.info("merge_queue_tested_in_review", task_id=task.id, candidate=candidate, seconds=seconds)
+            else:
+                if tree is not None:  # made as objects: checked out once, for its run
+                    self.git.ensure_worktree(self.path, candidate)
+                red, seconds = self._test(task.id, qa_files)
             if red is not None:
                 self._update(task.id, state=QueueState.RETURNED, returns=int(row.get("returns") or 0) + 1,
                              detail="red suite", test_seconds=seconds)
@@ -383,13 +462,13 @@ class MergeQueue:
         log.info("merge_queue_merged", task_id=task.id, commit=sha, resumed=resumed)
         return MergeOutcome(merged=True, merge_commit=sha, test_seconds=seconds)
 
-    def _build(self, task: Task, branch: str, main: str, tip: str) -> tuple[str, str] | MergeOutcome:
-        """(candidate, branch tip) or the conflict outcome; the worktree is left at the candidate."""
+    def _build(self, task: Task, branch: str, main: str, tip: str) -> tuple[str, str, str | None] | MergeOutcome:
+        """(candidate, branch tip, the candidate's tree when it was made as objects only: not checked out yet)
+        or the conflict outcome; otherwise the worktree is left at the candidate."""
         message, trailers = f"Merge {branch}", {"Task-Id": task.id, "Agent": Role.TECH_LEAD.title}
         if self._integration() != "rebase" and (
-                candidate := self.git.merge_commit(main, tip, message=message, trailers=trailers)) is not None:
-            self.git.ensure_worktree(self.path, candidate)  # made as objects: checked out once, for its run
-            return candidate, tip
+                made := self.git.merge_commit(main, tip, message=message, trailers=trailers)) is not None:
+            return made.commit, tip, made.tree
         cmd = self.git.ensure_worktree(self.path, main)
         try:
             if self._integration() == "rebase":
@@ -410,7 +489,7 @@ class MergeQueue:
                 f"your branch conflicts with the current {self.main_branch} in {', '.join(e.conflicts)}; the "
                 f"task was rebuilt on the current {self.main_branch}: write the change again against it. "
                 f"Conflict hunks:\n{e.hunks}"])
-        return candidate, tip
+        return candidate, tip, None
 
     def _test(self, task_id: str, qa_files: set[str], *, root: Path | None = None,
               runs: int = 2) -> tuple[list[str] | None, float]:

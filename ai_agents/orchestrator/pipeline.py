@@ -316,14 +316,19 @@ class CodeFlow:
                           else self.dev.write_code(task, brief, tests, context, approach=approach, rejected=rejected))
             for attempt in range(1, cfg.max_fix_attempts + 1):
                 change, early = self._catch_up(task, branch, change)
+                approved = False
                 try:
                     attempted = early or self._attempt(task, branch, change, suite, approach + 1, attempt)
+                    failures, review = attempted.failures, attempted.review
+                    approved = failures is None and review is not None and review.approve
                 except AwaitingDependency as wait:
                     return FlowResult(next_stage=Stage.CODE, awaiting_approval=APPROVAL_ACTION, result={
                         **wait.details, **suite.result("attempt_test_seconds"),
                         "pending_change": change.model_dump(mode="json")})
-                failures, review = attempted.failures, attempted.review
-                if failures is None and review is not None and review.approve:
+                finally:
+                    if not approved:  # its merge candidate, if one was tested while it was reviewed, is not built on
+                        self.queue.withdraw(task.id)
+                if approved:
                     return self._commit(task, branch, change, suite, attempted.message, attempted.tested)
                 # The Tech Lead reviewed while the tests ran: a rejection goes back with the failures.
                 notes = (review.issues or review.reasons) if review is not None and not review.approve else []
@@ -377,6 +382,8 @@ class CodeFlow:
         # a review of exactly what was written: if a write is refused, it is asked again on that.
         proposed = Workspace.proposed(change)
         early = ask_ahead(partial(self._review, task, proposed, suite)) if proposed else None
+        if self.ws.live.current.git.test_in_review:
+            self.queue.reviewing(task.id)  # its place in the line of changes tested while they are reviewed
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, refused = self.ws.apply(change, suite.qa_files())
@@ -401,12 +408,20 @@ class CodeFlow:
                 self.ws.check_limits()
                 current_lease.progress()
             changed = self.ws.changed_by_tests(files)
+            # The review still to come: the merge queue tests what this change would make main meanwhile.
+            snapshot = (self._snapshot(task, written + manifest)
+                        if result.passed and not changed and not refused and not review_ahead.done()
+                        and self.ws.live.current.git.test_in_review else None)
         self.dev.record("code_tested", task, approach=approach, attempt=attempt, outcome=result.outcome,
                         passed=result.passed_count, failed=result.failed_count, refused=refused,
                         test_seconds=round(result.duration, 3))
         if result.tampering:
             self.dev.record(TAMPERING, task, source="verdict", approach=approach, attempt=attempt,
                             reasons=result.tampering[:5])
+        if snapshot is not None:  # no lock held
+            self.queue.test_in_review(task, snapshot, suite.qa_files(), lambda: not review_ahead.done())
+        else:
+            self.queue.withdraw(task.id)  # nothing to build on: no change after it waits for it
         review = review_ahead.result()  # no lock held
         if changed:
             return Attempted([AttemptFailure("files changed by the tests",
@@ -420,6 +435,15 @@ class CodeFlow:
         message = given(change.commit_message) or ask_ahead(partial(
             self.dev.commit_message, task, self._diff(branch, Workspace.proposed(change))))
         return Attempted(None, review, message, tested)
+
+    def _snapshot(self, task: Task, paths: list[str]) -> str | None:
+        """The attempt's change as a commit object no ref points to (lock held), for the merge queue's run
+        during the review; None when it cannot be made: only that run is lost."""
+        try:
+            return self.ws.git.snapshot(paths, agent=Role.DEVELOPER)
+        except AgentsError as e:
+            self.dev.record("snapshot_skipped", task, error=str(e)[:300])
+            return None
 
     def _attempt_tests(self, suite: TestsHandoff, written: list[str]) -> list[str]:
         """QA's tests and the tests importing a module the attempt wrote (lock held); the full suite
