@@ -25,6 +25,11 @@ is requeued without counting an attempt (:class:`~ai_agents.errors.MainBusy`): l
 task's failure. The local main only follows the remote's. Task branches are published as they are
 committed (:meth:`publish`), so another node can resume a task from its branch.
 
+While the Tech Lead reviews a change whose tests passed, the queue tests the candidate it would most likely
+build for it (:meth:`test_in_review`, ``git.test_in_review``): changes lined up in the order their reviews
+were asked, each built on the one before. A green run keeps the candidate's tree; when the queue's candidate
+has exactly that tree (and the same QA files to check), the suite ran on those bytes and is not run again.
+
 Documents (analysis results) reach main through the queue too (:meth:`write_document`): committed
 on top of the current main, tested unless plain text, and fast-forwarded like a merge.
 """
@@ -126,7 +131,8 @@ class MergeQueue:
         self._line = WaitingLine()  # who is in front of whom, and what each would make main
         # Worktrees for runs ahead, kept and reused (a checkout of a large repository costs far more than
         # resetting one to another commit): one per branch being tested ahead at once, so at most one per
-        # merge-stage worker. Swept at start like any leftover (worktrees.PRETEST_PREFIX).
+        # merge-stage worker, and one per change tested while it is reviewed (at most one per Developer
+        # worker). Swept at start like any leftover (worktrees.PRETEST_PREFIX).
         self._ahead_free: list[Path] = []
         self._ahead_made = 0
         self._ahead_runners: dict[Path, TestRunner] = {}  # one per slot: each keeps its next run's process
