@@ -79,6 +79,12 @@ class TestRunError(TaskFailedError):
     __test__ = False  # not a pytest test class
 
 
+class TestRunStopped(TestRunError):
+    """The caller stopped the run before it ended: its verdict was no longer wanted (no verdict at all)."""
+
+    __test__ = False
+
+
 class DependencyError(TaskFailedError):
     """A project dependency could not be resolved or installed (the installer's last lines say why)."""
 

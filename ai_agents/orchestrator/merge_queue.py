@@ -57,6 +57,7 @@ from ai_agents.errors import (
     MainBusy,
     MergeConflictError,
     TaskFailedError,
+    TestRunStopped,
     WorkspaceError,
 )
 from ai_agents.file_system import FileSystemManager
@@ -64,7 +65,7 @@ from ai_agents.file_system.paths import normalize
 from ai_agents.git import GitManager
 from ai_agents.memory.storage import Storage
 from ai_agents.orchestrator.merge_line import WaitingLine
-from ai_agents.orchestrator.review_line import GreenTrees, ReviewLine
+from ai_agents.orchestrator.review_line import GreenTrees, Pace, ReviewLine
 from ai_agents.testing import TestRunner
 from ai_agents.testing.verdict import expected_test_ids
 
@@ -140,6 +141,7 @@ class MergeQueue:
         self.backoff = (BACKOFF_FIRST, BACKOFF_CAP)  # shared remote: (first, cap) of the waits between tries
         self._green = GreenTrees()  # trees a full run passed on: a candidate with one of them is tested
         self._reviewing = ReviewLine()  # candidates tested while their changes are reviewed (test_in_review)
+        self._suite_pace = Pace()  # how long a full run takes these days
 
     # --- rows ---------------------------------------------------------------------------
     def row(self, task_id: str) -> dict[str, Any] | None:
@@ -296,12 +298,20 @@ class MergeQueue:
         if self._integration() == "merge":
             self._reviewing.join(task_id)
 
+    def in_time(self, review_due: float | None) -> bool:
+        """Whether a full run is likely to end before a review due in ``review_due`` seconds (None: not known):
+        a run the review comes before is stopped, and where model answers are quick and the CPU is short it
+        would only take the CPU from the runs that count."""
+        suite = self._suite_pace.seconds
+        return review_due is None or suite is None or review_due > suite
+
     def test_in_review(self, task: Task, change: str, qa_files: set[str], waiting: Callable[[], bool]) -> None:
         """While the Tech Lead reviews a change whose tests passed (``change``: its branch with it, as a commit
         object no ref points to, GitManager.snapshot), the full suite runs on the merge candidate the queue will
         most likely build for it: on main, with the changes reviewed before it (ReviewLine: the order they
         are likely to be approved and merged in; their candidates are waited for while ``waiting()``, i.e. the
-        review is still to come), in a worktree for runs ahead, at a lower CPU priority. When green, its tree
+        review is still to come), in a worktree for runs ahead, at a lower CPU priority; a run the review comes
+        before is stopped (the stage does not wait for it, and the queue tests as usual). When green, its tree
         is kept: if approved, the queue's candidate with exactly that tree is not tested again (the merge
         then costs no test time); any other candidate is tested as usual, so what this proves never outlives
         the tree. A conflict, a red run or an error here proves nothing and is not the attempt's failure.
@@ -315,7 +325,7 @@ class MergeQueue:
             main_tree = main and self.git.tree_of(main)
             if main is None or main_tree is None:
                 return
-            if (base := self._reviewing.base(task.id, main, main_tree, waiting)) is None:
+            if (base := self._reviewing.base(task.id, main, main_tree, waiting)) is None or not waiting():
                 return  # the review came first
             made = self.git.merge_commit(base, change, message=f"Merge {task.id} (under review)",
                                          trailers={"Task-Id": task.id, "Agent": Role.TECH_LEAD.title})
@@ -325,9 +335,12 @@ class MergeQueue:
             if self._green.seconds(made.tree, qa_files) is not None:
                 green = True
                 return
+            if not waiting():
+                return
             slot = self._take_ahead_slot()
             self.git.ensure_worktree(slot, made.commit)
-            red, seconds = self._test(task.id, qa_files, root=slot, runs=1)
+            # Stopped when the review comes first: the Developer's stage never waits on it (the queue tests then).
+            red, seconds = self._test(task.id, qa_files, root=slot, runs=1, stop=lambda: not waiting())
             self._ahead_runner(slot).warm(settle=0.0)
             log.info("merge_queue_tested_while_reviewed", task_id=task.id, base=base, candidate=made.commit,
                      green=red is None, seconds=seconds, worktree=slot.name)
@@ -335,6 +348,8 @@ class MergeQueue:
                 current_lease.check()  # fencing: only the attempt holding the lease vouches for a tree
                 self._green.add(made.tree, qa_files, seconds)
                 green = True
+        except TestRunStopped:
+            log.info("merge_queue_review_test_stopped", task_id=task.id, reason="the review came first")
         except AgentsError as e:  # only the time it would have saved is lost (LeaseLost goes on up)
             if isinstance(e, LeaseLost):
                 raise
@@ -497,10 +512,11 @@ class MergeQueue:
                 f"Conflict hunks:\n{e.hunks}"])
         return candidate, tip, None
 
-    def _test(self, task_id: str, qa_files: set[str], *, root: Path | None = None,
-              runs: int = 2) -> tuple[list[str] | None, float]:
+    def _test(self, task_id: str, qa_files: set[str], *, root: Path | None = None, runs: int = 2,
+              stop: Callable[[], bool] | None = None) -> tuple[list[str] | None, float]:
         """The full suite on the candidate (the worktree at ``root``, by default the queue's): (None when
-        green, else the failures; seconds). A red run is run once more (``runs``) before it counts."""
+        green, else the failures; seconds). A red run is run once more (``runs``) before it counts. ``stop``:
+        once true, the run is killed (TestRunStopped)."""
         root = root or self.path
         runner = self.runner if root == self.path else self._ahead_runner(root)
         expected = self._expected(qa_files, root)
@@ -508,8 +524,9 @@ class MergeQueue:
         seconds = 0.0
         for run in range(1, runs + 1):
             started = time.monotonic()
-            result = runner.run_tests(expected=expected)
+            result = runner.run_tests(expected=expected, stop=stop)
             seconds = round(time.monotonic() - started, 3)
+            self._suite_pace.add(seconds)
             current_lease.progress()
             log.info("merge_queue_tested", task_id=task_id, run=run, ahead=root != self.path, outcome=result.outcome,
                      passed=result.passed_count, failed=result.failed_count, seconds=seconds)

@@ -15,6 +15,7 @@ import contextvars
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from ai_agents.orchestrator.coding_tools import ToolStages, review_diff
 from ai_agents.orchestrator.flows import FlowResult
 from ai_agents.orchestrator.merge_queue import MergeQueue
 from ai_agents.orchestrator.quality import quality_report
+from ai_agents.orchestrator.review_line import Pace
 from ai_agents.orchestrator.stages import (
     STAGE_ROLES,
     CodePayload,
@@ -132,7 +134,7 @@ class CodeFlow:
     def __init__(self, ws: Workspace, *, qa: QAAgent, developer: DeveloperAgent, tech_lead: ReviewerAgent,
                  approval_status: Callable[[str, str], str | None], merge_queue: MergeQueue,
                  worktrees: Worktrees | None = None, deps: DependencyGate | None = None,
-                 branches: MergedBranches | None = None):
+                 branches: MergedBranches | None = None, review_pace: Pace | None = None):
         self.ws = ws
         self.branches = branches  # None: merged branches are kept
         self.queue = merge_queue
@@ -145,6 +147,8 @@ class CodeFlow:
         self.approval_status = approval_status
         self.tool_stages = ToolStages(ws, qa=qa, developer=developer, llm=developer.llm, tech_lead=tech_lead,
                                       deps=self.deps)
+        # How long the Tech Lead's review takes to come these days: one for the daemon (each task's flow shares it).
+        self.review_pace = review_pace or Pace()
 
     @property
     def with_tools(self) -> bool:
@@ -167,7 +171,8 @@ class CodeFlow:
         # The QA, Developer and merge stages work in the task's own worktree, with its own lock and test runs.
         ws = self.worktrees.acquire(task.id, branch)
         flow = CodeFlow(ws, qa=self.qa, developer=self.dev, tech_lead=self.tech_lead,
-                        approval_status=self.approval_status, merge_queue=self.queue, deps=self.gate)
+                        approval_status=self.approval_status, merge_queue=self.queue, deps=self.gate,
+                        review_pace=self.review_pace)
         try:
             result = self._warm_stage(flow, stage, task, branch)
         except AgentsError:
@@ -381,6 +386,7 @@ class CodeFlow:
         # held): the review never waits for the tests, and the tests never wait for the review. What counts is
         # a review of exactly what was written: if a write is refused, it is asked again on that.
         proposed = Workspace.proposed(change)
+        asked = time.monotonic()
         early = ask_ahead(partial(self._review, task, proposed, suite)) if proposed else None
         if self.ws.live.current.git.test_in_review:
             self.queue.reviewing(task.id)  # its place in the line of changes tested while they are reviewed
@@ -395,7 +401,7 @@ class CodeFlow:
                 if early is not None:
                     self.tech_lead.record("review_asked_again", task, reason="written files differ from those "
                                           "proposed (a write was refused): the first review is not used")
-                review_ahead = ask_ahead(partial(self._review, task, files, suite))
+                review_ahead, asked = ask_ahead(partial(self._review, task, files, suite)), time.monotonic()
             # Tool mode: the Developer's finish gate may have run these tests on byte for byte this tree.
             finished = self.tool_stages.finish_tested(task.id) if self.with_tools else None
             result, tested = self.ws.verdict(written + manifest, self._attempt_tests(suite, written), expected,
@@ -409,9 +415,12 @@ class CodeFlow:
                 current_lease.progress()
             changed = self.ws.changed_by_tests(files)
             # The review still to come: the merge queue tests what this change would make main meanwhile.
+            pace = self.review_pace.seconds
             snapshot = (self._snapshot(task, written + manifest)
                         if result.passed and not changed and not refused and not review_ahead.done()
-                        and self.ws.live.current.git.test_in_review else None)
+                        and self.ws.live.current.git.test_in_review
+                        and self.queue.in_time(None if pace is None else pace - (time.monotonic() - asked))
+                        else None)
         self.dev.record("code_tested", task, approach=approach, attempt=attempt, outcome=result.outcome,
                         passed=result.passed_count, failed=result.failed_count, refused=refused,
                         test_seconds=round(result.duration, 3))
@@ -494,7 +503,9 @@ class CodeFlow:
                   f"Measured quality: {json.dumps(quality, default=str)[:4000]}\n\n{code}\n\n"
                   "Approve only correct, simple, readable code without obvious style problems. Give reasons;"
                   " list concrete issues if you reject it.")
+        started = time.monotonic()
         review = self.tech_lead.ask(prompt, Review, task)
+        self.review_pace.add(time.monotonic() - started)
         self.tech_lead.record("code_reviewed", task, approve=review.approve, score=review.score,
                               reasons=review.reasons[:5], style_issues=len(quality.get("style_issues", [])),
                               max_complexity=quality.get("max_complexity"))

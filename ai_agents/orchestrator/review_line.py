@@ -40,6 +40,24 @@ class GreenTrees:
             return self._seconds.get((tree, frozenset(qa_files)))
 
 
+class Pace:
+    """A duration that recurs (a review's answer, a full run), as a moving average of the last ones seen."""
+
+    def __init__(self, weight: float = 0.3):
+        self._weight = weight
+        self._value: float | None = None
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self._value = seconds if self._value is None else (1 - self._weight) * self._value + self._weight * seconds
+
+    @property
+    def seconds(self) -> float | None:
+        """The average so far; None before the first."""
+        return self._value
+
+
 @dataclass
 class InReview:
     task_id: str

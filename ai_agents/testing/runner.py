@@ -31,7 +31,7 @@ import structlog
 from ai_agents import attempt as current_attempt
 from ai_agents.config.models import TestingConfig
 from ai_agents.domain import CheckResult
-from ai_agents.errors import TestRunError, WorkspaceError
+from ai_agents.errors import TestRunError, TestRunStopped, WorkspaceError
 from ai_agents.file_system.paths import normalize
 from ai_agents.testing import launcher
 from ai_agents.testing.cgroup import PidsCgroup
@@ -129,13 +129,15 @@ class TestRunner:
     def detect_framework(self) -> str:
         return self.framework or detect_framework(self.project_path, self.tests_dir)
 
-    def run_tests(self, paths: Sequence[str] | None = None, *, expected: Sequence[str] | None = None) -> TestResult:
+    def run_tests(self, paths: Sequence[str] | None = None, *, expected: Sequence[str] | None = None,
+                  stop: Callable[[], bool] | None = None) -> TestResult:
         """Run the whole suite (or ``paths``, relative to the project).
 
         ``expected``: node ids (pytest) that must each be reported run and passed for a pass,
-        e.g. :func:`~ai_agents.testing.verdict.expected_test_ids` of QA's file.
+        e.g. :func:`~ai_agents.testing.verdict.expected_test_ids` of QA's file. ``stop``: asked while the
+        run goes on; once true, the run is killed and :class:`~ai_agents.errors.TestRunStopped` raised.
         """
-        return self._run([self._test_arg(p) for p in paths or []], expected)
+        return self._run([self._test_arg(p) for p in paths or []], expected, stop)
 
     def run_specific_test(self, test_path: str, *, expected: Sequence[str] | None = None) -> TestResult:
         """Run one file or node id (``tests/test_x.py::test_y``)."""
@@ -227,12 +229,13 @@ class TestRunner:
                      *(["--runTestsByPath", *args] if args else [])], report / "none", False)
         raise TestRunError(f"unknown test framework {framework!r}")
 
-    def _run(self, args: list[str], expected: Sequence[str] | None = None) -> TestResult:
+    def _run(self, args: list[str], expected: Sequence[str] | None = None,
+             stop: Callable[[], bool] | None = None) -> TestResult:
         if not self.project_path.is_dir():
             raise TestRunError(f"project path {self.project_path} does not exist")
         framework = self.detect_framework()
         if framework == "pytest":
-            return self._run_pytest(args, expected)
+            return self._run_pytest(args, expected, stop)
         bwrap, why_not = self._use_bwrap()
         use_bwrap = bwrap is not None
         with tempfile.TemporaryDirectory(prefix="ai-agents-tests-", ignore_cleanup_errors=True) as tmp, \
@@ -265,10 +268,11 @@ class TestRunner:
             argv = self._launcher(limit_as, cgroup, command)
             env = minimal_env(report_dir / "home", report_dir / "tmp", extra_path)
             if framework == "jest":
-                result = self._run_jest(argv, env, report_dir, cgroup, expected, channel)
+                result = self._run_jest(argv, env, report_dir, cgroup, expected, channel, stop)
                 duration = result.duration
             else:
-                rc, timed_out, duration, output = self._execute(argv, env, report_dir / "output.txt", cgroup)
+                rc, timed_out, duration, output = self._execute(argv, env, report_dir / "output.txt", cgroup,
+                                                                stop=stop)
                 result = decide(framework, rc, timed_out, report if report.exists() else None, output,
                                 self.timeout, self.project_path)
         return self._logged(result, duration, use_bwrap, protections)
@@ -411,7 +415,8 @@ class TestRunner:
             return False
         return True
 
-    def _run_pytest(self, args: list[str], expected: Sequence[str] | None) -> TestResult:
+    def _run_pytest(self, args: list[str], expected: Sequence[str] | None,
+                    stop: Callable[[], bool] | None = None) -> TestResult:
         """pytest under the daemon's reporter; the daemon judges its records (verdict.py)."""
         try:
             plan = self._plan_pytest()
@@ -434,7 +439,10 @@ class TestRunner:
             # Started by another thread maybe (the warmer): the attempt's time limit kills it all the same.
             with current_attempt.working(run.process.proc.pid):
                 channel.send(args)
-                rc, timed_out, duration, output = run.process.wait(self.timeout)
+                rc, timed_out, duration, output = run.process.wait(self.timeout, stop)
+        except TestRunStopped:
+            run.plan.discard()
+            raise
         finally:
             channel.close()
         try:
@@ -459,12 +467,14 @@ class TestRunner:
         return self._logged(result, duration, run.plan.use_bwrap, run.plan.protections, ahead)
 
     def _run_jest(self, argv: list[str], env: dict[str, str], report_dir: Path, cgroup: PidsCgroup | None,
-                  expected: Sequence[str] | None, channel: Channel) -> TestResult:
+                  expected: Sequence[str] | None, channel: Channel,
+                  stop: Callable[[], bool] | None = None) -> TestResult:
         """jest under the daemon's config, reporter and canary; the daemon judges its records (jest_verdict.py)."""
         fds = channel.open()
         try:
             rc, timed_out, duration, output = self._execute(argv, env | channel.env, report_dir / "output.txt",
-                                                            cgroup, pass_fds=fds, started=channel.started)
+                                                            cgroup, pass_fds=fds, started=channel.started,
+                                                            stop=stop)
         finally:
             channel.close()
         result = judge_jest(channel, rc, timed_out, expected, self.project_path, canary=True)
@@ -525,11 +535,11 @@ class TestRunner:
                 [r for p, r in zip(files, real, strict=True) if p.startswith(tests)])
 
     def _execute(self, argv: list[str], env: dict[str, str], output_file: Path, cgroup: PidsCgroup | None,
-                 pass_fds: Sequence[int] = (), started: Callable[[], None] | None = None
-                 ) -> tuple[int, bool, float, str]:
+                 pass_fds: Sequence[int] = (), started: Callable[[], None] | None = None,
+                 stop: Callable[[], bool] | None = None) -> tuple[int, bool, float, str]:
         """Run ``argv`` in a new session; on timeout kill the whole group. (exit code, timed out, secs, output)."""
         process = Started.spawn(argv, env, self.project_path, output_file, cgroup, pass_fds, started)
-        return process.wait(self.timeout)
+        return process.wait(self.timeout, stop)
 
     def _protections(self, use_bwrap: bool, why_not: str | None, cgroup: bool) -> list[str]:
         lim = self.limits

@@ -29,7 +29,7 @@ from typing import IO, Protocol
 
 import structlog
 
-from ai_agents.errors import TestRunError
+from ai_agents.errors import TestRunError, TestRunStopped
 from ai_agents.testing.cgroup import PidsCgroup
 from ai_agents.testing.result import tail
 from ai_agents.testing.verdict import Channel
@@ -38,6 +38,7 @@ log = structlog.get_logger("ai_agents.testing")
 # A start waits this long after it is asked for: stages that begin together first send their model requests
 # and make their worktrees, then the processes start, one at a time, in what is left of the model's wait.
 SETTLE = 0.3
+STOP_POLL = 0.05  # how often a run that may be stopped (Started.wait's ``stop``) asks whether it is
 _BIND_OPTIONS = frozenset({"--bind", "--ro-bind", "--bind-try", "--ro-bind-try", "--dev-bind"})
 
 
@@ -72,24 +73,32 @@ def sandbox_key(argv: Sequence[str], env: dict[str, str], cwd: Path, own: Sequen
     return text
 
 
-def exited(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
-    """``proc``'s exit status, or None if it is still running after ``timeout`` seconds. Woken by the exit
-    itself (a pidfd): ``Popen.wait(timeout)`` polls with sleeps of up to 50 ms, which a run of 0.1 s feels."""
+def exited(proc: subprocess.Popen[bytes], timeout: float, stop: Callable[[], bool] | None = None) -> int | None:
+    """``proc``'s exit status, or None if it is still running after ``timeout`` seconds, or once ``stop()`` is
+    true (asked every ``STOP_POLL`` seconds). Woken by the exit itself (a pidfd): ``Popen.wait(timeout)`` polls
+    with sleeps of up to 50 ms, which a run of 0.1 s feels."""
+    deadline = time.monotonic() + timeout
     try:
         fd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):  # not Linux 5.3+, or already reaped
-        try:
-            return proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        fd = None
     try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        if not poller.poll(max(0, int(timeout * 1000))):
-            return None
+        while True:
+            left = max(0.0, deadline - time.monotonic())
+            step = left if stop is None else min(left, STOP_POLL)
+            if fd is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    return proc.wait(timeout=step)
+            else:
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                if poller.poll(int(step * 1000)):
+                    return proc.wait()
+            if time.monotonic() >= deadline or (stop is not None and stop()):
+                return None
     finally:
-        os.close(fd)
-    return proc.wait()
+        if fd is not None:
+            os.close(fd)
 
 
 @dataclass
@@ -147,13 +156,16 @@ class Started:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def wait(self, timeout: float) -> tuple[int, bool, float, str]:
+    def wait(self, timeout: float, stop: Callable[[], bool] | None = None) -> tuple[int, bool, float, str]:
         """Wait up to ``timeout`` seconds from now, then kill the whole group (and what it left running).
-        (exit code, timed out, seconds, the output's tail)."""
+        (exit code, timed out, seconds, the output's tail). ``stop``: once it is true, the run is killed and
+        :class:`TestRunStopped` raised (its caller no longer wants its verdict)."""
         start = time.monotonic()
         timed_out = False
         try:
-            rc = exited(self.proc, timeout)
+            rc = exited(self.proc, timeout, stop)
+            if rc is None and stop is not None and time.monotonic() - start < timeout:
+                raise TestRunStopped("the run was stopped: its verdict is no longer wanted")
             if rc is None:
                 timed_out = True
                 log.warning("tests_timed_out", timeout=timeout, pid=self.proc.pid)

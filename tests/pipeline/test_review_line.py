@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from ai_agents.orchestrator.review_line import GreenTrees, ReviewLine
+from ai_agents.orchestrator.review_line import GreenTrees, Pace, ReviewLine
 
 ALWAYS = lambda: True  # noqa: E731 - the review is still to come
 
@@ -72,3 +72,12 @@ def test_green_trees_are_told_apart_by_the_qa_files_whose_tests_had_to_pass_and_
     green.add("t2", [], 1.0)
     green.add("t3", [], 1.5)
     assert green.seconds("t1", ["tests/test_a.py"]) is None and green.seconds("t3", []) == 1.5
+
+
+def test_a_pace_is_a_moving_average_of_the_durations_seen():
+    pace = Pace(weight=0.5)
+    assert pace.seconds is None
+    pace.add(2.0)
+    assert pace.seconds == 2.0
+    pace.add(1.0)
+    assert pace.seconds == 1.5

@@ -144,3 +144,25 @@ def test_off_the_queue_runs_nothing_while_a_change_is_reviewed(fake_llm, build, 
     assert app.tasks.get(ids["alpha"]).status == TaskStatus.COMPLETED
     assert not in_review_runs(app, ids["alpha"])
     assert [e["ahead"] for e in events(app, "merge_queue_tested", ids["alpha"])] == [False]
+
+
+def test_a_run_the_review_comes_before_is_stopped_and_the_developer_does_not_wait_for_it(fake_llm, build):
+    # In the worktrees for runs ahead alpha's suite would run for ten minutes: the review comes once that run has
+    # started, and the stage goes on at once (the queue's own run, elsewhere, is quick).
+    app = start(fake_llm, build)
+    slow = ("import os\nimport time\n\nfrom alpha import alpha\n\n\n"
+            "def test_alpha():\n    if '-ahead-' in os.getcwd():\n        time.sleep(600)\n    assert alpha() == 1\n")
+    fake_llm.set_script(script([
+        {"when": {"schema": "TestSuite", "contains": "ALPHATASK"},
+         "reply": suite("tests/test_alpha.py", "alpha.py", slow)},
+        {"when": {"schema": "CodeChange", "contains": "ALPHATASK"},
+         "reply": change("alpha.py", "def alpha():\n    return 1\n")}]))
+    slot = app.merge_queue.path.with_name(f"{app.merge_queue.path.name}-ahead-1")
+    fake_llm.hold(*review_of("alpha.py"), until=lambda: (slot / "alpha.py").is_file())
+    app.start()
+    task = app.orchestrator.submit_task("code", "ALPHATASK alpha", "ALPHATASK: see the tests.")
+    wait_for(lambda: app.tasks.get(task.id).status in FINAL, timeout=120, message="alpha final")
+    assert app.tasks.get(task.id).status == TaskStatus.COMPLETED
+    assert events(app, "merge_queue_review_test_stopped", task.id)
+    assert not in_review_runs(app, task.id)  # no verdict from a stopped run
+    assert [e["ahead"] for e in events(app, "merge_queue_tested", task.id)] == [False]

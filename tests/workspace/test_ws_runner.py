@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ai_agents.errors import TestRunError
+from ai_agents.errors import TestRunError, TestRunStopped
 from ai_agents.testing import TestRunner, parse_test_results
 
 _CHECK = TestRunner(Path("/")).check().data
@@ -212,6 +212,26 @@ def test_background_process_left_by_tests_is_killed(workspace: Path) -> None:
     result = TestRunner(workspace, timeout=30).run_tests()
     assert result.outcome == "passed"
     assert processes_in(workspace) == []
+
+
+def test_a_run_its_caller_stops_is_killed_with_what_it_started_and_gives_no_verdict(workspace: Path) -> None:
+    project(workspace, {"tests/test_slow.py": """\
+        import pathlib
+        import subprocess
+        import time
+
+        def test_slow():
+            subprocess.Popen(["sleep", "300"], start_new_session=True)
+            pathlib.Path("started").write_text("yes")
+            time.sleep(300)
+    """})
+    runner = TestRunner(workspace, timeout=120)
+    with pytest.raises(TestRunStopped):
+        runner.run_tests(stop=lambda: (workspace / "started").exists())
+    assert processes_in(workspace) == []
+    # A stop that never comes: the run ends as any other, with its verdict.
+    project(workspace, {"tests/test_slow.py": "def test_quick():\n    pass\n"})
+    assert runner.run_tests(stop=lambda: False).outcome == "passed"
 
 
 @pytest.mark.parametrize("sandbox", ["auto", "none"])
