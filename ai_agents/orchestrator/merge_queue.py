@@ -170,14 +170,19 @@ class MergeQueue:
         ticket = self._line.join()
         tested_on: str | None = None
         slot: Path | None = None
+        merged = False
         try:
             while (ahead := self._line.wait(ticket, tested_on)) is not None:
                 tested_on = ahead
                 slot = slot or self._take_ahead_slot()
                 self._line.publish(ticket, self._pretest(task, branch, qa_files, ahead, slot, ticket))
             with self._lock:
-                return self._until_main_holds(lambda: self._step(task, branch, qa_files, ticket), branch)
+                outcome = self._until_main_holds(lambda: self._step(task, branch, qa_files, ticket), branch)
+            merged = outcome.merged
+            return outcome
         finally:
+            if not merged:  # sent back (or an error): the changes reviewed after it are not built on it
+                self._reviewing.withdraw(task.id)
             self._line.leave(ticket)
             if slot is not None:
                 with self._ahead_lock:
