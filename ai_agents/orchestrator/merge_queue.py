@@ -273,14 +273,7 @@ class MergeQueue:
                 except MergeConflictError:
                     return None
                 self._line.publish(ticket, candidate)
-            if (seconds := self._green.seconds(made and made.tree, qa_files)) is not None:
-                red = None  # its tree passed while it was reviewed (test_in_review)
-                log.info("merge_queue_tested_in_review", task_id=task.id, candidate=candidate, seconds=seconds)
-            else:
-                if made is not None:
-                    self.git.ensure_worktree(path, candidate)
-                red, seconds = self._test(task.id, qa_files, root=path, runs=1)
-                self._ahead_runner(path).warm(settle=0.0)
+            red, seconds = self._verdict(task.id, qa_files, candidate, made.tree if made else None, root=path)
         except LeaseLost:
             raise
         except AgentsError as e:  # only the time it would have saved is lost
@@ -404,13 +397,7 @@ class MergeQueue:
             candidate, tip, tree = built
             self._update(task.id, state=QueueState.TESTING, base_sha=main, tip_sha=tip, candidate_sha=candidate)
             self._line.publish(ticket, candidate)  # the branch behind this one is tested on top of it meanwhile
-            if (seconds := self._green.seconds(tree, qa_files)) is not None:
-                red = None  # its tree passed while it was reviewed (test_in_review)
-                log.info("merge_queue_tested_in_review", task_id=task.id, candidate=candidate, seconds=seconds)
-            else:
-                if tree is not None:  # made as objects: checked out once, for its run
-                    self.git.ensure_worktree(self.path, candidate)
-                red, seconds = self._test(task.id, qa_files)
+            red, seconds = self._verdict(task.id, qa_files, candidate, tree)
             if red is not None:
                 self._update(task.id, state=QueueState.RETURNED, returns=int(row.get("returns") or 0) + 1,
                              detail="red suite", test_seconds=seconds)
@@ -516,6 +503,22 @@ class MergeQueue:
                 f"task was rebuilt on the current {self.main_branch}: write the change again against it. "
                 f"Conflict hunks:\n{e.hunks}"])
         return candidate, tip, None
+
+    def _verdict(self, task_id: str, qa_files: set[str], candidate: str, tree: str | None,
+                 root: Path | None = None) -> tuple[list[str] | None, float]:
+        """The full suite's verdict on ``candidate`` (as :meth:`_test`): a run in review's when its ``tree`` (given
+        when it was made as objects only, not checked out yet) passed there, else a run here: in the queue's
+        worktree, or at ``root`` (a worktree for runs ahead: one run, its next process started after)."""
+        if (seconds := self._green.seconds(tree, qa_files)) is not None:
+            log.info("merge_queue_tested_in_review", task_id=task_id, candidate=candidate, seconds=seconds)
+            return None, seconds
+        if tree is not None:
+            self.git.ensure_worktree(root or self.path, candidate)
+        if root is None:
+            return self._test(task_id, qa_files)
+        verdict = self._test(task_id, qa_files, root=root, runs=1)
+        self._ahead_runner(root).warm(settle=0.0)
+        return verdict
 
     def _test(self, task_id: str, qa_files: set[str], *, root: Path | None = None, runs: int = 2,
               stop: Callable[[], bool] | None = None) -> tuple[list[str] | None, float]:
