@@ -7,11 +7,10 @@ any conftest git does not track, so the next change's run is red, the queue test
 from __future__ import annotations
 
 from ai_agents.domain import Role, TaskStatus
-from tests.conftest import wait_for
 from tests.mainline import git, merge_commits_green
-from tests.pipeline.test_merge_queue import FINAL, change, queue_rows, script, suite
+from tests.pipeline.test_merge_queue import change, script, suite
 from tests.pipeline.test_merge_queue_ahead import events
-from tests.pipeline.test_tested_in_review import in_review_runs, review_of
+from tests.pipeline.test_tested_in_review import in_review_runs, merged, review_of, run_tasks
 
 PLANT = '''"""Alpha."""
 import pathlib
@@ -57,16 +56,11 @@ def test_a_hook_planted_in_the_worktree_for_runs_in_review_does_not_make_the_nex
     for path, content in SEED.items():
         app.workspace.write_document(path, content, Role.DEVELOPER, f"seed {path}")
     ids: dict[str, str] = {}
-    merged = lambda task: queue_rows(app).get(ids.get(task, ""), {}).get("state") == "merged"  # noqa: E731
     fake_llm.hold(*review_of("alpha.py"), until=lambda: bool(in_review_runs(app, ids["alpha"])))
-    fake_llm.hold("CodeChange", "BETATASK", until=lambda: merged("alpha"))  # the same worktree, after alpha's run
+    # The same worktree, after alpha's run.
+    fake_llm.hold("CodeChange", "BETATASK", until=lambda: merged(app, ids, "alpha"))
     fake_llm.hold(*review_of("beta.py"), until=lambda: bool(in_review_runs(app, ids["beta"])))
-    app.start()
-    ids["alpha"] = app.orchestrator.submit_task("code", "ALPHATASK alpha", "ALPHATASK: see the tests.").id
-    ids["beta"] = app.orchestrator.submit_task("code", "BETATASK beta", "BETATASK: see the tests.").id
-    for t in ids.values():
-        wait_for(lambda t=t: app.tasks.get(t).status in FINAL, timeout=240, message=f"task {t} final")
-    alpha, beta = app.tasks.get(ids["alpha"]), app.tasks.get(ids["beta"])
+    alpha, beta = run_tasks(app, ids, "alpha", "beta", timeout=240)
     assert alpha.status == TaskStatus.COMPLETED, alpha.error
     assert beta.status in (TaskStatus.FAILED, TaskStatus.ESCALATED)  # sent back until its budget ran out
 

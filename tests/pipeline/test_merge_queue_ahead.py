@@ -29,17 +29,22 @@ SLOW_TEST = ("import os\nimport time\n\nfrom alpha import alpha\n\n\n"
 BETA_TEST = "from beta import beta\n\n\ndef test_beta():\n    assert beta() == 2\n"
 
 
-def run(fake_llm: Any, build: Any, fails_in: str, pause: float = 3) -> tuple[Any, Any, Any]:
-    fake_llm.set_script(script([
+def alpha_beta(alpha_test: str) -> list[dict[str, Any]]:
+    """The script's rules for two tasks: ALPHATASK (``alpha.py``, tested by ``alpha_test``) and BETATASK."""
+    return [
         {"when": {"schema": "TestSuite", "contains": "ALPHATASK"},
-         "reply": suite("tests/test_alpha.py", "alpha.py", SLOW_TEST.format(fails_in=fails_in, pause=pause))},
+         "reply": suite("tests/test_alpha.py", "alpha.py", alpha_test)},
         {"when": {"schema": "TestSuite", "contains": "BETATASK"},
          "reply": suite("tests/test_beta.py", "beta.py", BETA_TEST)},
         {"when": {"schema": "CodeChange", "contains": "ALPHATASK"},
          "reply": change("alpha.py", "def alpha():\n    return 1\n")},
         {"when": {"schema": "CodeChange", "contains": "BETATASK"},
          "reply": change("beta.py", "def beta():\n    return 2\n")},
-    ]))
+    ]
+
+
+def run(fake_llm: Any, build: Any, fails_in: str, pause: float = 3) -> tuple[Any, Any, Any]:
+    fake_llm.set_script(script(alpha_beta(SLOW_TEST.format(fails_in=fails_in, pause=pause))))
     app = build(fake_llm, {"agents": {"developer": {"workers": 2}, "qa": {"workers": 2},
                                       "tech_lead": {"workers": 2}, "max_fix_attempts": 1, "max_approaches": 1},
                             "orchestrator": {"max_task_attempts": 1}},

@@ -9,35 +9,44 @@ until what the test orders has happened.
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 from ai_agents.domain import TaskStatus
 from tests.conftest import wait_for
 from tests.mainline import git, merge_commits_green
-from tests.pipeline.test_merge_queue import FINAL, change, queue_rows, script, suite
-from tests.pipeline.test_merge_queue_ahead import events
+from tests.pipeline.test_merge_queue import FINAL, queue_rows, script
+from tests.pipeline.test_merge_queue_ahead import alpha_beta, events
 
 ALPHA_TEST = ("import os\n\nfrom alpha import alpha\n\n\n"
               "def test_alpha():\n    assert alpha() == 1\n\n\n"
               "def test_where():\n    assert {fails_in!r} not in os.path.basename(os.getcwd())\n")
-BETA_TEST = "from beta import beta\n\n\ndef test_beta():\n    assert beta() == 2\n"
 
 
-def start(fake_llm: Any, build: Any, fails_in: str = "nowhere", test_in_review: bool = True) -> Any:
-    fake_llm.set_script(script([
-        {"when": {"schema": "TestSuite", "contains": "ALPHATASK"},
-         "reply": suite("tests/test_alpha.py", "alpha.py", ALPHA_TEST.format(fails_in=fails_in))},
-        {"when": {"schema": "TestSuite", "contains": "BETATASK"},
-         "reply": suite("tests/test_beta.py", "beta.py", BETA_TEST)},
-        {"when": {"schema": "CodeChange", "contains": "ALPHATASK"},
-         "reply": change("alpha.py", "def alpha():\n    return 1\n")},
-        {"when": {"schema": "CodeChange", "contains": "BETATASK"},
-         "reply": change("beta.py", "def beta():\n    return 2\n")},
-    ]))
+def start(fake_llm: Any, build: Any, fails_in: str = "nowhere", test_in_review: bool = True,
+          alpha_test: str | None = None) -> Any:
+    fake_llm.set_script(script(alpha_beta(alpha_test or ALPHA_TEST.format(fails_in=fails_in))))
     return build(fake_llm, {"agents": {"developer": {"workers": 2}, "qa": {"workers": 2},
                                        "tech_lead": {"workers": 1}, "max_fix_attempts": 1, "max_approaches": 1},
                             "orchestrator": {"max_task_attempts": 1}, "git": {"test_in_review": test_in_review}},
                  start=False)
+
+
+def run_tasks(app: Any, ids: dict[str, str], *names: str, timeout: float = 150, start: bool = True) -> list[Any]:
+    """Start ``app`` (unless ``start`` is false: it runs already), submit the tasks ``names`` (ALPHATASK,
+    BETATASK...: their ids into ``ids`` as they are made, for the holds), and wait until each is final."""
+    if start:
+        app.start()
+    for name in names:
+        ids[name] = app.orchestrator.submit_task("code", f"{name.upper()}TASK {name}",
+                                                 f"{name.upper()}TASK: see the tests.").id
+    for name in names:
+        wait_for(lambda n=name: app.tasks.get(ids[n]).status in FINAL, timeout=timeout, message=f"{name} final")
+    return [app.tasks.get(ids[name]) for name in names]
+
+
+def merged(app: Any, ids: dict[str, str], name: str) -> bool:
+    return queue_rows(app).get(ids.get(name, ""), {}).get("state") == "merged"
 
 
 def review_of(module: str) -> tuple[str, str]:
@@ -61,14 +70,9 @@ def test_changes_approved_in_the_order_they_were_reviewed_merge_on_the_trees_tes
     # tested, beta once alpha merged.
     fake_llm.hold("CodeChange", "BETATASK", until=lambda: bool(in_review_runs(app, ids["alpha"])))
     fake_llm.hold(*review_of("alpha.py"), until=lambda: bool(in_review_runs(app, ids["beta"])))
-    fake_llm.hold(*review_of("beta.py"), until=lambda: queue_rows(app).get(ids["alpha"], {}).get("state") == "merged")
+    fake_llm.hold(*review_of("beta.py"), until=lambda: merged(app, ids, "alpha"))
     main_before = git(app.live.current.file_system.workspace_path, "rev-parse", "main").strip()
-    app.start()
-    ids["alpha"] = app.orchestrator.submit_task("code", "ALPHATASK alpha", "ALPHATASK: see the tests.").id
-    ids["beta"] = app.orchestrator.submit_task("code", "BETATASK beta", "BETATASK: see the tests.").id
-    for t in ids.values():
-        wait_for(lambda t=t: app.tasks.get(t).status in FINAL, timeout=150, message=f"task {t} final")
-    alpha, beta = app.tasks.get(ids["alpha"]), app.tasks.get(ids["beta"])
+    alpha, beta = run_tasks(app, ids, "alpha", "beta")
     assert alpha.status == beta.status == TaskStatus.COMPLETED, (alpha.error, beta.error)
 
     ws = app.live.current.file_system.workspace_path
@@ -94,13 +98,8 @@ def test_a_candidate_other_than_the_tree_tested_in_review_is_tested_by_the_queue
     # neither candidate the queue builds has a tree tested in review.
     fake_llm.hold("CodeChange", "BETATASK", until=lambda: bool(in_review_runs(app, ids["alpha"])))
     fake_llm.hold(*review_of("beta.py"), until=lambda: bool(in_review_runs(app, ids["beta"])))
-    fake_llm.hold(*review_of("alpha.py"), until=lambda: queue_rows(app).get(ids["beta"], {}).get("state") == "merged")
-    app.start()
-    ids["alpha"] = app.orchestrator.submit_task("code", "ALPHATASK alpha", "ALPHATASK: see the tests.").id
-    ids["beta"] = app.orchestrator.submit_task("code", "BETATASK beta", "BETATASK: see the tests.").id
-    for t in ids.values():
-        wait_for(lambda t=t: app.tasks.get(t).status in FINAL, timeout=150, message=f"task {t} final")
-    alpha, beta = app.tasks.get(ids["alpha"]), app.tasks.get(ids["beta"])
+    fake_llm.hold(*review_of("alpha.py"), until=lambda: merged(app, ids, "beta"))
+    alpha, beta = run_tasks(app, ids, "alpha", "beta")
     assert alpha.status == beta.status == TaskStatus.COMPLETED, (alpha.error, beta.error)
 
     ws = app.live.current.file_system.workspace_path
@@ -118,9 +117,7 @@ def test_a_red_run_in_review_proves_nothing_and_the_queue_tests_the_change(fake_
     app = start(fake_llm, build, fails_in="-ahead-")
     ids: dict[str, str] = {}
     fake_llm.hold(*review_of("alpha.py"), until=lambda: bool(in_review_runs(app, ids["alpha"])))
-    app.start()
-    ids["alpha"] = app.orchestrator.submit_task("code", "ALPHATASK alpha", "ALPHATASK: see the tests.").id
-    wait_for(lambda: app.tasks.get(ids["alpha"]).status in FINAL, timeout=150, message="alpha final")
+    run_tasks(app, ids, "alpha")
     alpha = app.tasks.get(ids["alpha"])
     assert alpha.status == TaskStatus.COMPLETED, alpha.error
 
@@ -138,9 +135,7 @@ def test_off_the_queue_runs_nothing_while_a_change_is_reviewed(fake_llm, build, 
     ids: dict[str, str] = {}
     # Held long enough for a run in review to happen, if one were made (it would come right after the tests).
     fake_llm.hold(*review_of("alpha.py"), until=lambda: bool(events(app, "code_tested", ids["alpha"])))
-    app.start()
-    ids["alpha"] = app.orchestrator.submit_task("code", "ALPHATASK alpha", "ALPHATASK: see the tests.").id
-    wait_for(lambda: app.tasks.get(ids["alpha"]).status in FINAL, timeout=150, message="alpha final")
+    run_tasks(app, ids, "alpha")
     assert app.tasks.get(ids["alpha"]).status == TaskStatus.COMPLETED
     assert not in_review_runs(app, ids["alpha"])
     assert [e["ahead"] for e in events(app, "merge_queue_tested", ids["alpha"])] == [False]
@@ -149,20 +144,35 @@ def test_off_the_queue_runs_nothing_while_a_change_is_reviewed(fake_llm, build, 
 def test_a_run_the_review_comes_before_is_stopped_and_the_developer_does_not_wait_for_it(fake_llm, build):
     # In the worktrees for runs ahead alpha's suite would run for ten minutes: the review comes once that run has
     # started, and the stage goes on at once (the queue's own run, elsewhere, is quick).
-    app = start(fake_llm, build)
     slow = ("import os\nimport time\n\nfrom alpha import alpha\n\n\n"
             "def test_alpha():\n    if '-ahead-' in os.getcwd():\n        time.sleep(600)\n    assert alpha() == 1\n")
-    fake_llm.set_script(script([
-        {"when": {"schema": "TestSuite", "contains": "ALPHATASK"},
-         "reply": suite("tests/test_alpha.py", "alpha.py", slow)},
-        {"when": {"schema": "CodeChange", "contains": "ALPHATASK"},
-         "reply": change("alpha.py", "def alpha():\n    return 1\n")}]))
+    app = start(fake_llm, build, alpha_test=slow)
+    ids: dict[str, str] = {}
     slot = app.merge_queue.path.with_name(f"{app.merge_queue.path.name}-ahead-1")
     fake_llm.hold(*review_of("alpha.py"), until=lambda: (slot / "alpha.py").is_file())
-    app.start()
-    task = app.orchestrator.submit_task("code", "ALPHATASK alpha", "ALPHATASK: see the tests.")
-    wait_for(lambda: app.tasks.get(task.id).status in FINAL, timeout=120, message="alpha final")
+    [task] = run_tasks(app, ids, "alpha", timeout=120)
     assert app.tasks.get(task.id).status == TaskStatus.COMPLETED
     assert events(app, "merge_queue_review_test_stopped", task.id)
     assert not in_review_runs(app, task.id)  # no verdict from a stopped run
     assert [e["ahead"] for e in events(app, "merge_queue_tested", task.id)] == [False]
+
+
+def test_a_garbage_review_stops_the_run_in_review_and_merges_nothing(fake_llm, build):
+    # The review that comes while the run in review goes on is no review at all: the run is stopped, no tree is
+    # kept, and the change is not merged; the daemon goes on with the next task.
+    slow = ("import os\nimport time\n\nfrom alpha import alpha\n\n\n"
+            "def test_alpha():\n    if '-ahead-' in os.getcwd():\n        time.sleep(600)\n    assert alpha() == 1\n")
+    app = start(fake_llm, build, alpha_test=slow)
+    fake_llm.set_script(script([*alpha_beta(slow), {"when": {"schema": "Review", "contains": "--- alpha.py ---"},
+                                                     "reply": "LGTM!! {approve: yes"}]))
+    ids: dict[str, str] = {}
+    slot = app.merge_queue.path.with_name(f"{app.merge_queue.path.name}-ahead-1")
+    fake_llm.hold(*review_of("alpha.py"), until=lambda: (slot / "alpha.py").is_file())
+    [task] = run_tasks(app, ids, "alpha", timeout=120)
+    assert task.status in (TaskStatus.FAILED, TaskStatus.ESCALATED), task.status
+    assert events(app, "merge_queue_review_test_stopped", task.id) and not in_review_runs(app, task.id)
+    assert not queue_rows(app).get(task.id)  # never at the queue
+    ws = app.live.current.file_system.workspace_path
+    assert subprocess.run(["git", "-C", str(ws), "cat-file", "-e", "main:alpha.py"]).returncode != 0
+    [beta] = run_tasks(app, ids, "beta", start=False)  # the daemon goes on
+    assert beta.status == TaskStatus.COMPLETED, beta.error
