@@ -3,7 +3,8 @@
 A code task's QA and Developer stages work in ``<data>/worktrees/<task id>``, with the task branch
 checked out there for the task's whole life: created when the task starts, kept while it waits or
 is resumed, removed after its branch is merged or when an attempt fails (a retry makes it again
-from the branch, where everything committed lives). Each worktree has its own file-system manager,
+from the branch, where everything committed lives). Only by the attempt that last took it: an attempt
+whose task was reclaimed meanwhile (it lost its lease) leaves it to the attempt that holds the lease now. Each worktree has its own file-system manager,
 git manager, sandboxed test runner and lock (a :class:`TaskWorkspace`), so tasks write and test in
 parallel; the main working tree only takes the merge queue's fast-forwards and documents.
 
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import structlog
 
+from ai_agents import attempt as current_attempt
 from ai_agents.config.live import LiveConfig
 from ai_agents.deployment.manager import DeploymentManager
 from ai_agents.errors import CapacityWait, GitOperationError, WorkspaceError
@@ -88,6 +90,7 @@ class Worktrees:
         self._parts = parts
         self._cap = cap
         self._open: dict[str, TaskWorkspace] = {}
+        self._takers: dict[str, object] = {}  # task id -> the attempt (its lease guard) that last acquired it
         self._lock = threading.Condition()
 
     def path_for(self, task_id: str) -> Path:
@@ -111,6 +114,7 @@ class Worktrees:
         # (fetched outside the lock: the network is slow; the branch is this task's alone).
         taken = self._take_remote_branch(branch)
         with self._lock:
+            self._takers[task_id] = current_attempt.current()
             if (ws := self._open.get(task_id)) is not None and ws.branch == branch and (ws.path / ".git").is_file():
                 if taken:
                     ws.git.sync_to_head()
@@ -168,8 +172,14 @@ class Worktrees:
             raise CapacityWait(f"{why}; the task waits")
 
     def release(self, task_id: str) -> None:
-        """Remove the task's worktree (its branch and commits stay)."""
+        """Remove the task's worktree (its branch and commits stay), unless another attempt took it since the
+        calling one did: a reclaimed task's earlier attempt, which lost its lease, must not pull the worktree
+        from under the attempt that holds the lease now (that one releases it, or the sweep at start)."""
         with self._lock:
+            if self._takers.get(task_id, current_attempt.current()) is not current_attempt.current():
+                log.info("worktree_kept", task_id=task_id, reason="taken by a later attempt of the task")
+                return
+            self._takers.pop(task_id, None)
             self._open.pop(task_id, None)
             path = self.path_for(task_id)
             if path.exists():

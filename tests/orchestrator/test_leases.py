@@ -20,6 +20,7 @@ from ai_agents.llm.script import Script
 from ai_agents.memory import Database, TaskStore
 from ai_agents.orchestrator.lease import Lease
 from tests.conftest import wait_for
+from tests.mainline import merge_commits_green
 from tests.fakes.llm_server import FakeLLMServer
 from tests.pipeline.conftest import code_task_payload, story_rules
 from tests.pipeline.test_tdd_pipeline import FIXED
@@ -169,6 +170,48 @@ def test_lease_stolen_between_review_and_merge_is_refused_at_the_commit(holding_
     assert lost
     activities = [a["activity"] for a in app.memory.activities(task.id)]
     assert activities.count("code_committed") == 1 and "lease_lost" in activities
+
+
+def test_an_attempt_that_lost_its_lease_leaves_the_worktree_to_the_attempt_that_holds_it(fake_llm, build, tmp_path):
+    """The first attempt waits for its review (held) while the task is taken over; the second attempt takes the
+    same worktree and asks for its code (held until the first attempt has given up). The first attempt's review
+    then comes, and it stops at its next side effect: the worktree, the second attempt's now, stays."""
+    fake_llm.set_script(Script.from_data({"rules": story_rules(CodeChange=FIXED)}))
+    app = build(fake_llm, {"agents": {"developer": {"workers": 2}}}, start=False)
+    taken_over, answer_review, second_asked = threading.Event(), threading.Event(), threading.Event()
+    task_id: list[str] = []
+
+    def gave_up() -> bool:  # the first attempt's worker discarded its result (after what it did on LeaseLost)
+        return any(e["event"] == "lease_lost" and e.get("action") == "result discarded"
+                   and e.get("task_id") == task_id[0] for e in events(app))
+
+    def code_answer() -> bool:
+        if taken_over.is_set():
+            second_asked.set()
+            return gave_up()
+        return True
+
+    fake_llm.hold("Review", until=answer_review.is_set)
+    fake_llm.hold("CodeChange", until=code_answer)
+    app.start()
+    task = app.orchestrator.submit_task("code", **code_task_payload())
+    task_id.append(task.id)
+    # The first attempt's tests passed and its merge candidate was tested: it waits for the review alone.
+    wait_for(lambda: [e for e in events(app) if e["event"] == "merge_queue_tested_while_reviewed"
+                      and e.get("task_id") == task.id], timeout=60, message="the first attempt waits for its review")
+    row = app.db.query_one("SELECT lease_owner, lease_token FROM tasks WHERE id = ?", (task.id,))
+    assert app.tasks.release(task.id, row["lease_owner"], "taken over by the test")
+    taken_over.set()
+    wait_for(second_asked.is_set, timeout=60, message="the second attempt, in the worktree, asks for its code")
+    answer_review.set()
+    wait_for(lambda: app.tasks.get(task.id).status in (TaskStatus.COMPLETED, TaskStatus.FAILED), timeout=90,
+             message="the task settled")
+    done = app.tasks.get(task.id)
+    assert done.status == TaskStatus.COMPLETED, done.error
+    kept = [e for e in events(app) if e["event"] == "worktree_kept" and e.get("task_id") == task.id]
+    assert kept and gave_up()
+    assert len(merges_for(app, task.id)) == 1
+    assert len(merge_commits_green(app.live.current.file_system.workspace_path, tmp_path)) == 1
 
 
 SLEEPING_TESTS = ("import importlib.util\nimport time\n\n"
