@@ -1,19 +1,19 @@
 """Worktrees: one git worktree per code task, under the daemon's data directory.
 
 A code task's QA and Developer stages work in ``<data>/worktrees/<task id>``, with the task branch
-checked out there for the task's whole life: created when the task starts, kept while it waits or
-is resumed, removed after its branch is merged or when an attempt fails (a retry makes it again
-from the branch, where everything committed lives). Only by the attempt that last took it: an attempt
-whose task was reclaimed meanwhile (it lost its lease) leaves it to the attempt that holds the lease now. Each worktree has its own file-system manager,
-git manager, sandboxed test runner and lock (a :class:`TaskWorkspace`), so tasks write and test in
-parallel; the main working tree only takes the merge queue's fast-forwards and documents.
+checked out there for the task's whole life: created when the task starts, kept while it waits or is
+resumed, removed after its branch is merged or when an attempt fails (a retry makes it again from
+the branch, where everything committed lives). Only by the attempt that last took it: an attempt
+whose task was reclaimed meanwhile (it lost its lease) leaves it to the attempt that holds the lease
+now. Each worktree has its own file-system manager, git manager, sandboxed test runner and lock (a
+:class:`TaskWorkspace`), so tasks write and test in parallel; the main working tree only takes the
+merge queue's fast-forwards and documents.
 
 The number of worktrees and their disk use are capped (``file_system.max_worktrees``,
-``max_worktrees_mb``); at a cap a new task waits (:class:`~ai_agents.errors.CapacityWait`:
-released, not counted as an attempt). With ``git.shared_remote`` a worktree's branch is first
-brought up to the remote's (created from it when missing here): another node may have worked on
-the task. ``sweep`` at start
-removes every worktree no unfinished task owns. No ``git stash`` anywhere.
+``max_worktrees_mb``); at a cap a new task waits (:class:`~ai_agents.errors.CapacityWait`: released,
+not counted as an attempt). With ``git.shared_remote`` a worktree's branch is first brought up to
+the remote's (created from it when missing here): another node may have worked on the task.
+``sweep`` at start removes every worktree no unfinished task owns. No ``git stash`` anywhere.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from ai_agents.llm.script import Script
 from ai_agents.memory import Database, TaskStore
 from ai_agents.orchestrator.lease import Lease
 from tests.conftest import wait_for
-from tests.mainline import merge_commits_green
 from tests.fakes.llm_server import FakeLLMServer
+from tests.mainline import merge_commits_green
 from tests.pipeline.conftest import code_task_payload, story_rules
 from tests.pipeline.test_tdd_pipeline import FIXED
 
