@@ -25,10 +25,11 @@ is requeued without counting an attempt (:class:`~ai_agents.errors.MainBusy`): l
 task's failure. The local main only follows the remote's. Task branches are published as they are
 committed (:meth:`publish`), so another node can resume a task from its branch.
 
-While the Tech Lead reviews a change whose tests passed, the queue tests the candidate it would most likely
-build for it (:meth:`test_in_review`, ``git.test_in_review``): changes lined up in the order their reviews
-were asked, each built on the one before. A green run keeps the candidate's tree; when the queue's candidate
-has exactly that tree (and the same QA files to check), the suite ran on those bytes and is not run again.
+The full-suite runs and the worktrees for runs ahead are :class:`~ai_agents.orchestrator.suite_runs.SuiteRuns`
+(``suite``). While the Tech Lead reviews a change whose tests passed, the candidate the queue would most likely
+build for it is tested (``in_review``: :mod:`~ai_agents.orchestrator.in_review`, ``git.test_in_review``); when
+the queue's candidate has exactly a tree that passed there (and the same QA files to check), the suite ran on
+those bytes and is not run again.
 
 Documents (analysis results) reach main through the queue too (:meth:`write_document`): committed
 on top of the current main, tested unless plain text, and fast-forwarded like a merge.
@@ -37,7 +38,6 @@ on top of the current main, tested unless plain text, and fast-forwarded like a 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from enum import Enum
@@ -57,24 +57,19 @@ from ai_agents.errors import (
     MainBusy,
     MergeConflictError,
     TaskFailedError,
-    TestRunStopped,
     WorkspaceError,
 )
 from ai_agents.file_system import FileSystemManager
 from ai_agents.file_system.paths import normalize
 from ai_agents.git import GitManager
 from ai_agents.memory.storage import Storage
+from ai_agents.orchestrator.in_review import ReviewRuns
 from ai_agents.orchestrator.merge_line import WaitingLine
-from ai_agents.orchestrator.review_line import GreenTrees, Pace, ReviewLine
+from ai_agents.orchestrator.suite_runs import SuiteRuns
 from ai_agents.testing import TestRunner
-from ai_agents.testing.verdict import expected_test_ids
 
 log = structlog.get_logger("ai_agents.merge_queue")
 T = TypeVar("T")
-# The processes prepare() asks for start this long after the daemon starts (see prepare).
-PREPARE_SETTLE = 1.0
-
-PRETEST_NICE = 10  # runs ahead may be thrown away: they yield the CPU to the runs whose verdict counts
 MAX_REBUILDS = 5  # main moved between the test and the fast-forward this often: give up for now
 # Several nodes (git.shared_remote): tries per merge, and the back-off between them (seconds: the n-th wait
 # is drawn from [0, min(cap, first * 2**(n-1))]); ~8 s of waits on average over a merge's tries.
@@ -124,24 +119,16 @@ class MergeQueue:
         self._fs = fs  # the main workspace's file-system manager: what a document path may be
         self.db = db
         self.path = Path(path)
-        self.runner = runner
         self.main_branch = main_branch
         self._integration = integration  # () -> "merge" | "rebase", read live
         self._workspace_lock = workspace_lock  # the main working tree's lock: held only for the fast-forward
         self._lock = threading.Lock()  # the queue is serial
         self._line = WaitingLine()  # who is in front of whom, and what each would make main
-        # Worktrees for runs ahead, kept and reused (a checkout of a large repository costs far more than
-        # resetting one to another commit): one per branch being tested ahead at once, so at most one per
-        # merge-stage worker, and one per change tested while it is reviewed (at most one per Developer
-        # worker). Swept at start like any leftover (worktrees.PRETEST_PREFIX).
-        self._ahead_free: list[Path] = []
-        self._ahead_made = 0
-        self._ahead_runners: dict[Path, TestRunner] = {}  # one per slot: each keeps its next run's process
-        self._ahead_lock = threading.Lock()
         self.backoff = (BACKOFF_FIRST, BACKOFF_CAP)  # shared remote: (first, cap) of the waits between tries
-        self._green = GreenTrees()  # trees a full run passed on: a candidate with one of them is tested
-        self._reviewing = ReviewLine()  # candidates tested while their changes are reviewed (test_in_review)
-        self._suite_pace = Pace()  # how long a full run takes these days
+        # The full-suite runs: in the queue's worktree, and ahead of the serial part in worktrees of their own.
+        self.suite = SuiteRuns(git=git, path=self.path, runner=runner)
+        # Candidates tested while their changes are reviewed (git.test_in_review).
+        self.in_review = ReviewRuns(git=git, suite=self.suite, main_branch=main_branch, integration=integration)
 
     # --- rows ---------------------------------------------------------------------------
     def row(self, task_id: str) -> dict[str, Any] | None:
@@ -174,7 +161,7 @@ class MergeQueue:
         try:
             while (ahead := self._line.wait(ticket, tested_on)) is not None:
                 tested_on = ahead
-                slot = slot or self._take_ahead_slot()
+                slot = slot or self.suite.take_slot()
                 self._line.publish(ticket, self._pretest(task, branch, qa_files, ahead, slot, ticket))
             with self._lock:
                 outcome = self._until_main_holds(lambda: self._step(task, branch, qa_files, ticket), branch)
@@ -182,29 +169,13 @@ class MergeQueue:
             return outcome
         finally:
             if not merged:  # sent back (or an error): the changes reviewed after it are not built on it
-                self._reviewing.withdraw(task.id)
+                self.in_review.withdraw(task.id)
             self._line.leave(ticket)
             if slot is not None:
-                with self._ahead_lock:
-                    self._ahead_free.append(slot)
+                self.suite.give_back(slot)
             # The next candidate's run finds its process started (its imports done) outside the serial part:
             # at once, as the next branch may be waiting already (no model answer comes first here).
-            self.runner.warm(settle=0.0)
-
-    def _take_ahead_slot(self) -> Path:
-        """A worktree directory for runs ahead that no other branch is using (made on first use)."""
-        with self._ahead_lock:
-            if self._ahead_free:
-                return self._ahead_free.pop()
-            self._ahead_made += 1
-            return self.path.with_name(f"{self.path.name}-ahead-{self._ahead_made}")
-
-    def _ahead_runner(self, path: Path) -> TestRunner:
-        """The runner of the worktree for runs ahead at ``path`` (kept with it), at a lower CPU priority."""
-        with self._ahead_lock:
-            if (runner := self._ahead_runners.get(path)) is None:
-                runner = self._ahead_runners[path] = self.runner.at(path, nice=PRETEST_NICE)
-            return runner
+            self.suite.runner.warm(settle=0.0)
 
     def prepare(self, ahead: int = 0) -> None:
         """At start, before any branch arrives: the queue's worktree and ``ahead`` worktrees for runs ahead
@@ -214,33 +185,14 @@ class MergeQueue:
         often started with tasks waiting, whose first steps (worktrees, model requests) go first; the first
         branch comes at least one model answer after that. Never raises: a merge makes what is missing."""
         try:
-            main = self.git.rev(self.main_branch)
-            if main is None:
-                return
-            self.git.ensure_worktree(self.path, main)
-            self.runner.warm(settle=PREPARE_SETTLE)
-            with self._ahead_lock:
-                slots = [self.path.with_name(f"{self.path.name}-ahead-{i}")
-                         for i in range(self._ahead_made + 1, self._ahead_made + 1 + max(0, ahead))]
-                self._ahead_made += len(slots)
-            made: list[Path] = []
-            try:
-                for slot in slots:
-                    self.git.ensure_worktree(slot, main)
-                    self._ahead_runner(slot).warm(settle=PREPARE_SETTLE)
-                    made.append(slot)
-            finally:
-                with self._ahead_lock:  # taken from the end: the first branch ahead gets -ahead-1, as before
-                    self._ahead_free.extend(reversed(made))
+            if (main := self.git.rev(self.main_branch)) is not None:
+                self.suite.prepare(main, ahead)
         except AgentsError as e:
             log.info("merge_queue_prepare_skipped", error=str(e)[:300])
 
     def close(self) -> None:
         """At shutdown: stop the test processes started ahead for the queue's next runs."""
-        with self._ahead_lock:
-            runners = [self.runner, *self._ahead_runners.values()]
-        for runner in runners:
-            runner.cool()
+        self.suite.close()
 
     def _pretest(self, task: Task, branch: str, qa_files: set[str], ahead: str, path: Path,
                  ticket: int) -> str | None:
@@ -273,13 +225,12 @@ class MergeQueue:
                 except MergeConflictError:
                     return None
                 self._line.publish(ticket, candidate)
-            red, seconds = self._verdict(task.id, qa_files, candidate, made.tree if made else None, root=path)
+            red, seconds = self.suite.verdict(task.id, qa_files, candidate, made.tree if made else None, root=path)
         except LeaseLost:
             raise
         except AgentsError as e:  # only the time it would have saved is lost
             log.warning("merge_queue_pretest_failed", task_id=task.id, error=str(e)[:300])
-            self._ahead_runner(path).cool()
-            self.git.remove_worktree(path)  # whatever state it is in, the next run ahead makes it afresh
+            self.suite.discard(path)
             return None
         log.info("merge_queue_pretested", task_id=task.id, base=ahead, candidate=candidate, green=red is None,
                  seconds=seconds)
@@ -289,83 +240,6 @@ class MergeQueue:
         self._update(task.id, state=QueueState.TESTED, base_sha=ahead, tip_sha=tip, candidate_sha=candidate,
                      test_seconds=seconds)
         return candidate
-
-    def reviewing(self, task_id: str) -> None:
-        """``task_id``'s change is sent for review (the Tech Lead's): it takes its place in the line of changes
-        whose candidates are tested while they are reviewed (:meth:`test_in_review`)."""
-        if self._integration() == "merge":
-            self._reviewing.join(task_id)
-
-    def in_time(self, review_due: float | None) -> bool:
-        """Whether a full run is likely to end before a review due in ``review_due`` seconds (None: not known):
-        a run the review comes before is stopped, and where model answers are quick and the CPU is short it
-        would only take the CPU from the runs that count."""
-        suite = self._suite_pace.seconds
-        return review_due is None or suite is None or review_due > suite
-
-    def test_in_review(self, task: Task, change: str, qa_files: set[str], waiting: Callable[[], bool]) -> None:
-        """While the Tech Lead reviews a change whose tests passed (``change``: its branch with it, as a commit
-        object no ref points to, GitManager.snapshot), the full suite runs on the merge candidate the queue will
-        most likely build for it: on main, with the changes reviewed before it (ReviewLine: the order they
-        are likely to be approved and merged in; their candidates are waited for while ``waiting()``, i.e. the
-        review is still to come), in a worktree for runs ahead, at a lower CPU priority; a run the review comes
-        before is stopped (the stage does not wait for it, and the queue tests as usual). When green, its tree
-        is kept: if approved, the queue's candidate with exactly that tree is not tested again (the merge
-        then costs no test time); any other candidate is tested as usual, so what this proves never outlives
-        the tree. A conflict, a red run or an error here proves nothing and is not the attempt's failure.
-        ``git.integration: rebase`` rewrites the branch first: nothing to build ahead."""
-        if self._integration() != "merge":
-            return
-        slot: Path | None = None
-        green = False  # else it leaves the line: no change after it waits for it or is built on it
-        try:
-            main = self.git.rev(self.main_branch)
-            main_tree = main and self.git.tree_of(main)
-            if main is None or main_tree is None:
-                return
-            if (base := self._reviewing.base(task.id, main, main_tree, waiting)) is None or not waiting():
-                return  # the review came first
-            made = self.git.merge_commit(base, change, message=f"Merge {task.id} (under review)",
-                                         trailers={"Task-Id": task.id, "Agent": Role.TECH_LEAD.title})
-            if made is None:  # a conflict: the queue reports it, with its hunks, if the change is approved
-                return
-            self._reviewing.fill(task.id, made.commit, made.tree)  # the next change is built on it meanwhile
-            if self._green.seconds(made.tree, qa_files) is not None:
-                green = True
-                return
-            if not waiting():
-                return
-            slot = self._take_ahead_slot()
-            self.git.ensure_worktree(slot, made.commit)
-            # Stopped when the review comes first: the Developer's stage never waits on it (the queue tests then).
-            red, seconds = self._test(task.id, qa_files, root=slot, runs=1, stop=lambda: not waiting())
-            self._ahead_runner(slot).warm(settle=0.0)
-            log.info("merge_queue_tested_while_reviewed", task_id=task.id, base=base, candidate=made.commit,
-                     green=red is None, seconds=seconds, worktree=slot.name)
-            if red is None:
-                current_lease.check()  # fencing: only the attempt holding the lease vouches for a tree
-                self._green.add(made.tree, qa_files, seconds)
-                green = True
-        except TestRunStopped:
-            log.info("merge_queue_review_test_stopped", task_id=task.id, reason="the review came first")
-        except AgentsError as e:  # only the time it would have saved is lost (LeaseLost goes on up)
-            if isinstance(e, LeaseLost):
-                raise
-            log.warning("merge_queue_review_test_failed", task_id=task.id, error=str(e)[:300])
-            if slot is not None:
-                self._ahead_runner(slot).cool()
-                self.git.remove_worktree(slot)  # whatever state it is in, the next run ahead makes it afresh
-        finally:
-            if not green:
-                self._reviewing.withdraw(task.id)
-            if slot is not None:
-                with self._ahead_lock:
-                    self._ahead_free.append(slot)
-
-    def withdraw(self, task_id: str) -> None:
-        """``task_id``'s change will not be merged as it was reviewed (rejected, or the attempt failed): the
-        changes reviewed after it are not built on it."""
-        self._reviewing.withdraw(task_id)
 
     def _step(self, task: Task, branch: str, qa_files: set[str], ticket: int) -> MergeOutcome | None:
         row = self.row(task.id) or {}
@@ -397,7 +271,7 @@ class MergeQueue:
             candidate, tip, tree = built
             self._update(task.id, state=QueueState.TESTING, base_sha=main, tip_sha=tip, candidate_sha=candidate)
             self._line.publish(ticket, candidate)  # the branch behind this one is tested on top of it meanwhile
-            red, seconds = self._verdict(task.id, qa_files, candidate, tree)
+            red, seconds = self.suite.verdict(task.id, qa_files, candidate, tree)
             if red is not None:
                 self._update(task.id, state=QueueState.RETURNED, returns=int(row.get("returns") or 0) + 1,
                              detail="red suite", test_seconds=seconds)
@@ -504,61 +378,6 @@ class MergeQueue:
                 f"Conflict hunks:\n{e.hunks}"])
         return candidate, tip, None
 
-    def _verdict(self, task_id: str, qa_files: set[str], candidate: str, tree: str | None,
-                 root: Path | None = None) -> tuple[list[str] | None, float]:
-        """The full suite's verdict on ``candidate`` (as :meth:`_test`): a run in review's when its ``tree`` (given
-        when it was made as objects only, not checked out yet) passed there, else a run here: in the queue's
-        worktree, or at ``root`` (a worktree for runs ahead: one run, its next process started after)."""
-        if (seconds := self._green.seconds(tree, qa_files)) is not None:
-            log.info("merge_queue_tested_in_review", task_id=task_id, candidate=candidate, seconds=seconds)
-            return None, seconds
-        if tree is not None:
-            self.git.ensure_worktree(root or self.path, candidate)
-        if root is None:
-            return self._test(task_id, qa_files)
-        verdict = self._test(task_id, qa_files, root=root, runs=1)
-        self._ahead_runner(root).warm(settle=0.0)
-        return verdict
-
-    def _test(self, task_id: str, qa_files: set[str], *, root: Path | None = None, runs: int = 2,
-              stop: Callable[[], bool] | None = None) -> tuple[list[str] | None, float]:
-        """The full suite on the candidate (the worktree at ``root``, by default the queue's): (None when
-        green, else the failures; seconds). A red run is run once more (``runs``) before it counts. ``stop``:
-        once true, the run is killed (TestRunStopped)."""
-        root = root or self.path
-        runner = self.runner if root == self.path else self._ahead_runner(root)
-        expected = self._expected(qa_files, root)
-        failures: list[str] = []
-        seconds = 0.0
-        for run in range(1, runs + 1):
-            started = time.monotonic()
-            result = runner.run_tests(expected=expected, stop=stop)
-            seconds = round(time.monotonic() - started, 3)
-            self._suite_pace.add(seconds)
-            current_lease.progress()
-            log.info("merge_queue_tested", task_id=task_id, run=run, ahead=root != self.path, outcome=result.outcome,
-                     passed=result.passed_count, failed=result.failed_count, seconds=seconds)
-            if result.passed:
-                if run == 2:
-                    log.warning("merge_queue_flaky", task_id=task_id, first_failures=failures[:5], alert=True)
-                return None, seconds
-            failures = [f"{f.test_name}: {str(f.error_message)[:300]}" for f in result.failures] or [
-                f"{result.outcome}: {result.output_tail[-1500:]}"]
-            failures += [f"tampering: {t}" for t in result.tampering[:3]]
-        return failures, seconds
-
-    def _expected(self, qa_files: set[str], root: Path) -> list[str]:
-        """QA's test ids, read by the daemon from the candidate's committed files (checked out at ``root``)."""
-        expected: list[str] = []
-        for path in sorted(qa_files):
-            try:
-                target = root / normalize(path).as_posix()
-            except WorkspaceError:
-                continue
-            if target.is_file() and not target.is_symlink():
-                expected += expected_test_ids(path, target.read_text(encoding="utf-8", errors="replace"))
-        return expected
-
     def rework(self, task: Task, branch: str) -> str:
         """Rebuild ``branch`` as the current main plus this task's QA commits; the new tip.
 
@@ -661,7 +480,7 @@ class MergeQueue:
             sha = self.git.commit_onto(main, {rel: content}, message, agent=agent, trailers=trailers)
             if not rel.endswith(TEXT_SUFFIXES):
                 self.git.ensure_worktree(self.path, sha)
-                red, _ = self._test((trailers or {}).get("Task-Id", "document"), set())
+                red, _ = self.suite.test((trailers or {}).get("Task-Id", "document"), set())
                 if red is not None:
                     raise TaskFailedError(f"the full suite fails with {rel} on {self.main_branch}; not "
                                           "committed: " + "; ".join(red[:3]))

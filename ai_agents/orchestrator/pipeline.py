@@ -332,7 +332,7 @@ class CodeFlow:
                         "pending_change": change.model_dump(mode="json")})
                 finally:
                     if not approved:  # its merge candidate, if one was tested while it was reviewed, is not built on
-                        self.queue.withdraw(task.id)
+                        self.queue.in_review.withdraw(task.id)
                 if approved:
                     return self._commit(task, branch, change, suite, attempted.message, attempted.tested)
                 # The Tech Lead reviewed while the tests ran: a rejection goes back with the failures.
@@ -389,7 +389,7 @@ class CodeFlow:
         asked = time.monotonic()
         early = ask_ahead(partial(self._review, task, proposed, suite)) if proposed else None
         if self.ws.live.current.git.test_in_review:
-            self.queue.reviewing(task.id)  # its place in the line of changes tested while they are reviewed
+            self.queue.in_review.join(task.id)  # its place in the line of changes tested while they are reviewed
         with self.ws.on_branch(branch):
             expected = self._expected_tests(suite)
             written, refused = self.ws.apply(change, suite.qa_files())
@@ -419,7 +419,7 @@ class CodeFlow:
             snapshot = (self._snapshot(task, written + manifest)
                         if result.passed and not changed and not refused and not review_ahead.done()
                         and self.ws.live.current.git.test_in_review
-                        and self.queue.in_time(None if pace is None else pace - (time.monotonic() - asked))
+                        and self.queue.in_review.in_time(None if pace is None else pace - (time.monotonic() - asked))
                         else None)
         self.dev.record("code_tested", task, approach=approach, attempt=attempt, outcome=result.outcome,
                         passed=result.passed_count, failed=result.failed_count, refused=refused,
@@ -428,9 +428,9 @@ class CodeFlow:
             self.dev.record(TAMPERING, task, source="verdict", approach=approach, attempt=attempt,
                             reasons=result.tampering[:5])
         if snapshot is not None:  # no lock held
-            self.queue.test_in_review(task, snapshot, suite.qa_files(), lambda: not review_ahead.done())
+            self.queue.in_review.test(task, snapshot, suite.qa_files(), lambda: not review_ahead.done())
         else:
-            self.queue.withdraw(task.id)  # nothing to build on: no change after it waits for it
+            self.queue.in_review.withdraw(task.id)  # nothing to build on: no change after it waits for it
         review = review_ahead.result()  # no lock held
         if changed:
             return Attempted([AttemptFailure("files changed by the tests",

@@ -1,5 +1,5 @@
 """What the merge queue tests while a change is reviewed: the trees whose full suite passed, and the line of
-candidates built one on another in the order their reviews were asked (merge_queue.py, ``test_in_review``).
+candidates built one on another in the order their reviews were asked (in_review.py).
 
 Only an optimisation's bookkeeping, in memory. A merge candidate whose tree is exactly one a full run passed
 on (with the same QA files to check) is tested: the suite ran on that tree, byte for byte. Nothing here can

@@ -53,8 +53,8 @@ def test_a_node_that_keeps_losing_the_remotes_main_backs_off_waits_uncounted_and
     wins = SHARED_TRIES + 2  # more than one merge's tries: the first merge stage ends with the task waiting
     a = build_node(write_config, fake_llm, tmp_path, "a", remote)
     try:
-        runner = RivalRunner(queue(a).runner, rival, wins)
-        queue(a).runner = runner
+        runner = RivalRunner(queue(a).suite.runner, rival, wins)
+        queue(a).suite.runner = runner
         queue(a).backoff = (0.02, 0.1)  # the test's own pace; the growth and the jitter are the daemon's
         task = a.orchestrator.submit_task("code", task_title(names[0]), f"{names[0]} brief")
         a.start()

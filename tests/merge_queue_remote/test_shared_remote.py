@@ -54,8 +54,8 @@ def test_two_nodes_race_into_one_remote_main_each_task_merged_once_main_green(fa
         # its candidate was built on, must then be refused, and a must fetch, rebuild and test again. And b's
         # queue tests only once a has built its candidate on the first main: otherwise, on a slow machine,
         # b could merge before a reaches its queue, and a would simply build on b's merge.
-        queue(a).runner = HeldRunner(queue(a).runner, lambda: remote_main(remote) != start)
-        queue(b).runner = HeldRunner(queue(b).runner,
+        queue(a).suite.runner = HeldRunner(queue(a).suite.runner, lambda: remote_main(remote) != start)
+        queue(b).suite.runner = HeldRunner(queue(b).suite.runner,
                                      lambda: (queue(a).row(ta.id) or {}).get("state") in ("testing", "tested"))
         ta = a.orchestrator.submit_task("code", task_title(names[0]), f"{names[0]} brief")
         tb = b.orchestrator.submit_task("code", task_title(names[1]), f"{names[1]} brief")

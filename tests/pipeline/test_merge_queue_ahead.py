@@ -167,7 +167,7 @@ def test_the_queue_and_its_runs_ahead_are_ready_before_the_first_branch(fake_llm
         assert (path / ".git").is_file(), f"{path.name} not made at start"
         assert git(path, "rev-parse", "HEAD").strip() == main
     assert not queue.path.with_name(f"{queue.path.name}-ahead-3").exists()
-    runners = [queue.runner, *(queue._ahead_runner(p) for p in slots[1:])]
+    runners = [queue.suite.runner, *(queue.suite.runner_at(p) for p in slots[1:])]
     if find_bwrap() is not None and app.workspace.runner._use_bwrap()[0] is not None:
         wait_for(lambda: all(r._spare is not None for r in runners), timeout=60,
                  message="a process started for each of the queue's worktrees")
