@@ -25,7 +25,7 @@ class Role(str, Enum):
     TECH_LEAD = "tech_lead"
 
     @property
-    def title(self) -> str:
+    def title(self) -> str:  # type: ignore[override]  # a display name, not str.title()
         return {"ceo": "CEO", "cfo": "CFO", "qa": "QA", "tech_lead": "Tech Lead"}.get(
             self.value, self.value.capitalize()
         )

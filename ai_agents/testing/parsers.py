@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ai_agents.errors import TestRunError
 from ai_agents.testing.result import TRACEBACK_CHARS, TestFailure, TestResult, tail
@@ -18,14 +19,15 @@ MAX_XML_DEPTH = 64  # a JUnit report is 3 levels deep; hundreds of thousands is 
 
 def _parse_xml(text: str) -> ET.Element:
     """The root of ``text``, refused if it nests deeper than :data:`MAX_XML_DEPTH`."""
-    parser = ET.XMLPullParser(events=("start", "end"))
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
     try:
         parser.feed(text)
         parser.close()
     except ET.ParseError as e:
         raise TestRunError(f"the JUnit report is not valid XML: {e}") from e
     depth, root = 0, None
-    for event, element in parser.read_events():
+    # Only start and end events were asked for: each is (event, element).
+    for event, element in cast("Iterator[tuple[str, ET.Element]]", parser.read_events()):
         if event == "start":
             root = element if root is None else root
             depth += 1

@@ -60,20 +60,20 @@ def tag_module(path: str, source: str) -> ModuleTags:
     except (SyntaxError, ValueError) as e:
         tags.error = f"not parsed: {e}"
         return tags
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef):
-            tags.definitions.append(Definition(path, node.name, node.lineno, _signature(node)))
-            for item in node.body:
+    for statement in tree.body:
+        if isinstance(statement, ast.ClassDef):
+            tags.definitions.append(Definition(path, statement.name, statement.lineno, _signature(statement)))
+            for item in statement.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
-                    tags.definitions.append(Definition(path, f"{node.name}.{item.name}", item.lineno,
+                    tags.definitions.append(Definition(path, f"{statement.name}.{item.name}", item.lineno,
                                                        _signature(item, "    ")))
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            tags.definitions.append(Definition(path, node.name, node.lineno, _signature(node)))
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            tags.definitions.append(Definition(path, statement.name, statement.lineno, _signature(statement)))
+        elif isinstance(statement, ast.Assign | ast.AnnAssign):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
             for t in targets:
                 if isinstance(t, ast.Name) and t.id.isupper():
-                    tags.definitions.append(Definition(path, t.id, node.lineno, t.id))
+                    tags.definitions.append(Definition(path, t.id, statement.lineno, t.id))
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             tags.references.add(node.id)
