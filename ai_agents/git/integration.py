@@ -144,10 +144,14 @@ class IntegrationMixin(RepoStateMixin):
             return list(lines)
         return [self.rev(ref) for ref in refs]
 
-    def tree_of(self, ref: str) -> str | None:
-        """The tree of ``ref``'s commit (None when it is not there)."""
-        result = self._cmd.run("rev-parse", "--verify", "-q", f"{ref}^{{tree}}", check=False)
-        return result.stdout.strip() or None if result.ok else None
+    def commit_and_tree(self, ref: str) -> tuple[str | None, str | None]:
+        """(``ref``'s commit, its tree) in one git call; (None, None) when it is not there (a branch with no
+        commit yet)."""
+        result = self._cmd.run("rev-parse", f"{ref}^{{commit}}", f"{ref}^{{tree}}", "--", check=False)
+        lines = result.stdout.split()
+        if not result.ok or len(lines) < 2:
+            return None, None
+        return lines[0], lines[1]
 
     def file_at(self, ref: str, path: str) -> str | None:
         """The text of ``path`` at ``ref`` (None when it is not there); reads objects only, no lock needed."""

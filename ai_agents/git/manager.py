@@ -180,7 +180,7 @@ class GitManager(BranchMixin, SyncMixin, IntegrationMixin, SharedRemoteMixin):
         with self._lock:
             self._require_no_operation_in_progress()
             paths = self._paths(files) if files is not None else ["."]
-            old, old_tree = self._head_and_tree()
+            old, old_tree = self.commit_and_tree("HEAD")
             if not paths:  # e.g. every write of the attempt was refused
                 if old is None:
                     raise GitOperationError("nothing to commit")
@@ -236,21 +236,13 @@ class GitManager(BranchMixin, SyncMixin, IntegrationMixin, SharedRemoteMixin):
         actor = identity_for(agent, self.identity_domain)
         with self._lock:
             paths = self._paths(files)
-            old, _ = self._head_and_tree()
+            old, _ = self.commit_and_tree("HEAD")
             if old is None:
                 return None
             with tempfile.TemporaryDirectory(prefix="ai-agents-snapshot-") as tmp:
                 _, tree = self._index_tree(tmp, old, paths)
                 return self._cmd.run("commit-tree", tree, "-p", old, "-m", "ai-agents: snapshot under review",
                                      env=actor_env(actor)).stdout.strip()
-
-    def _head_and_tree(self) -> tuple[str | None, str | None]:
-        """(HEAD's commit, its tree) in one git call; (None, None) on a branch with no commit yet."""
-        result = self._cmd.run("rev-parse", "HEAD^{commit}", "HEAD^{tree}", "--", check=False)
-        lines = result.stdout.split()
-        if not result.ok or len(lines) < 2:
-            return None, None
-        return lines[0], lines[1]
 
     def _message(self, text: str, trailers: Mapping[str, str] | None) -> str:
         """The message to commit: ``text`` made inert, then the daemon's ``trailers``."""

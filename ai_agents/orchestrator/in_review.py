@@ -69,8 +69,7 @@ class ReviewRuns:
         slot: Path | None = None
         green = False  # else it leaves the line: no change after it waits for it or is built on it
         try:
-            main = self.git.rev(self.main_branch)
-            main_tree = main and self.git.tree_of(main)
+            main, main_tree = self.git.commit_and_tree(self.main_branch)
             if main is None or main_tree is None:
                 return
             if (base := self._line.base(task.id, main, main_tree, waiting)) is None or not waiting():
@@ -98,9 +97,9 @@ class ReviewRuns:
                 green = True
         except TestRunStopped:
             log.info("merge_queue_review_test_stopped", task_id=task.id, reason="the review came first")
-        except AgentsError as e:  # only the time it would have saved is lost (LeaseLost goes on up)
-            if isinstance(e, LeaseLost):
-                raise
+        except LeaseLost:
+            raise
+        except AgentsError as e:  # only the time it would have saved is lost
             log.warning("merge_queue_review_test_failed", task_id=task.id, error=str(e)[:300])
             if slot is not None:
                 self.suite.discard(slot)

@@ -211,7 +211,7 @@ class MergeQueue:
             tip = self.git.rev(branch)
             if tip is None or self.git.is_ancestor(tip, ahead):
                 return None
-            message, trailers = f"Merge {branch}", {"Task-Id": task.id, "Agent": Role.TECH_LEAD.title}
+            message, trailers = self._merge_message(task, branch)
             # Made as objects first and offered to the branch behind before it is checked out here: in a train,
             # each candidate waits for the one in front of it to be made, not for its files to be written.
             made = self.git.merge_commit(ahead, tip, message=message, trailers=trailers)
@@ -349,10 +349,16 @@ class MergeQueue:
         log.info("merge_queue_merged", task_id=task.id, commit=sha, resumed=resumed)
         return MergeOutcome(merged=True, merge_commit=sha, test_seconds=seconds)
 
+    @staticmethod
+    def _merge_message(task: Task, branch: str) -> tuple[str, dict[str, str]]:
+        """The merge commit's message and trailers (the queue's candidate, and a run ahead's, which may become
+        main as it is)."""
+        return f"Merge {branch}", {"Task-Id": task.id, "Agent": Role.TECH_LEAD.title}
+
     def _build(self, task: Task, branch: str, main: str, tip: str) -> tuple[str, str, str | None] | MergeOutcome:
         """(candidate, branch tip, the candidate's tree when it was made as objects only: not checked out yet)
         or the conflict outcome; otherwise the worktree is left at the candidate."""
-        message, trailers = f"Merge {branch}", {"Task-Id": task.id, "Agent": Role.TECH_LEAD.title}
+        message, trailers = self._merge_message(task, branch)
         if self._integration() != "rebase" and (
                 made := self.git.merge_commit(main, tip, message=message, trailers=trailers)) is not None:
             return made.commit, tip, made.tree

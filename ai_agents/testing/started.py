@@ -82,6 +82,9 @@ def exited(proc: subprocess.Popen[bytes], timeout: float, stop: Callable[[], boo
         fd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):  # not Linux 5.3+, or already reaped
         fd = None
+    poller = select.poll()
+    if fd is not None:
+        poller.register(fd, select.POLLIN)
     try:
         while True:
             left = max(0.0, deadline - time.monotonic())
@@ -90,8 +93,6 @@ def exited(proc: subprocess.Popen[bytes], timeout: float, stop: Callable[[], boo
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     return proc.wait(timeout=step)
             else:
-                poller = select.poll()
-                poller.register(fd, select.POLLIN)
                 if poller.poll(int(step * 1000)):
                     return proc.wait()
             if time.monotonic() >= deadline or (stop is not None and stop()):
@@ -164,7 +165,7 @@ class Started:
         timed_out = False
         try:
             rc = exited(self.proc, timeout, stop)
-            if rc is None and stop is not None and time.monotonic() - start < timeout:
+            if rc is None and stop is not None and stop():
                 raise TestRunStopped("the run was stopped: its verdict is no longer wanted")
             if rc is None:
                 timed_out = True

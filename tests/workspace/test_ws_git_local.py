@@ -283,7 +283,7 @@ def test_a_merge_made_as_objects_is_the_merge_git_makes_in_a_worktree(git_cli, r
     trailers = {"Task-Id": "t1", "Agent": "Tech Lead"}
 
     made = repo.merge_commit(moved, tip, message="Merge feature", trailers=trailers)
-    assert made is not None and made.tree == repo.tree_of(made.commit)
+    assert made is not None and made.tree == repo.commit_and_tree(made.commit)[1]
     made = made.commit
     cmd = repo.ensure_worktree(tmp_path / "wt", moved)
     merged = repo.merge_detached(cmd, moved, tip, message="Merge feature", trailers=trailers)
@@ -332,5 +332,5 @@ def test_a_snapshot_is_the_commit_that_would_be_made_with_nothing_moved_or_stage
     assert git_cli(repo.repo_path, "diff", "--cached", "--name-only").split() == ["staged.txt"]
     assert not git_cli(repo.repo_path, "branch", "--contains", snap).strip()  # no ref points to it
     made = repo.commit("Add a", agent=Role.DEVELOPER, files=["a.py"])
-    assert repo.tree_of(made) == repo.tree_of(snap) and made != snap
-    assert repo.tree_of("no-such-ref") is None
+    assert repo.commit_and_tree(made)[1] == repo.commit_and_tree(snap)[1] and made != snap
+    assert repo.commit_and_tree("no-such-ref") == (None, None)
